@@ -157,9 +157,7 @@ def _index(schemas: dict[Path, dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_docs(
-    root: Path, schemas: dict[Path, dict[str, object]], modules: dict[Path, str]
-) -> dict[Path, bytes]:
+def render_docs(root: Path, schemas: dict[Path, dict[str, object]], modules: dict[Path, str]) -> dict[Path, bytes]:
     generated_classes = {name for text in modules.values() for name in CLASS_DEF.findall(text)}
     missing = {str(doc["title"]) for doc in schemas.values()} - generated_classes
     if missing:

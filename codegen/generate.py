@@ -149,7 +149,15 @@ def declared_workspace_deps(ws: Workspace, owner: str) -> set[str]:
 
 
 def run_generator(schemas_dir: Path, out_dir: Path) -> None:
-    cmd = [sys.executable, "-m", "datamodel_code_generator", "--input", str(schemas_dir), "--output", str(out_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "datamodel_code_generator",
+        "--input",
+        str(schemas_dir),
+        "--output",
+        str(out_dir),
+    ]
     result = subprocess.run([*cmd, *GENERATOR_FLAGS], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CodegenError(f"datamodel-codegen failed (exit {result.returncode}):\n{result.stderr}")
@@ -185,7 +193,8 @@ def check_imports(ws: Workspace, owner: str, module: str, text: str) -> None:
         if imported not in allowed:
             raise CodegenError(
                 f"packages/{owner}/.../contracts/{module}: imports esper.{imported} but esper-{owner} does not "
-                f"depend on esper-{imported} (declared: {sorted(allowed - {owner})}); add the dependency or move the schema"
+                f"depend on esper-{imported} (declared: {sorted(allowed - {owner})}); "
+                "add the dependency or move the schema"
             )
 
 

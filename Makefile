@@ -1,0 +1,34 @@
+# Esper: `make test` installs everything it needs (uv, the locked workspace) and runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+# uv from PATH, else the one pip installs (pyenv shims may not see a fresh install until a rehash).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+
+.PHONY: setup test test-all lint typecheck codegen codegen-check
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@test -f $(TORCH_WHEEL) || { echo "setup: $(TORCH_WHEEL) is missing; torch is locked to this CPU wheel (see docs/architecture.md)"; exit 1; }
+	$(UV) sync --locked
+
+lint:
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+typecheck:
+	$(UV) run --locked mypy --strict -p esper.leyline
+
+codegen:
+	$(UV) run --locked python -m codegen
+
+codegen-check:
+	$(UV) run --locked python -m codegen --check
+
+# The default suite: everything except runs marked `slow`.
+test: setup lint typecheck codegen-check
+	$(UV) run --locked pytest -m "not slow"
+
+# Everything, slow end-to-end runs included.
+test-all: setup lint typecheck codegen-check
+	$(UV) run --locked pytest

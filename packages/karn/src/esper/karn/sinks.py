@@ -1,0 +1,40 @@
+"""The run's source of truth: an append-only `events.jsonl`, one validated TelemetryEvent per line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from esper.leyline import TelemetryEvent, WireError, dumps, loads
+
+
+class JsonlSink:
+    """Appends each event as one JSON line (validated against the envelope schema) and flushes it, so a
+    dashboard tailing the file sees it at once and a killed run leaves at most one torn line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO | None = path.open("a", encoding="utf-8")
+
+    def write(self, event: TelemetryEvent) -> None:
+        if self._file is None:
+            raise RuntimeError(f"JsonlSink for {self.path} is closed")
+        self._file.write(dumps(event) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_events(path: Path) -> Iterator[TelemetryEvent]:
+    """Every event of an events.jsonl file; a malformed line raises WireError naming its line number."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                yield loads(TelemetryEvent, line)
+            except WireError as exc:
+                raise WireError(exc.type_name, exc.field, f"{path}:{number}: {exc.message}") from exc
