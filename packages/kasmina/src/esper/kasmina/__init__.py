@@ -1,7 +1,56 @@
-"""Kasmina: hosts, seed slots, blueprints and ladder seeds (mechanics land with the Kasmina issue).
+"""Kasmina: hosts, seed slots, blueprints and ladder seeds.
 
 Its contracts (host configs) are generated into `esper.kasmina.contracts` and re-exported here.
 """
 
+from esper.kasmina.alpha import AlphaController, GatedBlend, blend, ease
+from esper.kasmina.blueprints import (
+    BLUEPRINTS,
+    INTERNAL_FAMILIES,
+    BlueprintSpec,
+    ConvLadderSeed,
+    MicrostructuredSeed,
+    build_seed,
+    count_trainable,
+    spec_for,
+)
 from esper.kasmina.contracts import *  # noqa: F403
-from esper.kasmina.contracts import __all__ as __all__
+from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
+from esper.kasmina.ddp import decide_on_rank0
+from esper.kasmina.gates import GATE_FOR_TARGET, GateMode, GateThresholds, QualityGates
+from esper.kasmina.hosts import CNNHost, HostProtocol, TransformerHost
+from esper.kasmina.model import MorphogeneticModel, ValidationResult, classification_accuracy, cross_entropy
+from esper.kasmina.slot import FORWARD_MODE, ForwardMode, IllegalOperation, SeedSlot
+
+__all__ = [
+    *CONTRACT_NAMES,
+    "BLUEPRINTS",
+    "CONTRACT_NAMES",
+    "FORWARD_MODE",
+    "GATE_FOR_TARGET",
+    "INTERNAL_FAMILIES",
+    "AlphaController",
+    "BlueprintSpec",
+    "CNNHost",
+    "ConvLadderSeed",
+    "ForwardMode",
+    "GateMode",
+    "GateThresholds",
+    "GatedBlend",
+    "HostProtocol",
+    "IllegalOperation",
+    "MicrostructuredSeed",
+    "MorphogeneticModel",
+    "QualityGates",
+    "SeedSlot",
+    "TransformerHost",
+    "ValidationResult",
+    "blend",
+    "build_seed",
+    "classification_accuracy",
+    "count_trainable",
+    "cross_entropy",
+    "decide_on_rank0",
+    "ease",
+    "spec_for",
+]

@@ -1,0 +1,22 @@
+"""Seed modules ("blueprints") keyed by (topology, blueprint); every one preserves its input's shape."""
+
+from esper.kasmina.blueprints.ladder import ConvLadderSeed, MicrostructuredSeed
+from esper.kasmina.blueprints.registry import (
+    BLUEPRINTS,
+    INTERNAL_FAMILIES,
+    BlueprintSpec,
+    build_seed,
+    count_trainable,
+    spec_for,
+)
+
+__all__ = [
+    "BLUEPRINTS",
+    "INTERNAL_FAMILIES",
+    "BlueprintSpec",
+    "ConvLadderSeed",
+    "MicrostructuredSeed",
+    "build_seed",
+    "count_trainable",
+    "spec_for",
+]

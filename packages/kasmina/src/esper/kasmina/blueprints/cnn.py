@@ -1,0 +1,98 @@
+"""CNN seeds over [B, C, H, W]. Residual seeds return x + f(x); most zero-init f's last layer (identity at birth)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from esper.kasmina.blueprints.common import SeedConvBlock, num_groups, zero_init
+
+
+class NoopSeed(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class NormSeed(nn.Module):
+    """x + tanh(s) * (GN(x) - x) with s = 0 at birth: an exact identity that can learn to normalise."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(num_groups(channels), channels)
+        self.scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.tanh(self.scale) * (self.norm(x) - x)
+
+
+class SqueezeExciteSeed(nn.Module):
+    """Channel attention: x * 2 * sigmoid(MLP(GAP(x))); the last layer starts at zero, so the gate starts at 1."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        hidden = max(channels // 4, 1)
+        self.down = nn.Linear(channels, hidden, bias=False)
+        self.up = nn.Linear(hidden, channels)
+        zero_init(self.up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = 2.0 * torch.sigmoid(self.up(torch.relu(self.down(x.mean(dim=(2, 3))))))
+        return x * gate[:, :, None, None]
+
+
+class DepthwiseSeed(nn.Module):
+    """x + pw1x1(ReLU(GN(dw3x3(x))))."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+        self.norm = nn.GroupNorm(num_groups(channels), channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1, bias=False)
+        zero_init(self.pointwise)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pointwise(torch.relu(self.norm(self.depthwise(x))))
+
+
+class BottleneckSeed(nn.Module):
+    """x + up1x1(ReLU(GN(conv3x3(ReLU(GN(down1x1(x))))))) with width max(8, C/4)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        width = max(8, channels // 4)
+        self.down = nn.Conv2d(channels, width, 1, bias=False)
+        self.norm1 = nn.GroupNorm(num_groups(width), width)
+        self.conv = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(num_groups(width), width)
+        self.up = nn.Conv2d(width, channels, 1, bias=False)
+        zero_init(self.up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.norm1(self.down(x)))
+        return x + self.up(torch.relu(self.norm2(self.conv(h))))
+
+
+class ConvSmallSeed(nn.Module):
+    """x + GN(conv1x1(x)) with the norm's affine at zero (identity at birth, gradients reach the affine)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1, bias=False)
+        self.norm = nn.GroupNorm(num_groups(channels), channels)
+        nn.init.zeros_(self.norm.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(self.conv(x))
+
+
+class ConvStackSeed(nn.Module):
+    """x + proj(blocks(x)): conv_light has one SeedConvBlock, conv_heavy two; proj (1x1) starts at zero."""
+
+    def __init__(self, channels: int, depth: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*(SeedConvBlock(channels) for _ in range(depth)))
+        self.proj = nn.Conv2d(channels, channels, 1, bias=False)
+        zero_init(self.proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(self.blocks(x))

@@ -1,0 +1,247 @@
+"""Hosts: the networks seeds grow into, with explicit routing and no forward hooks.
+
+A host is `embed -> ops[0] -> ops[1] -> ... -> readout`. Each injection point sits between two ops (its
+`position` is the number of ops that run before it). MorphogeneticModel drives the ops itself, stopping at every
+enabled slot, so routing is plain Python over module lists.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
+from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
+from esper.leyline import InjectionSpec, SurfaceType, Topology, format_slot_id
+
+
+@runtime_checkable
+class HostProtocol(Protocol):
+    topology: Topology
+
+    def injection_specs(self) -> tuple[InjectionSpec, ...]:
+        """Every injection point, sorted by `order` (the action index order)."""
+        ...
+
+    def execution_order(self) -> tuple[str, ...]:
+        """Slot ids in the order the forward pass reaches them."""
+        ...
+
+    def position(self, slot_id: str) -> int:
+        """Number of ops that run before the slot."""
+        ...
+
+    @property
+    def num_ops(self) -> int: ...
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor: ...
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class _PointTable:
+    """Injection points of a host: spec per slot id plus its op position."""
+
+    def __init__(self, points: list[tuple[InjectionSpec, int]]) -> None:
+        orders = sorted(spec.order for spec, _ in points)
+        if orders != list(range(len(points))):
+            raise ValueError(f"injection orders must cover 0..{len(points) - 1} exactly once, got {orders}")
+        self.specs = tuple(sorted((spec for spec, _ in points), key=lambda s: s.order))
+        self.positions = {spec.slot_id: position for spec, position in points}
+        self.execution = tuple(spec.slot_id for spec, _ in sorted(points, key=lambda p: (p[1], p[0].order)))
+
+    def position(self, slot_id: str) -> int:
+        if slot_id not in self.positions:
+            raise ValueError(f"host has no slot {slot_id!r}; slots: {', '.join(s.slot_id for s in self.specs)}")
+        return self.positions[slot_id]
+
+
+class ConvBlock(nn.Module):
+    """Host block: conv 3x3 (no bias) -> BatchNorm -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.conv(x)))
+
+
+class CNNHost(nn.Module):
+    """Conv blocks of growing width, each of the first `pool_layers` followed by 2x2 max-pooling, then global average
+    pooling and a linear classifier.
+
+    Injection points: row 0 (PRE_POOL) after each block, `r0c{i}`, order i; row 1 (POST_POOL) after each block's pool,
+    `r1c{i}`, order num_blocks + i. The forward pass reaches them interleaved: r0c0, r1c0, r0c1, ...
+    """
+
+    topology = Topology.CNN
+
+    def __init__(self, config: CnnHostConfig) -> None:
+        super().__init__()
+        if config.pool_layers > config.num_blocks:
+            raise ValueError(f"pool_layers ({config.pool_layers}) must be <= num_blocks ({config.num_blocks})")
+        if config.image_size % (2**config.pool_layers) != 0:
+            raise ValueError(
+                f"image_size {config.image_size} is not divisible by 2**pool_layers ({config.pool_layers})"
+            )
+        self.config = config
+        ops: list[nn.Module] = []
+        points: list[tuple[InjectionSpec, int]] = []
+        widths = [config.base_channels * config.channel_multiplier**i for i in range(config.num_blocks)]
+        total_points = config.num_blocks + config.pool_layers
+        in_channels = config.in_channels
+        for i, width in enumerate(widths):
+            ops.append(ConvBlock(in_channels, width))
+            points.append((self._spec(0, i, width, SurfaceType.PRE_POOL, i, len(points), total_points), len(ops)))
+            if i < config.pool_layers:
+                ops.append(nn.MaxPool2d(2))
+                order = config.num_blocks + i
+                points.append(
+                    (self._spec(1, i, width, SurfaceType.POST_POOL, order, len(points), total_points), len(ops))
+                )
+            in_channels = width
+        self.ops = nn.ModuleList(ops)
+        self.head = nn.Linear(widths[-1], config.num_classes)
+        self._points = _PointTable(points)
+
+    @staticmethod
+    def _spec(row: int, col: int, width: int, surface: SurfaceType, order: int, seen: int, total: int) -> InjectionSpec:
+        return InjectionSpec(
+            slot_id=format_slot_id(row, col), channels=width, surface=surface, order=order, position=(seen + 1) / total
+        )
+
+    def injection_specs(self) -> tuple[InjectionSpec, ...]:
+        return self._points.specs
+
+    def execution_order(self) -> tuple[str, ...]:
+        return self._points.execution
+
+    def position(self, slot_id: str) -> int:
+        return self._points.position(slot_id)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs
+
+    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for op in self.ops[start:stop]:
+            x = op(x)
+        return x
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=(2, 3)))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.run_ops(self.embed(inputs), 0, self.num_ops))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm GPT block: LN -> causal self-attention -> residual; LN -> MLP (4x, GELU) -> residual."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.ln1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, steps, dim = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(dim, dim=2)
+        shape = (batch, steps, self.heads, dim // self.heads)
+        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        attn_dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=attn_dropout)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(batch, steps, dim)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class TransformerHost(nn.Module):
+    """Small GPT-style causal language model with a weight-tied head. One injection point after every layer:
+    `r0c{i}`, surface BLOCK_END, order i."""
+
+    topology = Topology.TRANSFORMER
+
+    def __init__(self, config: TransformerHostConfig) -> None:
+        super().__init__()
+        if config.n_embd % config.n_head != 0:
+            raise ValueError(f"n_embd ({config.n_embd}) must be a multiple of n_head ({config.n_head})")
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.ops = nn.ModuleList(
+            TransformerBlock(config.n_embd, config.n_head, config.dropout) for _ in range(config.n_layer)
+        )
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.token_embedding.weight  # tied
+        self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
+        points = [
+            (
+                InjectionSpec(
+                    slot_id=format_slot_id(0, i),
+                    channels=config.n_embd,
+                    surface=SurfaceType.BLOCK_END,
+                    order=i,
+                    position=(i + 1) / config.n_layer,
+                ),
+                i + 1,
+            )
+            for i in range(config.n_layer)
+        ]
+        self._points = _PointTable(points)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def injection_specs(self) -> tuple[InjectionSpec, ...]:
+        return self._points.specs
+
+    def execution_order(self) -> tuple[str, ...]:
+        return self._points.execution
+
+    def position(self, slot_id: str) -> int:
+        return self._points.position(slot_id)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        steps = inputs.shape[1]
+        if steps > self.config.block_size:
+            raise ValueError(f"sequence length {steps} exceeds block_size {self.config.block_size}")
+        positions: torch.Tensor = self.positions[:steps]  # type: ignore[index]
+        return self.drop(self.token_embedding(inputs) + self.position_embedding(positions))
+
+    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for op in self.ops[start:stop]:
+            x = op(x)
+        return x
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.lm_head(self.ln_f(x))
+        return logits
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.run_ops(self.embed(inputs), 0, self.num_ops))

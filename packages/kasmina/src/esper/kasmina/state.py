@@ -1,0 +1,207 @@
+"""Mutable per-seed state kept by a SeedSlot; `SeedSlot.report()` turns it into the SeedStateReport contract."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from esper.kasmina.alpha import AlphaController
+from esper.leyline import AlphaAlgorithm, AlphaCurve, AlphaMode, BlueprintAction, SeedInternalKind, SeedStage
+
+CONTRIBUTION_VELOCITY_DECAY = 0.7
+GRADIENT_EMA_DECAY = 0.9
+VANISHING_GRADIENT = 1e-7
+EXPLODING_GRADIENT = 100.0
+
+
+@dataclass(slots=True)
+class GradientStats:
+    """Seed gradient statistics over the current epoch; None fields were not measured."""
+
+    norm: float | None = None
+    ratio: float = 0.0
+    has_vanishing: bool | None = None
+    has_exploding: bool | None = None
+
+    @property
+    def health(self) -> float | None:
+        """1.0 for norms in [1e-6, 10]; falls off linearly in log10 to 0 at 1e-9 and 1e3; 0 if not finite."""
+        if self.norm is None:
+            return None
+        if not math.isfinite(self.norm):
+            return 0.0
+        if self.norm <= 0.0:
+            return 0.0
+        log_norm = math.log10(self.norm)
+        if -6.0 <= log_norm <= 1.0:
+            return 1.0
+        distance = (-6.0 - log_norm) if log_norm < -6.0 else (log_norm - 1.0)
+        return max(0.0, 1.0 - distance / 3.0)
+
+    def record(self, seed_norm: float, host_norm: float, seed_params: int, host_params: int) -> None:
+        self.norm = (
+            seed_norm if self.norm is None else GRADIENT_EMA_DECAY * self.norm + (1 - GRADIENT_EMA_DECAY) * seed_norm
+        )
+        # Norm ratio scaled for size: a seed with few parameters naturally has a small norm.
+        if host_norm > 0.0 and seed_params > 0 and math.isfinite(seed_norm):
+            ratio = (seed_norm / host_norm) * math.sqrt(host_params / seed_params)
+            self.ratio = min(ratio, 10.0)
+        self.has_vanishing = seed_norm < VANISHING_GRADIENT
+        self.has_exploding = (not math.isfinite(seed_norm)) or seed_norm > EXPLODING_GRADIENT
+
+
+@dataclass(slots=True)
+class AccuracyRecord:
+    initial: float | None = None
+    current: float = 0.0
+    best: float = 0.0
+    at_stage_start: float | None = None
+
+    def record(self, accuracy: float) -> None:
+        if self.initial is None:
+            self.initial = accuracy
+            self.best = accuracy
+        if self.at_stage_start is None:
+            self.at_stage_start = accuracy
+        self.current = accuracy
+        self.best = max(self.best, accuracy)
+
+
+@dataclass(slots=True)
+class SeedState:
+    seed_id: str
+    blueprint: BlueprintAction
+    stage: SeedStage
+    alpha_algorithm: AlphaAlgorithm
+    blend_curve: AlphaCurve  # shape of the germination-time BLENDING ramp (from the germination style)
+    blend_tempo_epochs: int
+    alpha_target: float  # the germinate-time (or last retargeted) amplitude BLENDING aims for
+    seed_params: int
+    host_params: int
+    internal_kind: SeedInternalKind
+    internal_level: int
+    internal_max_level: int
+    previous_stage: SeedStage = SeedStage.UNKNOWN
+    previous_epochs_in_stage: int = 0
+    epochs_total: int = 0
+    epochs_in_stage: int = 0
+    alpha: AlphaController = field(default_factory=AlphaController)
+    accuracy: AccuracyRecord = field(default_factory=AccuracyRecord)
+    contribution: float | None = None
+    contribution_velocity: float = 0.0
+    epochs_since_contribution: int | None = None
+    gradients: GradientStats = field(default_factory=GradientStats)
+    is_healthy: bool = True
+    prune_pending: bool = False  # a scheduled prune is ramping alpha to zero
+
+    def enter(self, stage: SeedStage) -> None:
+        self.previous_stage, self.previous_epochs_in_stage = self.stage, self.epochs_in_stage
+        self.stage, self.epochs_in_stage = stage, 0
+        self.accuracy.at_stage_start = None if self.accuracy.initial is None else self.accuracy.current
+
+    def record_contribution(self, contribution: float) -> None:
+        if self.contribution is not None:
+            delta = contribution - self.contribution
+            self.contribution_velocity = (
+                CONTRIBUTION_VELOCITY_DECAY * self.contribution_velocity + (1 - CONTRIBUTION_VELOCITY_DECAY) * delta
+            )
+        self.contribution = contribution
+        self.epochs_since_contribution = 0
+
+
+# ---------------------------------------------------------------- checkpoints (primitives only: weights_only loads)
+Primitive = None | bool | int | float | str | dict[str, "Primitive"]
+
+
+def state_to_dict(state: SeedState) -> dict[str, Primitive]:
+    controller, accuracy, gradients = state.alpha, state.accuracy, state.gradients
+    return {
+        "seed_id": state.seed_id,
+        "blueprint": int(state.blueprint),
+        "stage": int(state.stage),
+        "alpha_algorithm": int(state.alpha_algorithm),
+        "blend_curve": int(state.blend_curve),
+        "blend_tempo_epochs": state.blend_tempo_epochs,
+        "alpha_target": state.alpha_target,
+        "seed_params": state.seed_params,
+        "host_params": state.host_params,
+        "internal_kind": int(state.internal_kind),
+        "internal_level": state.internal_level,
+        "internal_max_level": state.internal_max_level,
+        "previous_stage": int(state.previous_stage),
+        "previous_epochs_in_stage": state.previous_epochs_in_stage,
+        "epochs_total": state.epochs_total,
+        "epochs_in_stage": state.epochs_in_stage,
+        "alpha": {
+            "alpha": controller.alpha,
+            "start": controller.start,
+            "target": controller.target,
+            "mode": int(controller.mode),
+            "curve": int(controller.curve),
+            "steepness": controller.steepness,
+            "steps_total": controller.steps_total,
+            "steps_done": controller.steps_done,
+        },
+        "accuracy": {
+            "initial": accuracy.initial,
+            "current": accuracy.current,
+            "best": accuracy.best,
+            "at_stage_start": accuracy.at_stage_start,
+        },
+        "contribution": state.contribution,
+        "contribution_velocity": state.contribution_velocity,
+        "epochs_since_contribution": state.epochs_since_contribution,
+        "gradients": {
+            "norm": gradients.norm,
+            "ratio": gradients.ratio,
+            "has_vanishing": gradients.has_vanishing,
+            "has_exploding": gradients.has_exploding,
+        },
+        "is_healthy": state.is_healthy,
+        "prune_pending": state.prune_pending,
+    }
+
+
+def state_from_dict(data: dict[str, Any]) -> SeedState:
+    """Inverse of state_to_dict; a missing key is a KeyError naming it (checkpoints are exact, never defaulted)."""
+    a, acc, g = data["alpha"], data["accuracy"], data["gradients"]
+    return SeedState(
+        seed_id=data["seed_id"],
+        blueprint=BlueprintAction(data["blueprint"]),
+        stage=SeedStage(data["stage"]),
+        alpha_algorithm=AlphaAlgorithm(data["alpha_algorithm"]),
+        blend_curve=AlphaCurve(data["blend_curve"]),
+        blend_tempo_epochs=data["blend_tempo_epochs"],
+        alpha_target=data["alpha_target"],
+        seed_params=data["seed_params"],
+        host_params=data["host_params"],
+        internal_kind=SeedInternalKind(data["internal_kind"]),
+        internal_level=data["internal_level"],
+        internal_max_level=data["internal_max_level"],
+        previous_stage=SeedStage(data["previous_stage"]),
+        previous_epochs_in_stage=data["previous_epochs_in_stage"],
+        epochs_total=data["epochs_total"],
+        epochs_in_stage=data["epochs_in_stage"],
+        alpha=AlphaController(
+            alpha=a["alpha"],
+            start=a["start"],
+            target=a["target"],
+            mode=AlphaMode(a["mode"]),
+            curve=AlphaCurve(a["curve"]),
+            steepness=a["steepness"],
+            steps_total=a["steps_total"],
+            steps_done=a["steps_done"],
+        ),
+        accuracy=AccuracyRecord(
+            initial=acc["initial"], current=acc["current"], best=acc["best"], at_stage_start=acc["at_stage_start"]
+        ),
+        contribution=data["contribution"],
+        contribution_velocity=data["contribution_velocity"],
+        epochs_since_contribution=data["epochs_since_contribution"],
+        gradients=GradientStats(
+            norm=g["norm"], ratio=g["ratio"], has_vanishing=g["has_vanishing"], has_exploding=g["has_exploding"]
+        ),
+        is_healthy=data["is_healthy"],
+        prune_pending=data["prune_pending"],
+    )
