@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 
-.PHONY: setup test test-all lint typecheck codegen codegen-check
+.PHONY: setup test test-all lint typecheck codegen codegen-check bench
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -32,3 +32,7 @@ test: setup lint typecheck codegen-check
 # Everything, slow end-to-end runs included.
 test-all: setup lint typecheck codegen-check
 	$(UV) run --locked pytest
+
+# Benchmarks (not tests): ratios measured in one process; record results in docs/performance.md.
+bench: setup
+	$(UV) run --locked python bench/dormant_overhead.py

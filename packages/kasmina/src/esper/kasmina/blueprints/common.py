@@ -19,7 +19,7 @@ def num_groups(channels: int) -> int:
 
 
 class SeedConvBlock(nn.Module):
-    """conv 3x3 (no bias) -> GroupNorm -> ReLU: GroupNorm has no running statistics to drift while a seed is isolated."""
+    """conv 3x3 (no bias) -> GroupNorm -> ReLU (GroupNorm has no running statistics to drift while isolated)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -1,0 +1,53 @@
+"""One rank of the DDP-symmetry test (run as a script by test_ddp.py): each rank gets a different local view of
+the same seed, and the lifecycle and internal-level decisions must still come out identical."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+
+from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates
+from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
+from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, TelemetryHub
+
+
+def main(rank: int, world: int, port: int, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    host = CNNHost(
+        CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
+    )
+    gates = QualityGates(thresholds=GateThresholds(min_training_epochs=5))
+    model = MorphogeneticModel(host, ["r0c0", "r0c1"], TelemetryHub(f"rank{rank}").emitter(0), gates=gates)
+    slot = model.slot("r0c0")
+    slot.germinate(BlueprintAction.CONV_LADDER, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
+    slot.advance()  # G1 on both ranks
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    model.record_gradients()
+    log = []
+
+    # 1. G2: rank 0 has trained long enough, rank 1 believes it has not.
+    slot.state.epochs_in_stage = 10 if rank == 0 else 0
+    log.append(("advance_to_blending", slot.advance().passed, slot.stage.name))
+
+    # 2. Internal level: rank 1's local level drifted to 3; rank 0 proposes 1 -> 2.
+    if rank == 1:
+        slot.seed.set_internal_level(3)
+    log.append(("grow", slot.grow_internal(), slot.seed.internal_level))
+
+    # 3. G3: rank 1 thinks alpha arrived, rank 0 knows it has not.
+    if rank == 1:
+        slot.state.alpha.alpha, slot.state.alpha.mode = 1.0, AlphaMode.HOLD
+    log.append(("advance_to_holding", slot.advance().passed, slot.stage.name))
+
+    with open(out, "w") as f:
+        json.dump({"stage": slot.stage.name, "level": slot.seed.internal_level, "log": log}, f)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

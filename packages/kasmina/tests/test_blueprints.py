@@ -1,0 +1,151 @@
+"""Every blueprint for every topology: shape preserved, parameter counts from the built module, coverage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esper.kasmina import (
+    BLUEPRINTS,
+    INTERNAL_FAMILIES,
+    ConvLadderSeed,
+    MicrostructuredSeed,
+    build_seed,
+    count_trainable,
+)
+from esper.leyline import (
+    BLUEPRINT_INTERNAL_KIND,
+    TOPOLOGY_BLUEPRINTS,
+    BlueprintAction,
+    SeedInternalKind,
+    Topology,
+    assert_covers,
+)
+
+BP = BlueprintAction
+CASES = sorted(BLUEPRINTS, key=lambda k: (k[0].value, k[1].value))
+
+
+def test_registry_covers_every_blueprint_of_every_topology() -> None:
+    for topology in Topology:
+        registered = {bp for (t, bp) in BLUEPRINTS if t is topology}
+        assert_covers(BlueprintAction, registered | (set(BlueprintAction) - TOPOLOGY_BLUEPRINTS[topology]),
+                      consumer=f"kasmina blueprint registry ({topology.value})")  # fmt: skip
+        assert registered == TOPOLOGY_BLUEPRINTS[topology]
+
+
+def test_every_internal_kind_has_a_seed_family() -> None:
+    assert_covers(SeedInternalKind, set(INTERNAL_FAMILIES) | {SeedInternalKind.NONE},
+                  consumer="kasmina INTERNAL_FAMILIES")  # fmt: skip
+    for kind, blueprint in INTERNAL_FAMILIES.items():
+        assert BLUEPRINT_INTERNAL_KIND[blueprint] is kind
+        assert isinstance(build_seed(Topology.CNN, blueprint, 8), MicrostructuredSeed)
+
+
+@pytest.mark.parametrize(("topology", "blueprint"), CASES, ids=[f"{t.value}-{b.name.lower()}" for t, b in CASES])
+@pytest.mark.parametrize("width", [8, 16, 32])
+def test_seed_preserves_shape_and_counts_real_params(
+    topology: Topology, blueprint: BlueprintAction, width: int
+) -> None:
+    seed = build_seed(topology, blueprint, width)
+    x = torch.randn(2, width, 6, 6) if topology is Topology.CNN else torch.randn(2, 5, width)
+    assert seed(x).shape == x.shape
+    assert count_trainable(seed) == sum(p.numel() for p in seed.parameters() if p.requires_grad)
+    if blueprint is BP.NOOP:
+        assert count_trainable(seed) == 0
+
+
+EXPECTED_CNN_PARAMS = {  # worked out by hand from the layer definitions, C = 16
+    BP.NORM: 2 * 16 + 1,
+    BP.ATTENTION: 16 * 4 + 4 * 16 + 16,
+    BP.DEPTHWISE: 9 * 16 + 2 * 16 + 16 * 16,
+    BP.BOTTLENECK: 16 * 8 + 2 * 8 + 9 * 64 + 2 * 8 + 8 * 16,
+    BP.CONV_SMALL: 16 * 16 + 2 * 16,
+    BP.CONV_LIGHT: (9 * 256 + 32) + 256,
+    BP.CONV_HEAVY: 2 * (9 * 256 + 32) + 256,
+    BP.CONV_LADDER: (9 * 256 + 32) + 256,  # level 1 of 4 is active at birth
+}
+
+
+def test_cnn_param_counts_match_the_layer_arithmetic() -> None:
+    for blueprint, expected in EXPECTED_CNN_PARAMS.items():
+        assert count_trainable(build_seed(Topology.CNN, blueprint, 16)) == expected, blueprint.name
+
+
+def test_transformer_param_counts_match_the_layer_arithmetic() -> None:
+    d = 16
+    expected = {
+        BP.NORM: 2 * d + 1,
+        BP.LORA: 2 * d * 8,
+        BP.LORA_LARGE: 2 * d * 32,
+        BP.ATTENTION: 4 * d * d + 4 * d,
+        BP.FLEX_ATTENTION: 4 * d * d + 4 * d,
+        BP.MLP_SMALL: 4 * d * d + 3 * d,
+        BP.MLP: 8 * d * d + 5 * d,
+    }
+    for blueprint, count in expected.items():
+        assert count_trainable(build_seed(Topology.TRANSFORMER, blueprint, d)) == count, blueprint.name
+
+
+def test_both_attention_seeds_compute_the_same_function() -> None:
+    torch.manual_seed(0)
+    sdpa = build_seed(Topology.TRANSFORMER, BP.ATTENTION, 16)
+    masked = build_seed(Topology.TRANSFORMER, BP.FLEX_ATTENTION, 16)
+    masked.load_state_dict(sdpa.state_dict())
+    for module in (sdpa, masked):
+        torch.nn.init.normal_(module.proj.weight)
+    masked.proj.weight.data.copy_(sdpa.proj.weight.data)
+    x = torch.randn(3, 7, 16)
+    assert torch.allclose(sdpa(x), masked(x), atol=1e-5)
+    # causal: the first position ignores the future
+    y = x.clone()
+    y[:, 1:] = torch.randn(3, 6, 16)
+    assert torch.allclose(sdpa(x)[:, 0], sdpa(y)[:, 0], atol=1e-6)
+
+
+def test_unknown_pairs_fail_with_the_allowed_list() -> None:
+    with pytest.raises(ValueError, match="'lora' does not apply to cnn; allowed: noop, conv_light"):
+        build_seed(Topology.CNN, BP.LORA, 8)
+
+
+# ---------------------------------------------------------------- conv_ladder
+def test_ladder_level_zero_is_exact_identity() -> None:
+    ladder = ConvLadderSeed(8, level=0)
+    x = torch.randn(2, 8, 5, 5)
+    assert ladder(x) is x
+    assert ladder.active_param_count() == 0 and count_trainable(ladder) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([-1, +1]), max_size=25), st.booleans())
+def test_ladder_invariants_over_random_level_walks(steps: list[int], freeze: bool) -> None:
+    ladder = ConvLadderSeed(8, max_level=4, level=1)
+    level, previous_params = 1, ladder.active_param_count()
+    for step in steps:
+        target = min(max(level + step, 0), 4)
+        ladder.set_internal_level(target)
+        level = target
+        assert ladder.internal_level == level
+        trainable = [i for i, block in enumerate(ladder.blocks) if all(p.requires_grad for p in block.parameters())]
+        assert trainable == list(range(level))
+        assert count_trainable(ladder) == ladder.active_param_count()
+        # active parameters are monotone in the level
+        if step > 0 and level > 0:
+            assert ladder.active_param_count() >= previous_params
+        previous_params = ladder.active_param_count()
+    ladder.set_frozen(freeze)
+    assert count_trainable(ladder) == (0 if freeze else ladder.active_param_count())
+    # structure is a pure function of the level: a fresh ladder with the same weights and level agrees exactly
+    twin = ConvLadderSeed(8, max_level=4, level=level)
+    twin.load_state_dict(ladder.state_dict())
+    x = torch.randn(1, 8, 4, 4)
+    assert torch.equal(twin(x), ladder(x))
+
+
+def test_ladder_levels_are_bounded() -> None:
+    with pytest.raises(ValueError, match="outside 0..4"):
+        ConvLadderSeed(8).set_internal_level(5)
+    with pytest.raises(ValueError, match="max_level must be >= 1"):
+        ConvLadderSeed(8, max_level=0)

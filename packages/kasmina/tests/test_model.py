@@ -1,0 +1,102 @@
+"""Fused counterfactual validation and checkpoints."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import torch
+
+from esper.kasmina import MorphogeneticModel, TransformerHost, classification_accuracy, cross_entropy
+from esper.leyline import AlphaCurve, BlueprintAction, GerminationStyle, SeedStage, TelemetryHub
+
+S = SeedStage
+
+
+def explicit_off(rig: Any, slot_id: str) -> tuple[float, float]:
+    """Loss and accuracy with one seed switched off, computed the slow way."""
+    slot = rig.model.slot(slot_id)
+    saved = slot.state.alpha.alpha
+    slot.state.alpha.alpha = 0.0
+    with torch.no_grad():
+        logits = rig.model(rig.x)
+    slot.state.alpha.alpha = saved
+    return float(cross_entropy(logits, rig.y)), 100.0 * float(classification_accuracy(logits, rig.y))
+
+
+def test_fused_validation_matches_explicit_counterfactuals(rig: Any) -> None:
+    rig.drive("r0c0", S.HOLDING, blueprint=BlueprintAction.CONV_HEAVY)
+    rig.drive("r1c0", S.BLENDING, blueprint=BlueprintAction.CONV_LIGHT, tempo=8)
+    rig.epoch()
+    rig.drive("r0c1", S.TRAINING)  # incubating: not a counterfactual candidate
+    for slot_id in ("r0c0", "r1c0"):  # make every seed matter
+        with torch.no_grad():
+            torch.nn.init.normal_(rig.model.slot(slot_id).seed.proj.weight, std=0.5)
+    rig.model.eval()
+    result = rig.model.fused_validation(rig.x, rig.y)
+    assert set(result.contributions) == {"r0c0", "r1c0"}
+    with torch.no_grad():
+        main = rig.model(rig.x)
+    assert abs(result.loss - float(cross_entropy(main, rig.y))) < 1e-5
+    for slot_id in ("r0c0", "r1c0"):
+        loss_off, acc_off = explicit_off(rig, slot_id)
+        assert abs(result.off_losses[slot_id] - loss_off) < 1e-5
+        assert abs(result.contributions[slot_id] - (result.accuracy - acc_off)) < 1e-6
+
+
+def test_fused_validation_without_live_seeds_is_a_plain_validation(rig: Any) -> None:
+    rig.model.eval()
+    result = rig.model.fused_validation(rig.x, rig.y)
+    with torch.no_grad():
+        logits = rig.model(rig.x)
+    assert result.contributions == {} and abs(result.loss - float(cross_entropy(logits, rig.y))) < 1e-6
+
+
+def test_contributions_reach_the_reports(rig: Any) -> None:
+    rig.drive("r0c0", S.HOLDING)
+    rig.epoch()
+    (report,) = rig.model.reports()
+    assert report.metrics.counterfactual_contribution is not None
+    assert report.metrics.epochs_since_counterfactual == 1
+
+
+def test_checkpoint_round_trip(make_rig: Any, tmp_path: Any) -> None:
+    rig = make_rig()
+    rig.drive("r0c0", S.FOSSILIZED, blueprint=BlueprintAction.CONV_LADDER)
+    rig.drive("r0c1", S.HOLDING, blueprint=BlueprintAction.ATTENTION, style=GerminationStyle.GATED_GATE)
+    rig.model.slot("r0c1").prune(steps=4, curve=AlphaCurve.COSINE)  # mid-way through a scheduled prune
+    rig.drive("r1c0", S.TRAINING, blueprint=BlueprintAction.CONV_LADDER)
+    rig.model.slot("r1c0").grow_internal()
+    rig.epoch()
+    rig.model.eval()
+    expected = rig.model(rig.x)
+
+    buffer = io.BytesIO()
+    torch.save(rig.model.checkpoint(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+
+    fresh = make_rig(seed=99)
+    fresh.model.load_checkpoint(loaded)
+    fresh.model.eval()
+    assert torch.equal(fresh.model(rig.x), expected)
+    for slot_id in rig.model.slot_order:
+        assert fresh.model.slot(slot_id).snapshot() == rig.model.slot(slot_id).snapshot()
+    assert fresh.model.reports() == rig.model.reports()
+    # the restored scheduled prune still finishes, frozen
+    assert not any(p.requires_grad for p in fresh.model.seed_parameters("r0c1"))
+    assert fresh.model.slot("r1c0").seed.internal_level == 2
+
+
+def test_transformer_model_grows_seeds(transformer_host: TransformerHost) -> None:
+    hub = TelemetryHub("r")
+    model = MorphogeneticModel(transformer_host, ["r0c0", "r0c1"], hub.emitter(0))
+    model.slot("r0c1").germinate(
+        BlueprintAction.LORA, "s", GerminationStyle.LINEAR_ADD, 3, 1.0, model.host_param_count()
+    )
+    model.slot("r0c1").advance()
+    tokens = torch.randint(0, 17, (2, 10))
+    logits = model(tokens)
+    assert logits.shape == (2, 10, 17)
+    torch.nn.functional.cross_entropy(logits.reshape(-1, 17), tokens.reshape(-1)).backward()
+    assert model.seed_parameters("r0c1")[1].grad is not None

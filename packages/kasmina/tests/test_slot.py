@@ -1,0 +1,272 @@
+"""SeedSlot lifecycle: every transition, illegal ops, isolation, blending, embargo, pruning, gates, telemetry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from esper.kasmina import (
+    FORWARD_MODE,
+    GateMode,
+    GateThresholds,
+    IllegalOperation,
+    QualityGates,
+    SeedSlot,
+    ease,
+)
+from esper.leyline import (
+    INTERNAL_OP_STAGES,
+    VALID_TRANSITIONS,
+    AlphaAlgorithm,
+    AlphaCurve,
+    AlphaMode,
+    BlueprintAction,
+    GerminationStyle,
+    LifecycleOp,
+    PruneInitiator,
+    SeedStage,
+    TelemetryHub,
+    Topology,
+    assert_covers,
+)
+
+S = SeedStage
+
+
+def test_stage_tables_cover_every_stage() -> None:
+    assert_covers(SeedStage, FORWARD_MODE, consumer="kasmina FORWARD_MODE")
+    slot = SeedSlot("r0c0", 8, Topology.CNN, QualityGates(), TelemetryHub("r").emitter(0))
+    assert_covers(SeedStage, slot._tick, consumer="kasmina SeedSlot per-epoch tick")
+
+
+def test_full_happy_path_visits_every_live_stage_in_order(rig: Any) -> None:
+    rig.drive("r0c1", S.FOSSILIZED)
+    changes = [(p.from_stage, p.to_stage) for p in rig.events("SEED_STAGE_CHANGED")]
+    assert changes == [
+        (S.DORMANT, S.GERMINATED), (S.GERMINATED, S.TRAINING), (S.TRAINING, S.BLENDING),
+        (S.BLENDING, S.HOLDING), (S.HOLDING, S.FOSSILIZED),
+    ]  # fmt: skip
+    for before, after in changes[1:]:
+        assert after in VALID_TRANSITIONS[before]
+    assert rig.events("SEED_GERMINATED")[0].params == rig.model.slot("r0c1").seed_param_count()
+    (fossil,) = rig.events("SEED_FOSSILIZED")
+    assert fossil.counterfactual_contribution is not None
+    gates = [p.result.gate.name for p in rig.events("SEED_GATE_EVALUATED")]
+    assert {"G0", "G1", "G2", "G3", "G5"} <= set(gates)
+
+
+def test_fossilized_is_terminal(rig: Any) -> None:
+    rig.drive("r0c0", S.FOSSILIZED)
+    slot = rig.model.slot("r0c0")
+    for op, call in [
+        (LifecycleOp.PRUNE, slot.prune),
+        (LifecycleOp.ADVANCE, slot.advance),
+        (LifecycleOp.FOSSILIZE, slot.fossilize),
+        (LifecycleOp.GROW_INTERNAL, slot.grow_internal),
+        (LifecycleOp.SHRINK_INTERNAL, slot.shrink_internal),
+    ]:
+        with pytest.raises(IllegalOperation) as caught:
+            call()
+        assert (caught.value.slot_id, caught.value.stage, caught.value.op) == ("r0c0", S.FOSSILIZED, op)
+    for _ in range(20):
+        rig.epoch()
+    assert slot.stage is S.FOSSILIZED
+
+
+ILLEGAL = [
+    (S.DORMANT, "advance", LifecycleOp.ADVANCE),
+    (S.DORMANT, "prune", LifecycleOp.PRUNE),
+    (S.DORMANT, "fossilize", LifecycleOp.FOSSILIZE),
+    (S.DORMANT, "grow_internal", LifecycleOp.GROW_INTERNAL),
+    (S.GERMINATED, "fossilize", LifecycleOp.FOSSILIZE),
+    (S.GERMINATED, "grow_internal", LifecycleOp.GROW_INTERNAL),
+    (S.GERMINATED, "shrink_internal", LifecycleOp.SHRINK_INTERNAL),
+    (S.GERMINATED, "set_alpha_target", LifecycleOp.SET_ALPHA_TARGET),
+    (S.TRAINING, "fossilize", LifecycleOp.FOSSILIZE),
+    (S.TRAINING, "set_alpha_target", LifecycleOp.SET_ALPHA_TARGET),
+    (S.TRAINING, "germinate", LifecycleOp.GERMINATE),
+    (S.HOLDING, "advance", LifecycleOp.ADVANCE),
+]
+
+
+@pytest.mark.parametrize(("stage", "method", "op"), ILLEGAL, ids=[f"{s.name}-{m}" for s, m, _ in ILLEGAL])
+def test_illegal_ops_raise_naming_slot_stage_and_op(rig: Any, stage: SeedStage, method: str, op: LifecycleOp) -> None:
+    if stage is not S.DORMANT:
+        rig.drive("r0c1", stage)
+    slot = rig.model.slot("r0c1")
+    args: dict[str, tuple[Any, ...]] = {
+        "set_alpha_target": (0.5, 2, AlphaCurve.LINEAR),
+        "germinate": (BlueprintAction.NORM, "x", GerminationStyle.LINEAR_ADD, 3, 1.0, 10),
+    }
+    with pytest.raises(IllegalOperation) as caught:
+        getattr(slot, method)(*args.get(method, ()))
+    assert (caught.value.slot_id, caught.value.stage, caught.value.op) == ("r0c1", stage, op)
+    assert f"slot r0c1 ({stage.name}): {op.name} is illegal" in str(caught.value)
+
+
+def test_failed_gates_do_not_move_the_seed(make_rig: Any) -> None:
+    rig = make_rig(gates=QualityGates(thresholds=GateThresholds(min_training_epochs=100)))
+    rig.drive("r0c0", S.TRAINING)
+    result = rig.model.slot("r0c0").advance()
+    assert not result.passed and "min_training_epochs" in result.checks_failed
+    assert rig.model.slot("r0c0").stage is S.TRAINING
+
+
+def test_training_isolates_the_host(make_rig: Any) -> None:
+    """TRAINING: same forward value and the same host gradients as without the seed; the seed still learns."""
+    bare, seeded = make_rig(seed=3), make_rig(seed=3)
+    seeded.drive("r0c1", S.TRAINING, blueprint=BlueprintAction.CONV_HEAVY)
+    for p_bare, p_seeded in zip(bare.model.host.parameters(), seeded.model.host.parameters(), strict=True):
+        assert torch.equal(p_bare, p_seeded)  # same start: germination did not touch the host
+    for rig in (bare, seeded):
+        rig.model.train()
+        rig.model.zero_grad(set_to_none=True)
+    out_bare, out_seeded = bare.model(bare.x), seeded.model(seeded.x)
+    assert torch.equal(out_bare, out_seeded)
+    torch.nn.functional.cross_entropy(out_bare, bare.y).backward()
+    torch.nn.functional.cross_entropy(out_seeded, seeded.y).backward()
+    for (name, p_bare), p_seeded in zip(
+        bare.model.host.named_parameters(), seeded.model.host.parameters(), strict=True
+    ):
+        assert torch.equal(p_bare.grad, p_seeded.grad), name
+    seed_grads = [p.grad for p in seeded.model.seed_parameters("r0c1") if p.requires_grad]
+    assert seed_grads and any(float(g.abs().sum()) > 0 for g in seed_grads)
+
+
+def test_blending_follows_the_curve_and_reaches_the_target(rig: Any) -> None:
+    rig.drive("r0c0", S.BLENDING, style=GerminationStyle.SIGMOID_ADD, tempo=5)
+    slot = rig.model.slot("r0c0")
+    alphas = []
+    while slot.state.alpha.mode is AlphaMode.UP:
+        rig.model.step_epoch()
+        alphas.append(slot.alpha)
+    assert len(alphas) == 5 and alphas[-1] == 1.0
+    assert alphas == sorted(alphas) and 0.0 < alphas[0] < alphas[2] < 1.0
+    expected = [ease(AlphaCurve.SIGMOID, t / 5, 12.0) for t in range(1, 5)]
+    assert alphas[:4] == pytest.approx(expected)
+
+
+def test_ease_curves_are_monotone_and_exact_at_the_ends() -> None:
+    for curve in AlphaCurve:
+        values = [ease(curve, t / 20, 6.0) for t in range(21)]
+        assert values[0] == pytest.approx(0.0) and values[-1] == pytest.approx(1.0)
+        assert values == sorted(values)
+    assert ease(AlphaCurve.COSINE, 0.5, 12.0) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("embargo", [1, 3, 5])
+def test_embargo_lasts_exactly_the_configured_epochs(make_rig: Any, embargo: int) -> None:
+    rig = make_rig(embargo_epochs=embargo)
+    rig.drive("r0c0", S.TRAINING)
+    slot = rig.model.slot("r0c0")
+    slot.prune()
+    observed = []
+    for _ in range(embargo + 4):
+        rig.model.step_epoch()
+        observed.append(slot.stage)
+    assert observed.count(S.EMBARGOED) == embargo
+    assert observed[: embargo + 2] == [S.EMBARGOED] * embargo + [S.RESETTING, S.DORMANT]
+    assert slot.state is None and slot.seed is None
+    rig.germinate("r0c0")  # reusable again
+    assert slot.stage is S.GERMINATED
+
+
+def test_scheduled_prune_ramps_down_frozen_then_removes(rig: Any) -> None:
+    rig.drive("r0c0", S.HOLDING)
+    slot = rig.model.slot("r0c0")
+    slot.prune(steps=3, curve=AlphaCurve.LINEAR)
+    assert slot.stage is S.BLENDING and slot.state.alpha.mode is AlphaMode.DOWN
+    assert not any(p.requires_grad for p in rig.model.seed_parameters("r0c0"))
+    alphas = []
+    for _ in range(3):
+        rig.epoch()
+        alphas.append(slot.alpha)
+    assert alphas[:2] == pytest.approx([2 / 3, 1 / 3]) and slot.stage is S.PRUNED
+    (pruned,) = rig.events("SEED_PRUNED")
+    assert pruned.initiator is PruneInitiator.SCHEDULE and pruned.from_stage is S.BLENDING
+
+
+def test_instant_prune_from_every_live_stage(rig: Any) -> None:
+    for slot_id, stage in [("r0c0", S.GERMINATED), ("r0c1", S.TRAINING), ("r1c0", S.HOLDING)]:
+        rig.drive(slot_id, stage)
+        rig.model.slot(slot_id).prune(initiator=PruneInitiator.GOVERNOR, reason="rollback")
+        assert rig.model.slot(slot_id).stage is S.PRUNED
+    assert [p.from_stage for p in rig.events("SEED_PRUNED")] == [S.GERMINATED, S.TRAINING, S.HOLDING]
+
+
+def test_set_alpha_target_below_full_returns_to_blending(rig: Any) -> None:
+    rig.drive("r0c0", S.HOLDING)
+    slot = rig.model.slot("r0c0")
+    slot.set_alpha_target(0.5, 2, AlphaCurve.COSINE, algorithm=AlphaAlgorithm.GATE)
+    assert slot.stage is S.BLENDING and slot.gate is not None
+    rig.epoch()
+    rig.epoch()
+    assert slot.alpha == 0.5 and slot.state.alpha.mode is AlphaMode.HOLD
+    assert not slot.advance().passed  # G3 needs full amplitude
+    slot.set_alpha_target(1.0, 0, AlphaCurve.LINEAR)
+    assert slot.advance().passed and slot.stage is S.HOLDING
+    with pytest.raises(ValueError, match=r"alpha target must be in \(0, 1\]"):
+        slot.set_alpha_target(0.0, 1, AlphaCurve.LINEAR)
+
+
+@pytest.mark.parametrize("style", list(GerminationStyle))
+def test_blend_operators_are_identity_at_zero_and_seed_at_full(rig: Any, style: GerminationStyle) -> None:
+    rig.drive("r0c0", S.BLENDING, style=style, blueprint=BlueprintAction.CONV_LIGHT)
+    slot = rig.model.slot("r0c0")
+    with torch.no_grad():
+        torch.nn.init.normal_(slot.seed.proj.weight)  # make the seed's delta non-zero
+    x = torch.randn(4, 8, 8, 8)
+    zero = torch.zeros(4, 1, 1, 1)
+    assert torch.allclose(slot(x, alpha=zero), x)
+    full = slot(x, alpha=torch.ones(4, 1, 1, 1))
+    assert not torch.allclose(full, x)
+    if style in (GerminationStyle.LINEAR_ADD, GerminationStyle.SIGMOID_ADD):
+        assert torch.allclose(full, slot.seed(x), atol=1e-6)
+
+
+def test_strict_gates_need_measured_contribution(make_rig: Any) -> None:
+    strict = QualityGates(GateMode.STRICT, GateThresholds(min_training_epochs=1, min_training_improvement=-100.0,
+                          min_gradient_ratio=0.0, min_blending_epochs=1, min_fossilize_contribution=50.0))  # fmt: skip
+    rig = make_rig(gates=strict)
+    rig.drive("r0c0", S.HOLDING)
+    result = rig.model.slot("r0c0").fossilize()
+    assert not result.passed and result.checks_failed == ("min_contribution",)
+
+
+def test_permissive_g2_requires_measured_gradients(make_rig: Any) -> None:
+    rig = make_rig()
+    rig.drive("r0c0", S.TRAINING)
+    slot = rig.model.slot("r0c0")
+    slot.state.gradients.norm = None
+    slot.state.epochs_in_stage = 20
+    result = slot.advance()
+    assert not result.passed and "gradients_measured" in result.checks_failed
+
+
+def test_reports_follow_the_slot(rig: Any) -> None:
+    rig.drive("r0c1", S.BLENDING)
+    (report,) = rig.model.reports()
+    slot = rig.model.slot("r0c1")
+    assert report.slot_id == "r0c1" and report.stage is S.BLENDING and report.blueprint is BlueprintAction.CONV_LADDER
+    assert (report.internal_level, report.internal_max_level) == (1, 4)
+    assert report.internal_active_params == slot.seed_param_count() == report.metrics.seed_param_count
+    assert report.metrics.gradient_health is not None
+
+
+@pytest.mark.parametrize("stage", sorted(INTERNAL_OP_STAGES))
+def test_internal_ops_in_allowed_stages(rig: Any, stage: SeedStage) -> None:
+    rig.drive("r0c0", stage)
+    slot = rig.model.slot("r0c0")
+    assert slot.grow_internal() and slot.state.internal_level == 2
+    assert slot.shrink_internal() and slot.shrink_internal() and slot.state.internal_level == 0
+    assert not slot.shrink_internal()  # bound: no-op
+    levels = [(p.from_level, p.to_level) for p in rig.events("SEED_INTERNAL_LEVEL_CHANGED")]
+    assert levels == [(1, 2), (2, 1), (1, 0)]
+
+
+def test_internal_ops_need_internal_structure(rig: Any) -> None:
+    rig.drive("r0c0", S.TRAINING, blueprint=BlueprintAction.NORM)
+    with pytest.raises(IllegalOperation, match="no internal structure"):
+        rig.model.slot("r0c0").grow_internal()
