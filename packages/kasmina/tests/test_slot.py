@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from esper.kasmina import (
     FORWARD_MODE,
@@ -75,35 +77,83 @@ def test_fossilized_is_terminal(rig: Any) -> None:
     assert slot.stage is S.FOSSILIZED
 
 
-ILLEGAL = [
-    (S.DORMANT, "advance", LifecycleOp.ADVANCE),
-    (S.DORMANT, "prune", LifecycleOp.PRUNE),
-    (S.DORMANT, "fossilize", LifecycleOp.FOSSILIZE),
-    (S.DORMANT, "grow_internal", LifecycleOp.GROW_INTERNAL),
-    (S.GERMINATED, "fossilize", LifecycleOp.FOSSILIZE),
-    (S.GERMINATED, "grow_internal", LifecycleOp.GROW_INTERNAL),
-    (S.GERMINATED, "shrink_internal", LifecycleOp.SHRINK_INTERNAL),
-    (S.GERMINATED, "set_alpha_target", LifecycleOp.SET_ALPHA_TARGET),
-    (S.TRAINING, "fossilize", LifecycleOp.FOSSILIZE),
-    (S.TRAINING, "set_alpha_target", LifecycleOp.SET_ALPHA_TARGET),
-    (S.TRAINING, "germinate", LifecycleOp.GERMINATE),
-    (S.HOLDING, "advance", LifecycleOp.ADVANCE),
-]
+# Where each op is legal (the slot's contract); everything else must raise IllegalOperation.
+LEGAL_IN: dict[str, frozenset[SeedStage]] = {
+    "germinate": frozenset({S.DORMANT}),
+    "advance": frozenset({S.GERMINATED, S.TRAINING, S.BLENDING}),
+    "fossilize": frozenset({S.HOLDING}),
+    "prune": frozenset({S.GERMINATED, S.TRAINING, S.BLENDING, S.HOLDING}),
+    "set_alpha_target": frozenset({S.BLENDING, S.HOLDING}),
+    "grow_internal": frozenset({S.TRAINING, S.BLENDING, S.HOLDING}),
+    "shrink_internal": frozenset({S.TRAINING, S.BLENDING, S.HOLDING}),
+}
+OP_OF = {
+    "germinate": LifecycleOp.GERMINATE,
+    "advance": LifecycleOp.ADVANCE,
+    "fossilize": LifecycleOp.FOSSILIZE,
+    "prune": LifecycleOp.PRUNE,
+    "set_alpha_target": LifecycleOp.SET_ALPHA_TARGET,
+    "grow_internal": LifecycleOp.GROW_INTERNAL,
+    "shrink_internal": LifecycleOp.SHRINK_INTERNAL,
+}
+ARGS: dict[str, tuple[Any, ...]] = {
+    "set_alpha_target": (1.0, 0, AlphaCurve.LINEAR),
+    "germinate": (BlueprintAction.CONV_LADDER, "again", GerminationStyle.LINEAR_ADD, 3, 1.0, 10),
+}
+REACHABLE = [S.DORMANT, S.GERMINATED, S.TRAINING, S.BLENDING, S.HOLDING, S.FOSSILIZED, S.PRUNED, S.EMBARGOED,
+             S.RESETTING]  # fmt: skip
 
 
-@pytest.mark.parametrize(("stage", "method", "op"), ILLEGAL, ids=[f"{s.name}-{m}" for s, m, _ in ILLEGAL])
-def test_illegal_ops_raise_naming_slot_stage_and_op(rig: Any, stage: SeedStage, method: str, op: LifecycleOp) -> None:
-    if stage is not S.DORMANT:
-        rig.drive("r0c1", stage)
-    slot = rig.model.slot("r0c1")
-    args: dict[str, tuple[Any, ...]] = {
-        "set_alpha_target": (0.5, 2, AlphaCurve.LINEAR),
-        "germinate": (BlueprintAction.NORM, "x", GerminationStyle.LINEAR_ADD, 3, 1.0, 10),
-    }
-    with pytest.raises(IllegalOperation) as caught:
-        getattr(slot, method)(*args.get(method, ()))
-    assert (caught.value.slot_id, caught.value.stage, caught.value.op) == ("r0c1", stage, op)
-    assert f"slot r0c1 ({stage.name}): {op.name} is illegal" in str(caught.value)
+def put_in(rig: Any, slot_id: str, stage: SeedStage) -> None:
+    if stage is S.DORMANT:
+        return
+    if stage in (S.PRUNED, S.EMBARGOED, S.RESETTING):
+        rig.drive(slot_id, S.TRAINING)
+        rig.model.slot(slot_id).prune()
+        while rig.model.slot(slot_id).stage is not stage:
+            rig.model.step_epoch()
+        return
+    rig.drive(slot_id, stage)
+    while rig.model.slot(slot_id).state.alpha.mode is not AlphaMode.HOLD:  # a BLENDING seed whose ramp finished
+        rig.model.step_epoch()
+
+
+@pytest.mark.parametrize("stage", REACHABLE, ids=[s.name for s in REACHABLE])
+def test_every_op_in_every_stage_is_legal_exactly_where_declared(make_rig: Any, stage: SeedStage) -> None:
+    for method, legal in LEGAL_IN.items():
+        rig = make_rig(embargo_epochs=2)
+        put_in(rig, "r0c1", stage)
+        slot = rig.model.slot("r0c1")
+        assert slot.stage is stage
+        call = getattr(slot, method)
+        if stage in legal:
+            call(*ARGS.get(method, ()))  # must not raise
+        else:
+            with pytest.raises(IllegalOperation) as caught:
+                call(*ARGS.get(method, ()))
+            assert (caught.value.slot_id, caught.value.stage, caught.value.op) == ("r0c1", stage, OP_OF[method])
+            assert f"slot r0c1 ({stage.name}): {OP_OF[method].name} is illegal" in str(caught.value)
+
+
+def test_every_transition_in_the_table_happens(make_rig: Any) -> None:
+    """Scenarios that together walk every edge of VALID_TRANSITIONS (UNKNOWN never occurs in a slot)."""
+    seen: set[tuple[SeedStage, SeedStage]] = set()
+    scenarios = [
+        lambda r: r.drive("r0c0", S.FOSSILIZED),
+        lambda r: (r.drive("r0c0", S.GERMINATED), r.model.slot("r0c0").prune()),
+        lambda r: (r.drive("r0c0", S.TRAINING), r.model.slot("r0c0").prune()),
+        lambda r: (r.drive("r0c0", S.BLENDING, tempo=8), r.model.slot("r0c0").prune(initiator=PruneInitiator.GOVERNOR)),
+        lambda r: (r.drive("r0c0", S.HOLDING), r.model.slot("r0c0").prune(initiator=PruneInitiator.GOVERNOR)),
+        lambda r: (r.drive("r0c0", S.HOLDING), r.model.slot("r0c0").set_alpha_target(0.5, 1, AlphaCurve.LINEAR)),
+    ]
+    for scenario in scenarios:
+        rig = make_rig(embargo_epochs=1)
+        scenario(rig)
+        for _ in range(4):
+            rig.model.step_epoch()
+        seen |= {(p.from_stage, p.to_stage) for p in rig.events("SEED_STAGE_CHANGED")}
+    table = {(a, b) for a, targets in VALID_TRANSITIONS.items() for b in targets if a is not S.UNKNOWN}
+    assert seen == table
 
 
 def test_failed_gates_do_not_move_the_seed(make_rig: Any) -> None:
@@ -270,3 +320,30 @@ def test_internal_ops_need_internal_structure(rig: Any) -> None:
     rig.drive("r0c0", S.TRAINING, blueprint=BlueprintAction.NORM)
     with pytest.raises(IllegalOperation, match="no internal structure"):
         rig.model.slot("r0c0").grow_internal()
+
+
+# make_rig is a factory (it holds no per-test state), so sharing it across examples is safe.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from([LifecycleOp.GROW_INTERNAL, LifecycleOp.SHRINK_INTERNAL]), max_size=20),
+       st.sampled_from([S.TRAINING, S.BLENDING, S.HOLDING]))  # fmt: skip
+def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[LifecycleOp], stage: SeedStage) -> None:
+    rig = make_rig(slots=("r0c0",))
+    rig.drive("r0c0", stage)
+    slot = rig.model.slot("r0c0")
+    level = 1
+    for op in ops:
+        before = len(rig.events("SEED_INTERNAL_LEVEL_CHANGED"))
+        changed = slot.grow_internal() if op is LifecycleOp.GROW_INTERNAL else slot.shrink_internal()
+        expected = min(level + 1, 4) if op is LifecycleOp.GROW_INTERNAL else max(level - 1, 0)
+        assert changed == (expected != level)
+        level = expected
+        events = rig.events("SEED_INTERNAL_LEVEL_CHANGED")
+        assert len(events) == before + int(changed)  # no event for a no-op at the bounds
+        (report,) = rig.model.reports()  # the report check enforces 0 <= level <= max
+        assert report.internal_level == level == slot.seed.internal_level
+        assert report.internal_active_params == slot.seed.active_param_count() == report.metrics.seed_param_count
+        trainable = sum(p.numel() for p in slot.seed.parameters() if p.requires_grad)
+        assert trainable == slot.seed.active_param_count()
+        if changed:
+            assert events[-1].to_level == level and abs(events[-1].from_level - level) == 1
+    assert slot.stage is stage  # internal ops never move the lifecycle
