@@ -36,3 +36,4 @@ test-all: setup lint typecheck codegen-check
 # Benchmarks (not tests): ratios measured in one process; record results in docs/performance.md.
 bench: setup
 	$(UV) run --locked python bench/dormant_overhead.py
+	$(UV) run --locked python bench/policy_step.py

@@ -138,6 +138,21 @@ HEAD_RELEVANCE_BY_OP: Final[Mapping[LifecycleOp, frozenset[ActionHead]]] = Mappi
 
 INTERNAL_OPS: Final = frozenset({OP.GROW_INTERNAL, OP.SHRINK_INTERNAL})
 
+# The value a head takes when the chosen op does not use it (its log-prob is then 0). The slot head under WAIT takes
+# the first enabled slot (index 0 of the environment's slot order).
+CANONICAL_HEAD_VALUES: Final[Mapping[ActionHead, int]] = MappingProxyType(
+    {
+        H.SLOT: 0,
+        H.BLUEPRINT: int(BP.NOOP),
+        H.STYLE: int(GerminationStyle.SIGMOID_ADD),
+        H.TEMPO: int(TempoAction.STANDARD),
+        H.ALPHA_TARGET: int(AlphaTargetAction.FULL),
+        H.ALPHA_SPEED: int(AlphaSpeedAction.INSTANT),
+        H.ALPHA_CURVE: int(AlphaCurveAction.LINEAR),
+        H.OP: int(OP.WAIT),
+    }
+)
+
 
 def is_head_relevant(op: LifecycleOp, head: ActionHead) -> bool:
     return head in HEAD_RELEVANCE_BY_OP[op]

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from .heuristic_config import HeuristicConfig
 from .lstm_policy_config import LstmPolicyConfig
 
 __all__ = [
+    "HeuristicConfig",
     "LstmPolicyConfig",
 ]

@@ -23,6 +23,10 @@ class LstmPolicyConfig:
     """
     LSTM hidden width.
     """
+    head_hidden_dim: int = 64
+    """
+    Hidden width of each action head, V(s) and Q(s, op).
+    """
     blueprint_embed_dim: int = 4
     """
     Width of the per-slot blueprint embedding.
