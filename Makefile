@@ -5,12 +5,13 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 
-.PHONY: setup test test-all lint typecheck codegen codegen-check bench
+.PHONY: setup test test-all lint typecheck codegen codegen-check bench demo
 
+# --compile-bytecode: some machines set PYTHONDONTWRITEBYTECODE, and torch then recompiles on every import (~8 s).
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -f $(TORCH_WHEEL) || { echo "setup: $(TORCH_WHEEL) is missing; torch is locked to this CPU wheel (see docs/architecture.md)"; exit 1; }
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 lint:
 	$(UV) run --locked ruff check .
@@ -37,3 +38,7 @@ test-all: setup lint typecheck codegen-check
 bench: setup
 	$(UV) run --locked python bench/dormant_overhead.py
 	$(UV) run --locked python bench/policy_step.py
+
+# The main job: a heuristic morphogenetic run on the digits task (a few seconds per episode on a CPU).
+demo: setup
+	$(UV) run --locked esper train heuristic --task digits

@@ -35,8 +35,12 @@ def build_views() -> tuple[tuple[str, ...], list[EnvView]]:
         CnnHostConfig(in_channels=3, image_size=32, num_classes=10, base_channels=8, num_blocks=3, pool_layers=2)
     )
     slots = tuple(spec.slot_id for spec in host.injection_specs())
-    model = MorphogeneticModel(host, slots, TelemetryHub("bench").emitter(0),
-                               gates=QualityGates(thresholds=GateThresholds(min_training_epochs=0)))  # fmt: skip
+    model = MorphogeneticModel(
+        host,
+        slots,
+        TelemetryHub("bench").emitter(0),
+        gates=QualityGates(thresholds=GateThresholds(min_training_epochs=0)),
+    )
     for slot_id, blueprint in ((slots[0], BlueprintAction.CONV_LADDER), (slots[2], BlueprintAction.CONV_HEAVY)):
         model.slot(slot_id).germinate(blueprint, slot_id, GerminationStyle.LINEAR_ADD, 3, 1.0, model.host_param_count())
         model.slot(slot_id).advance()
@@ -45,12 +49,28 @@ def build_views() -> tuple[tuple[str, ...], list[EnvView]]:
     model.record_gradients()
     model.slot(slots[0]).advance()  # into BLENDING
     reports = {r.slot_id: r for r in model.reports()}
-    metrics = TrainingMetrics(epoch=12, global_step=240, train_loss=0.9, val_loss=1.0, loss_delta=-0.02,
-                              train_accuracy=66.0, val_accuracy=64.0, accuracy_delta=0.4, plateau_epochs=1,
-                              host_stabilized=True, best_val_accuracy=64.0, best_val_loss=1.0)  # fmt: skip
-    signals = TrainingSignals(metrics=metrics, loss_history=(1.2, 1.1, 1.05, 1.02, 1.0),
-                              accuracy_history=(58.0, 60.0, 62.0, 63.5, 64.0), max_epochs=25,
-                              last_action_op=LifecycleOp.GROW_INTERNAL, last_action_success=True)  # fmt: skip
+    metrics = TrainingMetrics(
+        epoch=12,
+        global_step=240,
+        train_loss=0.9,
+        val_loss=1.0,
+        loss_delta=-0.02,
+        train_accuracy=66.0,
+        val_accuracy=64.0,
+        accuracy_delta=0.4,
+        plateau_epochs=1,
+        host_stabilized=True,
+        best_val_accuracy=64.0,
+        best_val_loss=1.0,
+    )
+    signals = TrainingSignals(
+        metrics=metrics,
+        loss_history=(1.2, 1.1, 1.05, 1.02, 1.0),
+        accuracy_history=(58.0, 60.0, 62.0, 63.5, 64.0),
+        max_epochs=25,
+        last_action_op=LifecycleOp.GROW_INTERNAL,
+        last_action_success=True,
+    )
     return slots, [EnvView(signals, reports) for _ in range(N_ENVS)]
 
 

@@ -25,11 +25,16 @@ GENERATOR_VERSION = "0.89.0"
 # Verified flag set (see docs/contracts-workflow.md): frozen, keyword-only, slotted dataclasses; IntEnum/StrEnum;
 # read-only container types; deterministic output (no timestamp).
 GENERATOR_FLAGS = (
-    "--input-file-type", "jsonschema",
-    "--output-model-type", "dataclasses.dataclass",
-    "--dataclass-arguments", '{"frozen": true, "kw_only": true, "slots": true}',
-    "--target-python-version", "3.11",
-    "--formatters", "builtin",
+    "--input-file-type",
+    "jsonschema",
+    "--output-model-type",
+    "dataclasses.dataclass",
+    "--dataclass-arguments",
+    '{"frozen": true, "kw_only": true, "slots": true}',
+    "--target-python-version",
+    "3.11",
+    "--formatters",
+    "builtin",
     "--use-double-quotes",
     "--disable-timestamp",
     "--enable-version-header",
@@ -39,12 +44,14 @@ GENERATOR_FLAGS = (
     "--use-field-description",
     "--capitalise-enum-members",
     "--use-generic-container-types",
-    "--enum-field-as-literal", "none",
+    "--enum-field-as-literal",
+    "none",
     "--use-one-literal-as-default",
-    "--all-exports-scope", "children",
+    "--all-exports-scope",
+    "children",
     "--no-allow-remote-refs",
     "--strict-refs",
-)  # fmt: skip
+)
 
 SCHEMA_ID_PREFIX = "https://esper.invalid/schemas/"
 METASCHEMA = "https://json-schema.org/draft/2020-12/schema"

@@ -144,12 +144,26 @@ def test_impact_matrix_follows_the_consumers(ws: Workspace) -> None:
 
 def test_generated_records_are_frozen_keyword_only_and_slotted() -> None:
     metrics = SeedMetrics(
-        epochs_total=1, epochs_in_current_stage=1, initial_val_accuracy=1.0, current_val_accuracy=1.0,
-        best_val_accuracy=1.0, accuracy_at_stage_start=1.0, total_improvement=0.0,
-        improvement_since_stage_start=0.0, counterfactual_contribution=None, contribution_velocity=0.0,
-        epochs_since_counterfactual=None, seed_gradient_norm_ratio=0.0, gradient_norm=None, gradient_health=None,
-        has_vanishing=None, has_exploding=None, interaction_sum=0.0, seed_param_count=1, host_param_count=1,
-    )  # fmt: skip
+        epochs_total=1,
+        epochs_in_current_stage=1,
+        initial_val_accuracy=1.0,
+        current_val_accuracy=1.0,
+        best_val_accuracy=1.0,
+        accuracy_at_stage_start=1.0,
+        total_improvement=0.0,
+        improvement_since_stage_start=0.0,
+        counterfactual_contribution=None,
+        contribution_velocity=0.0,
+        epochs_since_counterfactual=None,
+        seed_gradient_norm_ratio=0.0,
+        gradient_norm=None,
+        gradient_health=None,
+        has_vanishing=None,
+        has_exploding=None,
+        interaction_sum=0.0,
+        seed_param_count=1,
+        host_param_count=1,
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         metrics.epochs_total = 2  # type: ignore[misc]
     assert not hasattr(metrics, "__dict__")

@@ -23,11 +23,36 @@ REGISTRY: Registry[Any] = Registry().with_resources(
 
 # Everything a schema here may say; a typo such as "requried" would otherwise be silently legal.
 KNOWN_KEYWORDS = {
-    "$schema", "$id", "$ref", "title", "description", "type", "enum", "const", "x-enum-varnames",
-    "x-enum-descriptions", "customTypePath", "properties", "required", "additionalProperties", "propertyNames",
-    "items", "minItems", "uniqueItems", "minimum", "maximum", "exclusiveMinimum", "minLength", "pattern",
-    "format", "default", "anyOf", "allOf", "if", "then",
-}  # fmt: skip
+    "$schema",
+    "$id",
+    "$ref",
+    "title",
+    "description",
+    "type",
+    "enum",
+    "const",
+    "x-enum-varnames",
+    "x-enum-descriptions",
+    "customTypePath",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "minItems",
+    "uniqueItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "minLength",
+    "pattern",
+    "format",
+    "default",
+    "anyOf",
+    "allOf",
+    "if",
+    "then",
+}
 
 
 def walk(node: object) -> Iterator[dict[str, Any]]:
@@ -81,9 +106,15 @@ def enum_members(name: str) -> dict[str, object]:
 
 def test_fixed_enum_values() -> None:
     assert enum_members("lifecycle_op") == {
-        "WAIT": 0, "GERMINATE": 1, "SET_ALPHA_TARGET": 2, "PRUNE": 3, "FOSSILIZE": 4, "ADVANCE": 5,
-        "GROW_INTERNAL": 6, "SHRINK_INTERNAL": 7,
-    }  # fmt: skip
+        "WAIT": 0,
+        "GERMINATE": 1,
+        "SET_ALPHA_TARGET": 2,
+        "PRUNE": 3,
+        "FOSSILIZE": 4,
+        "ADVANCE": 5,
+        "GROW_INTERNAL": 6,
+        "SHRINK_INTERNAL": 7,
+    }
     blueprints = enum_members("blueprint_action")
     assert blueprints["NOOP"] == 0 and blueprints["FLEX_ATTENTION"] == 12 and blueprints["CONV_LADDER"] == 13
     assert sorted(blueprints.values()) == list(range(14))

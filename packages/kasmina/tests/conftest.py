@@ -20,17 +20,25 @@ FAST_GATES = GateThresholds(min_training_epochs=1, min_blending_epochs=1)
 class Rig:
     """A CNN MorphogeneticModel with a telemetry sink and a tiny fixed data batch."""
 
-    def __init__(self, slots: tuple[str, ...] = ("r0c0", "r0c1", "r1c0"), gates: QualityGates | None = None,
-                 embargo_epochs: int = 5, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        slots: tuple[str, ...] = ("r0c0", "r0c1", "r1c0"),
+        gates: QualityGates | None = None,
+        embargo_epochs: int = 5,
+        seed: int = 0,
+    ) -> None:
         torch.manual_seed(seed)
         self.sink = ListSink()
         self.hub = TelemetryHub("test-run", sinks=(self.sink,))
         self.emitter = self.hub.emitter(0)
         self.emitter.start_episode(0)
         self.model = MorphogeneticModel(
-            CNNHost(CNN_CONFIG), slots, self.emitter, gates=gates or QualityGates(thresholds=FAST_GATES),
+            CNNHost(CNN_CONFIG),
+            slots,
+            self.emitter,
+            gates=gates or QualityGates(thresholds=FAST_GATES),
             embargo_epochs=embargo_epochs,
-        )  # fmt: skip
+        )
         generator = torch.Generator().manual_seed(seed)
         self.x = torch.randn(16, 1, 8, 8, generator=generator)
         self.y = torch.randint(0, 4, (16,), generator=generator)

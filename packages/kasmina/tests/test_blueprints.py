@@ -31,14 +31,18 @@ CASES = sorted(BLUEPRINTS, key=lambda k: (k[0].value, k[1].value))
 def test_registry_covers_every_blueprint_of_every_topology() -> None:
     for topology in Topology:
         registered = {bp for (t, bp) in BLUEPRINTS if t is topology}
-        assert_covers(BlueprintAction, registered | (set(BlueprintAction) - TOPOLOGY_BLUEPRINTS[topology]),
-                      consumer=f"kasmina blueprint registry ({topology.value})")  # fmt: skip
+        assert_covers(
+            BlueprintAction,
+            registered | (set(BlueprintAction) - TOPOLOGY_BLUEPRINTS[topology]),
+            consumer=f"kasmina blueprint registry ({topology.value})",
+        )
         assert registered == TOPOLOGY_BLUEPRINTS[topology]
 
 
 def test_every_internal_kind_has_a_seed_family() -> None:
-    assert_covers(SeedInternalKind, set(INTERNAL_FAMILIES) | {SeedInternalKind.NONE},
-                  consumer="kasmina INTERNAL_FAMILIES")  # fmt: skip
+    assert_covers(
+        SeedInternalKind, set(INTERNAL_FAMILIES) | {SeedInternalKind.NONE}, consumer="kasmina INTERNAL_FAMILIES"
+    )
     for kind, blueprint in INTERNAL_FAMILIES.items():
         assert BLUEPRINT_INTERNAL_KIND[blueprint] is kind
         assert isinstance(build_seed(Topology.CNN, blueprint, 8), MicrostructuredSeed)

@@ -27,7 +27,7 @@ def test_ranks_with_different_views_end_identical(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for r in range(2)
     ]
     for proc in procs:

@@ -24,8 +24,11 @@ def check_specs(host: HostProtocol) -> None:
 @given(st.integers(1, 4), st.integers(0, 4), st.sampled_from([4, 8]))
 def test_cnn_specs_cover_every_point_once(blocks: int, pools: int, base: int) -> None:
     pools = min(pools, blocks, 3)
-    host = CNNHost(CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=base,
-                                 num_blocks=blocks, pool_layers=pools))  # fmt: skip
+    host = CNNHost(
+        CnnHostConfig(
+            in_channels=1, image_size=8, num_classes=3, base_channels=base, num_blocks=blocks, pool_layers=pools
+        )
+    )
     check_specs(host)
     specs = host.injection_specs()
     assert [s.surface for s in specs] == [SurfaceType.PRE_POOL] * blocks + [SurfaceType.POST_POOL] * pools

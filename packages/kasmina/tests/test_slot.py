@@ -47,9 +47,12 @@ def test_full_happy_path_visits_every_live_stage_in_order(rig: Any) -> None:
     rig.drive("r0c1", S.FOSSILIZED)
     changes = [(p.from_stage, p.to_stage) for p in rig.events("SEED_STAGE_CHANGED")]
     assert changes == [
-        (S.DORMANT, S.GERMINATED), (S.GERMINATED, S.TRAINING), (S.TRAINING, S.BLENDING),
-        (S.BLENDING, S.HOLDING), (S.HOLDING, S.FOSSILIZED),
-    ]  # fmt: skip
+        (S.DORMANT, S.GERMINATED),
+        (S.GERMINATED, S.TRAINING),
+        (S.TRAINING, S.BLENDING),
+        (S.BLENDING, S.HOLDING),
+        (S.HOLDING, S.FOSSILIZED),
+    ]
     for before, after in changes[1:]:
         assert after in VALID_TRANSITIONS[before]
     assert rig.events("SEED_GERMINATED")[0].params == rig.model.slot("r0c1").seed_param_count()
@@ -100,8 +103,17 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "set_alpha_target": (1.0, 0, AlphaCurve.LINEAR),
     "germinate": (BlueprintAction.CONV_LADDER, "again", GerminationStyle.LINEAR_ADD, 3, 1.0, 10),
 }
-REACHABLE = [S.DORMANT, S.GERMINATED, S.TRAINING, S.BLENDING, S.HOLDING, S.FOSSILIZED, S.PRUNED, S.EMBARGOED,
-             S.RESETTING]  # fmt: skip
+REACHABLE = [
+    S.DORMANT,
+    S.GERMINATED,
+    S.TRAINING,
+    S.BLENDING,
+    S.HOLDING,
+    S.FOSSILIZED,
+    S.PRUNED,
+    S.EMBARGOED,
+    S.RESETTING,
+]
 
 
 def put_in(rig: Any, slot_id: str, stage: SeedStage) -> None:
@@ -277,8 +289,16 @@ def test_blend_operators_are_identity_at_zero_and_seed_at_full(rig: Any, style: 
 
 
 def test_strict_gates_need_measured_contribution(make_rig: Any) -> None:
-    strict = QualityGates(GateMode.STRICT, GateThresholds(min_training_epochs=1, min_training_improvement=-100.0,
-                          min_gradient_ratio=0.0, min_blending_epochs=1, min_fossilize_contribution=50.0))  # fmt: skip
+    strict = QualityGates(
+        GateMode.STRICT,
+        GateThresholds(
+            min_training_epochs=1,
+            min_training_improvement=-100.0,
+            min_gradient_ratio=0.0,
+            min_blending_epochs=1,
+            min_fossilize_contribution=50.0,
+        ),
+    )
     rig = make_rig(gates=strict)
     rig.drive("r0c0", S.HOLDING)
     result = rig.model.slot("r0c0").fossilize()
@@ -324,8 +344,10 @@ def test_internal_ops_need_internal_structure(rig: Any) -> None:
 
 # make_rig is a factory (it holds no per-test state), so sharing it across examples is safe.
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from([LifecycleOp.GROW_INTERNAL, LifecycleOp.SHRINK_INTERNAL]), max_size=20),
-       st.sampled_from([S.TRAINING, S.BLENDING, S.HOLDING]))  # fmt: skip
+@given(
+    st.lists(st.sampled_from([LifecycleOp.GROW_INTERNAL, LifecycleOp.SHRINK_INTERNAL]), max_size=20),
+    st.sampled_from([S.TRAINING, S.BLENDING, S.HOLDING]),
+)
 def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[LifecycleOp], stage: SeedStage) -> None:
     rig = make_rig(slots=("r0c0",))
     rig.drive("r0c0", stage)

@@ -71,8 +71,13 @@ def test_mask_invariants(views: list[EnvView], max_seeds: int | None) -> None:
             if bool(masks.slot_by_op[env, OP.GERMINATE, slot]):
                 assert report is None
                 stages = {r.stage for r in view.reports.values()}
-                assert not stages & {SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.PRUNED, SeedStage.EMBARGOED,
-                                     SeedStage.RESETTING}  # fmt: skip
+                assert not stages & {
+                    SeedStage.GERMINATED,
+                    SeedStage.TRAINING,
+                    SeedStage.PRUNED,
+                    SeedStage.EMBARGOED,
+                    SeedStage.RESETTING,
+                }
         if max_seeds is not None:
             seeds = sum(1 for r in view.reports.values() if r.stage in LIVE_STAGES | {SeedStage.FOSSILIZED})
             if seeds >= max_seeds:

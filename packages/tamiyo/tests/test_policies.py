@@ -93,8 +93,12 @@ def test_deterministic_under_a_fixed_seed(kind: str) -> None:
         )
         runs.append(out.actions)
     assert torch.equal(runs[0], runs[1])
-    other = policies()[kind].act(observation, masks, None if kind == "random" else POLICIES[kind].initial_state(6),
-                                 generator=torch.Generator().manual_seed(8))  # fmt: skip
+    other = policies()[kind].act(
+        observation,
+        masks,
+        None if kind == "random" else POLICIES[kind].initial_state(6),
+        generator=torch.Generator().manual_seed(8),
+    )
     assert not torch.equal(other.actions, runs[0]) or kind == "lstm"
 
 
@@ -107,8 +111,10 @@ def test_lstm_replay_matches_rollout_log_probs() -> None:
     state = state0
     steps: list[tuple[Any, ActionMasks, Any]] = []
     for t in range(4):
-        views = [EnvView(make_signals(epoch=t), {"r0c0": make_report("r0c0", SeedStage.HOLDING, level=t % 4)}),
-                 EnvView(make_signals(epoch=t))]  # fmt: skip
+        views = [
+            EnvView(make_signals(epoch=t), {"r0c0": make_report("r0c0", SeedStage.HOLDING, level=t % 4)}),
+            EnvView(make_signals(epoch=t)),
+        ]
         observation = extractor.encode(views)
         masks = compute_masks(views, cnn_mask_config())
         out = policy.act(observation, masks, state, generator=generator)
@@ -137,8 +143,12 @@ def test_lstm_replay_matches_rollout_log_probs() -> None:
 def test_probability_floors_apply() -> None:
     policy = LstmPolicy(len(SLOTS), SMALL)
     views = [EnvView(make_signals(), {"r0c0": make_report("r0c0", SeedStage.HOLDING, level=2)})]
-    out = policy.act(FeatureExtractor(SLOTS, 1).encode(views), compute_masks(views, cnn_mask_config()),
-                     policy.initial_state(1), explain=True)  # fmt: skip
+    out = policy.act(
+        FeatureExtractor(SLOTS, 1).encode(views),
+        compute_masks(views, cnn_mask_config()),
+        policy.initial_state(1),
+        explain=True,
+    )
     (explanation,) = out.explanations
     valid = {op.name for op in explanation.valid_ops}
     probs = explanation.op_probabilities
@@ -151,8 +161,12 @@ def test_probability_floors_apply() -> None:
 def test_heuristic_explains_its_rule() -> None:
     policy = HeuristicPolicy(SLOTS)
     views = [EnvView(make_signals(), {"r0c0": make_report("r0c0", SeedStage.GERMINATED)})]
-    out = policy.act(FeatureExtractor(SLOTS, 1).encode(views), compute_masks(views, cnn_mask_config()),
-                     policy.initial_state(1), explain=True)  # fmt: skip
+    out = policy.act(
+        FeatureExtractor(SLOTS, 1).encode(views),
+        compute_masks(views, cnn_mask_config()),
+        policy.initial_state(1),
+        explain=True,
+    )
     assert out.explanations[0].reason == "germinated: start training"
     assert to_factored(out.actions[0]).op is OP.ADVANCE
 
@@ -180,8 +194,17 @@ def test_heuristic_paths() -> None:
         decide(EnvView(make_signals(), {"r0c0": make_report("r0c0", h.TRAINING, epochs_in_current_stage=12)}))[0]
         is OP.ADVANCE
     )
-    hurting = make_report("r0c0", h.TRAINING, epochs_in_current_stage=6, improvement_since_stage_start=-3.0)
+    hurting = make_report(
+        "r0c0",
+        h.BLENDING,
+        BlueprintAction.NORM,
+        epochs_in_current_stage=3,
+        counterfactual_contribution=-3.0,
+        epochs_since_counterfactual=0,
+    )
     assert decide(EnvView(make_signals(), {"r0c0": hurting}))[0] is OP.PRUNE
+    incubating = make_report("r0c0", h.TRAINING, epochs_in_current_stage=6, improvement_since_stage_start=-9.0)
+    assert decide(EnvView(make_signals(), {"r0c0": incubating}))[0] is OP.WAIT  # cannot hurt the host yet
     good = make_report(
         "r0c0", h.HOLDING, BlueprintAction.CONV_HEAVY, counterfactual_contribution=2.0, epochs_since_counterfactual=0
     )
@@ -199,8 +222,13 @@ def test_heuristic_grows_then_shrinks_a_ladder_by_contribution_per_level() -> No
     state = policy.initial_state(1)
 
     def step(level: int, contribution: float) -> LifecycleOp:
-        report = make_report("r0c0", SeedStage.HOLDING, level=level, counterfactual_contribution=contribution,
-                             epochs_since_counterfactual=0)  # fmt: skip
+        report = make_report(
+            "r0c0",
+            SeedStage.HOLDING,
+            level=level,
+            counterfactual_contribution=contribution,
+            epochs_since_counterfactual=0,
+        )
         return decide(EnvView(make_signals(), {"r0c0": report}), policy, state)[0]
 
     assert step(1, 2.0) is OP.WAIT  # one measurement at level 1 is not enough to judge the ladder
@@ -213,8 +241,14 @@ def test_heuristic_grows_then_shrinks_a_ladder_by_contribution_per_level() -> No
 def test_heuristic_penalises_pruned_blueprints() -> None:
     policy = HeuristicPolicy(SLOTS)
     state = policy.initial_state(1)
-    hurting = make_report("r0c0", SeedStage.TRAINING, BlueprintAction.CONV_LADDER, epochs_in_current_stage=6,
-                          improvement_since_stage_start=-3.0)  # fmt: skip
+    hurting = make_report(
+        "r0c0",
+        SeedStage.BLENDING,
+        BlueprintAction.CONV_LADDER,
+        epochs_in_current_stage=6,
+        counterfactual_contribution=-3.0,
+        epochs_since_counterfactual=0,
+    )
     assert decide(EnvView(make_signals(), {"r0c0": hurting}), policy, state)[0] is OP.PRUNE
     assert state[0].penalties[BlueprintAction.CONV_LADDER] == pytest.approx(2.0)
     blueprints = []

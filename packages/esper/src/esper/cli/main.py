@@ -1,7 +1,7 @@
 """`esper`: the command that composes the packages.
 
-Training commands arrive with the Tolaria and Simic issues; today it can list the contracts and check a run's
-event log against the telemetry schema.
+`esper train heuristic` runs a morphogenetic training run; `esper tasks` lists the tasks; `esper contracts` lists the
+generated contracts; `esper check-events` validates a run's event log against the telemetry schema.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import esper.leyline
 import esper.simic
 import esper.tamiyo
 import esper.tolaria
+from esper.cli.train import add_train_parser
 from esper.karn import read_events
 from esper.leyline import WireError
 
@@ -58,6 +59,7 @@ def cmd_check_events(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esper", description="Morphogenetic neural networks: grow, blend, prune.")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
     contracts = sub.add_parser("contracts", help="list the generated contract types per package")
     contracts.add_argument("--package", choices=sorted(PACKAGES), help="only this package")
     contracts.set_defaults(func=cmd_contracts)

@@ -421,6 +421,8 @@ class SeedSlot(nn.Module):
         state.accuracy.record(accuracy)
         if contribution is not None:
             state.record_contribution(contribution)
+        elif state.epochs_since_contribution is not None:
+            state.epochs_since_contribution += 1
 
     def record_gradients(self, host_grad_norm: float, host_params: int) -> None:
         """Seed gradient norm of the last backward pass (call between backward and the optimizer step)."""
@@ -445,8 +447,6 @@ class SeedSlot(nn.Module):
     def _tick_live(self, state: SeedState) -> None:
         state.epochs_total += 1
         state.epochs_in_stage += 1
-        if state.epochs_since_contribution is not None:
-            state.epochs_since_contribution += 1
 
     def _tick_blending(self, state: SeedState) -> None:
         self._tick_live(state)

@@ -35,14 +35,23 @@ _BLUEPRINT_BY_ID: Final[Mapping[str, BlueprintAction]] = MappingProxyType({v: k 
 TOPOLOGY_BLUEPRINTS: Final[Mapping[Topology, frozenset[BlueprintAction]]] = MappingProxyType(
     {
         Topology.CNN: frozenset(
-            {BP.NOOP, BP.NORM, BP.ATTENTION, BP.CONV_LIGHT, BP.DEPTHWISE, BP.BOTTLENECK, BP.CONV_SMALL, BP.CONV_HEAVY,
-             BP.CONV_LADDER}
+            {
+                BP.NOOP,
+                BP.NORM,
+                BP.ATTENTION,
+                BP.CONV_LIGHT,
+                BP.DEPTHWISE,
+                BP.BOTTLENECK,
+                BP.CONV_SMALL,
+                BP.CONV_HEAVY,
+                BP.CONV_LADDER,
+            }
         ),
         Topology.TRANSFORMER: frozenset(
             {BP.NOOP, BP.NORM, BP.ATTENTION, BP.LORA, BP.LORA_LARGE, BP.MLP_SMALL, BP.MLP, BP.FLEX_ATTENTION}
         ),
     }
-)  # fmt: skip
+)
 
 BLUEPRINT_INTERNAL_KIND: Final[Mapping[BlueprintAction, SeedInternalKind]] = MappingProxyType(
     {bp: SeedInternalKind.CONV_LADDER if bp is BP.CONV_LADDER else SeedInternalKind.NONE for bp in BlueprintAction}

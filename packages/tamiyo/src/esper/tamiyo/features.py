@@ -78,8 +78,9 @@ class FeatureExtractor:
         self.slot_ids = validate_slot_ids(slot_ids)
         self.n_envs = n_envs
         self._previous_health: list[dict[str, tuple[str, float]]] = [{} for _ in range(n_envs)]
-        self._stage_one_hot = {stage: [1.0 if i == STAGE_INDEX[stage] else 0.0 for i in range(len(STAGE_INDEX))]
-                               for stage in SeedStage}  # fmt: skip
+        self._stage_one_hot = {
+            stage: [1.0 if i == STAGE_INDEX[stage] else 0.0 for i in range(len(STAGE_INDEX))] for stage in SeedStage
+        }
         self._op_one_hot = {op: [1.0 if o is op else 0.0 for o in LifecycleOp] for op in LifecycleOp}
         self._empty_slot = [0.0] * OBS_V3_SLOT_FEATURE_SIZE
 

@@ -2,8 +2,9 @@
 
 - No seed developing: germinate once the host has stabilised and accuracy has plateaued, rotating through the
   allowed blueprints and skipping those whose recent prunes left a penalty.
-- GERMINATED -> ADVANCE. TRAINING/BLENDING: prune a seed that hurts; advance after enough training, and out of
-  BLENDING once alpha holds at full amplitude.
+- GERMINATED -> ADVANCE. TRAINING: advance after enough epochs (an incubating seed cannot change the host's output,
+  so it is never pruned for accuracy). BLENDING: prune a seed whose measured contribution is negative enough;
+  advance once alpha holds at full amplitude.
 - HOLDING: prune a seed the host became dependent on without gaining (contribution > 0 but total improvement < 0);
   wait for a measured contribution; fossilize above the threshold, otherwise prune.
 - Ladder seeds (BLENDING/HOLDING, contribution measured): after a few measured epochs at a level, shrink if the
@@ -170,28 +171,24 @@ class HeuristicPolicy:
         def pick(op: LifecycleOp, reason: str) -> Choice | None:
             return Choice(op, slot, reason) if self._allowed(masks, env, op, slot) else None
 
-        hurts = m.epochs_in_current_stage >= c.prune_after_epochs and (
-            m.improvement_since_stage_start < c.prune_below_improvement
-        )
+        contribution = m.counterfactual_contribution
         if report.stage is S.GERMINATED:
             return pick(OP.ADVANCE, "germinated: start training")
         if report.stage is S.TRAINING:
-            if hurts:
-                return pick(OP.PRUNE, "training seed hurts accuracy")
             if m.epochs_in_current_stage >= c.advance_after_epochs:
                 return pick(OP.ADVANCE, "trained long enough: start blending")
             return None
         ladder = self._ladder_choice(report, slot, masks, env, memory)
         if report.stage is S.BLENDING:
-            if hurts:
-                return pick(OP.PRUNE, "blending seed hurts accuracy")
+            hurts = contribution is not None and contribution < c.prune_below_contribution
+            if hurts and m.epochs_in_current_stage >= c.prune_after_epochs:
+                return pick(OP.PRUNE, f"blending seed hurts: contribution {contribution:.2f}")
             if ladder is not None and ladder.op is not OP.WAIT:
                 return ladder
             if report.alpha >= 1.0 and report.alpha_target >= 1.0:
                 return pick(OP.ADVANCE, "blended to full amplitude: hold")
             return None
         # HOLDING
-        contribution = m.counterfactual_contribution
         if contribution is not None and contribution > c.ransomware_contribution and m.total_improvement < 0:
             return pick(OP.PRUNE, "host depends on the seed without gaining accuracy")
         if contribution is None:

@@ -1,7 +1,28 @@
-"""Tolaria: tasks, the morphogenetic training environment and the governor.
+"""Tolaria: tasks and their data, the morphogenetic training environment, and the governor.
 
-Its contracts are generated into `esper.tolaria.contracts` and re-exported here.
+Its contracts (task config) are generated into `esper.tolaria.contracts` and re-exported here.
 """
 
 from esper.tolaria.contracts import *  # noqa: F403
-from esper.tolaria.contracts import __all__ as __all__
+from esper.tolaria.contracts import __all__ as CONTRACT_NAMES
+from esper.tolaria.data import DataError, TensorData
+from esper.tolaria.environment import ActionResult, Environment, InvalidAction, StepResult
+from esper.tolaria.governor import Governor, GovernorConfig, Verdict
+from esper.tolaria.tasks import TASKS, TaskSpec, get_task
+
+__all__ = [
+    *CONTRACT_NAMES,
+    "CONTRACT_NAMES",
+    "TASKS",
+    "ActionResult",
+    "DataError",
+    "Environment",
+    "Governor",
+    "GovernorConfig",
+    "InvalidAction",
+    "StepResult",
+    "TaskSpec",
+    "TensorData",
+    "Verdict",
+    "get_task",
+]

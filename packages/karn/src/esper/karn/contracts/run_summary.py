@@ -9,7 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunSummary:
     """
-    summary.json of a finished run.
+    summary.json of a finished run: deterministic for a given seed (timings live in TRAINING_COMPLETED).
     """
 
     run_id: str
@@ -64,7 +64,11 @@ class RunSummary:
     """
     Governor rollbacks.
     """
-    wall_seconds: float
+    seed: int
     """
-    Wall-clock duration.
+    Random seed of the run.
+    """
+    epochs_per_episode: int
+    """
+    Host epochs per episode.
     """

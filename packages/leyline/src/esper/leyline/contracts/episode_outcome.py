@@ -26,13 +26,13 @@ class EpisodeOutcome:
     """
     Epochs in the episode.
     """
-    episode_reward: float
+    episode_reward: float | None
     """
-    Sum of rewards over the episode.
+    Sum of rewards over the episode; null for policies trained without a reward (heuristic, random).
     """
-    reward_components: RewardComponents
+    reward_components: RewardComponents | None
     """
-    Per-component sums over the episode.
+    Per-component sums over the episode; null when there is no reward.
     """
     host_params: int
     """

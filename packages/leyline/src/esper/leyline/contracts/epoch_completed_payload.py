@@ -12,13 +12,13 @@ class EpochCompletedPayload:
     One host epoch of one environment. Run, env, episode, epoch and slot are in the envelope.
     """
 
-    train_loss: float
+    train_loss: float | None
     """
-    Mean training loss.
+    Mean training loss; null when it was not finite (the governor then rolls back).
     """
     train_accuracy: float
     """
-    Training accuracy.
+    Training accuracy over the epoch's batches.
     """
     val_loss: float
     """
@@ -47,4 +47,8 @@ class EpochCompletedPayload:
     epoch_seconds: float
     """
     Wall-clock time of the epoch (train + validation).
+    """
+    governor_rollback: bool
+    """
+    The governor rolled back during this epoch (the validation figures are after the rollback).
     """

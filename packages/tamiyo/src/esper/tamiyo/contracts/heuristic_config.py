@@ -25,13 +25,13 @@ class HeuristicConfig:
     """
     Try ADVANCE out of TRAINING after this many epochs in the stage (the gate decides).
     """
-    prune_after_epochs: int = 5
+    prune_after_epochs: int = 2
     """
-    A seed must have spent this many epochs in its stage before a loss-based prune.
+    Epochs in BLENDING before a contribution-based prune.
     """
-    prune_below_improvement: float = -2.0
+    prune_below_contribution: float = -1.0
     """
-    Prune a TRAINING or BLENDING seed whose improvement since its stage began is below this.
+    Prune a BLENDING seed whose counterfactual contribution (points) is below this once it has blended prune_after_epochs epochs. (An incubating seed cannot change the host's output, so TRAINING seeds are never pruned for accuracy.)
     """
     fossilize_above_contribution: float = 0.5
     """

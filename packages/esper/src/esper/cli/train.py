@@ -1,0 +1,380 @@
+"""`esper train heuristic`: a morphogenetic run driven by the heuristic Tamiyo, and `esper tasks`.
+
+Flow: validate every flag (exit 2, nothing written) -> create runs/<run_id>/ with config.json -> for each episode:
+the environment (Tolaria) trains epoch by epoch, Tamiyo sees features and masks and picks an action, every event
+goes to events.jsonl -> the same host, seeded alike, is trained without seeds for the baseline -> summary.json and
+a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from esper.karn import JsonlSink
+from esper.karn.contracts.run_summary import RunSummary
+from esper.leyline import (
+    ActionTakenPayload,
+    AlphaCurveAction,
+    AlphaSpeedAction,
+    AlphaTargetAction,
+    BlueprintAction,
+    EpisodeOutcome,
+    EpisodeOutcomePayload,
+    FactoredAction,
+    GerminationStyle,
+    LifecycleOp,
+    SeedStage,
+    TelemetryHub,
+    TempoAction,
+    TrainingCompletedPayload,
+    TrainingStartedPayload,
+    blueprint_from_id,
+    blueprints_for,
+    dumps,
+    to_wire,
+    validate_slot_ids,
+)
+from esper.tamiyo import (
+    EnvView,
+    FeatureExtractor,
+    HeuristicConfig,
+    HeuristicPolicy,
+    MaskConfig,
+    compute_masks,
+    to_factored,
+)
+from esper.tolaria import TASKS, DataError, Environment, TaskSpec, get_task
+
+WAIT = FactoredAction(
+    op=LifecycleOp.WAIT,
+    slot=0,
+    blueprint=BlueprintAction.NOOP,
+    style=GerminationStyle.SIGMOID_ADD,
+    tempo=TempoAction.STANDARD,
+    alpha_target=AlphaTargetAction.FULL,
+    alpha_speed=AlphaSpeedAction.INSTANT,
+    alpha_curve=AlphaCurveAction.LINEAR,
+)
+
+
+class UsageError(Exception):
+    """A flag or config the run cannot use; reported with exit code 2 before anything is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    task: TaskSpec
+    slots: tuple[str, ...]
+    blueprints: tuple[BlueprintAction, ...]
+    episodes: int
+    epochs: int
+    max_seeds: int | None
+    seed: int
+    device: torch.device
+    run_dir: Path
+    data_dir: Path | None
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    train = sub.add_parser("train", help="run a morphogenetic training run")
+    policies = train.add_subparsers(dest="policy", required=True)
+    heuristic = policies.add_parser("heuristic", help="the rule-based Tamiyo (no learning)")
+    heuristic.add_argument("--task", default="digits", choices=sorted(TASKS), help="task (default: digits)")
+    heuristic.add_argument("--episodes", type=int, default=2, help="episodes (default 2)")
+    heuristic.add_argument("--epochs", type=int, help="host epochs per episode (default: the task's)")
+    heuristic.add_argument("--slots", nargs="+", help="enabled slots, e.g. r0c0 r0c1 (default: the task's)")
+    heuristic.add_argument("--blueprints", nargs="+", help="blueprint ids Tamiyo may germinate (default: all)")
+    heuristic.add_argument("--max-seeds", type=int, help="most live + fossilized seeds per episode (default: no cap)")
+    heuristic.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    heuristic.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    heuristic.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
+    heuristic.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
+    heuristic.set_defaults(func=cmd_train_heuristic)
+    tasks = sub.add_parser("tasks", help="list the tasks")
+    tasks.set_defaults(func=cmd_tasks)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be >= 1, got {value}")
+
+
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    task = get_task(args.task)
+    _positive("--episodes", args.episodes)
+    _positive("--epochs", args.epochs)
+    _positive("--max-seeds", args.max_seeds)
+    host_slots = [spec.slot_id for spec in task.build_host().injection_specs()]
+    try:
+        slots = validate_slot_ids(args.slots if args.slots else task.config.default_slots)
+    except ValueError as exc:
+        raise UsageError(f"--slots: {exc}") from exc
+    unknown = [s for s in slots if s not in host_slots]
+    if unknown:
+        raise UsageError(f"--slots: {unknown} not in task {task.name}; available: {' '.join(host_slots)}")
+    allowed = blueprints_for(task.config.topology)
+    if args.blueprints:
+        try:
+            blueprints = tuple(blueprint_from_id(b) for b in args.blueprints)
+        except ValueError as exc:
+            raise UsageError(f"--blueprints: {exc}") from exc
+        wrong = [b.name.lower() for b in blueprints if b not in allowed]
+        if wrong:
+            raise UsageError(
+                f"--blueprints: {wrong} do not apply to {task.name} ({task.config.topology.value}); "
+                f"allowed: {' '.join(b.name.lower() for b in allowed)}"
+            )
+    else:
+        blueprints = allowed
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise UsageError(f"--device: {exc}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: CUDA is not available on this machine; use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device: {device.type} is not supported; use cpu or cuda[:index]")
+    if task.needs_data_dir and (args.data_dir is None or not args.data_dir.is_dir()):
+        raise UsageError(f"--data-dir: task {task.name} needs an existing data directory, got {args.data_dir}")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir = (
+        args.run_dir if args.run_dir is not None else Path("runs") / f"{task.name}-{args.policy}-s{args.seed}-{stamp}"
+    )
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"--run-dir: {run_dir} exists and is not empty")
+    return RunPlan(
+        task,
+        slots,
+        blueprints,
+        args.episodes,
+        args.epochs or task.config.episode_length,
+        args.max_seeds,
+        args.seed,
+        device,
+        run_dir,
+        args.data_dir,
+    )
+
+
+class Progress:
+    """One live line on a terminal; a line per episode otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+
+    def update(self, text: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[2K" + text)
+            self.stream.flush()
+
+    def done(self, text: str) -> None:
+        self.stream.write(("\r\033[2K" if self.live else "") + text + "\n")
+        self.stream.flush()
+
+
+def _wait_for(env: Environment, epochs: int) -> float:
+    for _ in range(epochs):
+        result = env.step(WAIT)
+    return result.validation.accuracy
+
+
+def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
+    torch.manual_seed(plan.seed)
+    data = plan.task.load(plan.data_dir)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = plan.run_dir.name
+    heuristic_config = HeuristicConfig()
+    config = {
+        "run_id": run_id,
+        "policy": "heuristic",
+        "task": to_wire(plan.task.config),
+        "slots": list(plan.slots),
+        "blueprints": [b.name.lower() for b in plan.blueprints],
+        "episodes": plan.episodes,
+        "epochs_per_episode": plan.epochs,
+        "max_seeds": plan.max_seeds,
+        "seed": plan.seed,
+        "device": str(plan.device),
+        "data_dir": None if plan.data_dir is None else str(plan.data_dir),
+        "heuristic": to_wire(heuristic_config),
+    }
+    (plan.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    hub = TelemetryHub(run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
+    started = time.perf_counter()
+    env = Environment(plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device)
+    hub.emit(
+        TrainingStartedPayload(
+            task=plan.task.name,
+            policy="heuristic",
+            topology=plan.task.config.topology,
+            slot_ids=plan.slots,
+            blueprints=tuple(b.name.lower() for b in plan.blueprints),
+            n_envs=1,
+            episode_length=plan.epochs,
+            max_seeds=plan.max_seeds,
+            seed=plan.seed,
+            device=str(plan.device),
+            host_params=sum(p.numel() for p in plan.task.build_host().parameters()),
+        )
+    )
+    policy = HeuristicPolicy(plan.slots, heuristic_config)
+    extractor = FeatureExtractor(plan.slots, 1)
+    masks_config = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
+    outcomes: list[EpisodeOutcome] = []
+    baselines: list[float] = []
+    for episode in range(plan.episodes):
+        signals, reports = env.reset(episode)
+        extractor.reset(0)
+        state = policy.initial_state(1)
+        best = signals.metrics.val_accuracy
+        for epoch in range(1, plan.epochs + 1):
+            views = [EnvView(signals, {r.slot_id: r for r in reports})]
+            masks = compute_masks(views, masks_config)
+            out = policy.act(extractor.encode(views), masks, state, explain=True)
+            state = out.state
+            action = to_factored(out.actions[0])
+            step = env.step(action)
+            assert out.explanations is not None
+            hub_slot = None if action.op is LifecycleOp.WAIT else plan.slots[action.slot]
+            env.emitter.emit(
+                ActionTakenPayload(
+                    policy="heuristic",
+                    action=action,
+                    success=step.action.success,
+                    rejection_reason=step.action.reason,
+                    valid_ops=out.explanations[0].valid_ops,
+                    op_probabilities=None,
+                ),
+                slot_id=hub_slot,
+            )
+            signals, reports = step.signals, step.reports
+            best = max(best, signals.metrics.val_accuracy)
+            live = sum(
+                1
+                for r in reports
+                if r.stage in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING)
+            )
+            tally = env.tally()
+            progress.update(
+                f"episode {episode + 1}/{plan.episodes} epoch {epoch}/{plan.epochs} "
+                f"acc {signals.metrics.val_accuracy:5.1f}% (best {best:5.1f}) seeds live {live} "
+                f"fossilized {tally['fossilized']} pruned {tally['pruned']}"
+            )
+        tally = env.tally()
+        added = env.model.seed_param_count()
+        outcome = EpisodeOutcome(
+            final_accuracy=signals.metrics.val_accuracy,
+            best_accuracy=best,
+            episode_length=plan.epochs,
+            episode_reward=None,
+            reward_components=None,
+            host_params=env.host_params,
+            added_params=added,
+            param_ratio=added / env.host_params,
+            germinated=tally["germinated"],
+            fossilized=tally["fossilized"],
+            pruned=tally["pruned"],
+            internal_level_changes=tally["internal_level_changes"],
+            invalid_actions=tally["invalid_actions"],
+            governor_rollbacks=tally["governor_rollbacks"],
+        )
+        env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
+        outcomes.append(outcome)
+        # Host-only baseline: the same host, seeded alike, trained for the same epochs with every slot dormant.
+        baseline_env = Environment(
+            plan.task, data, plan.slots, TelemetryHub(f"{run_id}-baseline").emitter(0), plan.seed, plan.device
+        )
+        baseline_env.reset(episode)
+        baselines.append(_wait_for(baseline_env, plan.epochs))
+        progress.done(
+            f"episode {episode + 1}/{plan.episodes}: accuracy {outcome.final_accuracy:.1f}% "
+            f"(host-only {baselines[-1]:.1f}%), germinated {outcome.germinated}, fossilized "
+            f"{outcome.fossilized}, pruned {outcome.pruned}, level changes {outcome.internal_level_changes}"
+        )
+    hub.emit(
+        TrainingCompletedPayload(
+            episodes_completed=plan.episodes, wall_seconds=time.perf_counter() - started, interrupted=False
+        )
+    )
+    hub.close()
+    summary = RunSummary(
+        run_id=run_id,
+        task=plan.task.name,
+        policy="heuristic",
+        episodes=plan.episodes,
+        final_accuracy=statistics.fmean(o.final_accuracy for o in outcomes),
+        baseline_accuracy=statistics.fmean(baselines),
+        germinated=sum(o.germinated for o in outcomes),
+        fossilized=sum(o.fossilized for o in outcomes),
+        pruned=sum(o.pruned for o in outcomes),
+        internal_level_changes=sum(o.internal_level_changes for o in outcomes),
+        added_params=round(statistics.fmean(o.added_params for o in outcomes)),
+        invalid_actions=sum(o.invalid_actions for o in outcomes),
+        governor_rollbacks=sum(o.governor_rollbacks for o in outcomes),
+        seed=plan.seed,
+        epochs_per_episode=plan.epochs,
+    )
+    (plan.run_dir / "summary.json").write_text(dumps(summary) + "\n")
+    return summary
+
+
+def summary_table(summary: RunSummary, run_dir: Path) -> str:
+    baseline = summary.baseline_accuracy
+    rows = [
+        ("final accuracy (mean of episodes)", f"{summary.final_accuracy:.2f}%"),
+        ("host-only baseline, same epochs", "-" if baseline is None else f"{baseline:.2f}%"),
+        ("difference", "-" if baseline is None else f"{summary.final_accuracy - baseline:+.2f} points"),
+        ("seeds germinated / fossilized / pruned", f"{summary.germinated} / {summary.fossilized} / {summary.pruned}"),
+        ("internal level changes", str(summary.internal_level_changes)),
+        ("parameters added (mean per episode)", f"{summary.added_params:,}"),
+        ("invalid actions / governor rollbacks", f"{summary.invalid_actions} / {summary.governor_rollbacks}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [
+        f"run {summary.run_id}: {summary.task}, {summary.policy}, {summary.episodes} episode(s) x "
+        f"{summary.epochs_per_episode} epochs, seed {summary.seed}"
+    ]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    lines.append(f"  written: {run_dir}/config.json, events.jsonl, summary.json")
+    return "\n".join(lines)
+
+
+def cmd_train_heuristic(args: argparse.Namespace) -> int:
+    try:
+        plan = plan_run(args)
+    except (UsageError, ValueError) as exc:
+        print(f"esper train: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_heuristic(plan, Progress(sys.stderr))
+    except DataError as exc:
+        print(f"esper train: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(summary, plan.run_dir))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    print(f"{'task':<12} {'topology':<12} {'host params':>11}  {'epochs':>6}  slots (default marked *)  description")
+    for task in TASKS.values():
+        host = task.build_host()
+        params = sum(p.numel() for p in {id(p): p for p in host.parameters()}.values())
+        slots = " ".join(
+            f"{s.slot_id}{'*' if s.slot_id in task.config.default_slots else ''}" for s in host.injection_specs()
+        )
+        print(
+            f"{task.name:<12} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
+            f"{slots:<24}  {task.description}"
+        )
+    return 0

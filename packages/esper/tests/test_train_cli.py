@@ -1,0 +1,124 @@
+"""`esper train heuristic` end to end on the digits task, and its misuse errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from esper.cli.main import main
+from esper.karn import read_events
+from esper.karn.contracts.run_summary import RunSummary
+from esper.leyline import loads
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+
+
+def envelope_validator() -> Draft202012Validator:
+    docs = [json.loads(p.read_text()) for p in SCHEMAS.rglob("*.json")]
+    registry: Registry = Registry().with_resources(
+        (d["$id"], Resource.from_contents(d, default_specification=DRAFT202012)) for d in docs
+    )
+    envelope = json.loads((SCHEMAS / "leyline" / "telemetry_event.json").read_text())
+    return Draft202012Validator(envelope, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def run(run_dir: Path, *extra: str) -> int:
+    return main(
+        [
+            "train",
+            "heuristic",
+            "--task",
+            "digits",
+            "--episodes",
+            "1",
+            "--blueprints",
+            "conv_ladder",
+            "--seed",
+            "0",
+            "--run-dir",
+            str(run_dir),
+            *extra,
+        ]
+    )
+
+
+def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path / "a") == 0
+    table = capsys.readouterr().out
+    assert "host-only baseline, same epochs" in table and "internal level changes" in table
+    assert run(tmp_path / "b") == 0
+    first, second = (loads(RunSummary, (tmp_path / d / "summary.json").read_text()) for d in ("a", "b"))
+    strip = {"run_id": "x"}
+    assert {**json.loads((tmp_path / "a" / "summary.json").read_text()), **strip} == {
+        **json.loads((tmp_path / "b" / "summary.json").read_text()),
+        **strip,
+    }
+    assert first.episodes == 1 and first.baseline_accuracy is not None and first.germinated >= 1
+    assert first.internal_level_changes == second.internal_level_changes >= 1
+
+    lines = (tmp_path / "a" / "events.jsonl").read_text().splitlines()
+    validator = envelope_validator()
+    for number, line in enumerate(lines, start=1):
+        errors = list(validator.iter_errors(json.loads(line)))
+        assert not errors, f"line {number}: {errors[0].message}"
+    events = list(read_events(tmp_path / "a" / "events.jsonl"))
+    kinds = {e.event_type.name for e in events}
+    assert {
+        "TRAINING_STARTED",
+        "EPOCH_COMPLETED",
+        "ACTION_TAKEN",
+        "SEED_GERMINATED",
+        "SEED_INTERNAL_LEVEL_CHANGED",
+        "EPISODE_OUTCOME",
+        "TRAINING_COMPLETED",
+    } <= kinds
+    assert sum(1 for e in events if e.event_type.name == "EPOCH_COMPLETED") == 60
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["blueprints"] == ["conv_ladder"] and config["task"]["name"] == "digits"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--slots", "r9c9"], "--slots: ['r9c9'] not in task digits"),
+        (["--slots", "late"], "--slots: slot id 'late' is not of the form"),
+        (["--blueprints", "lora"], "--blueprints: ['lora'] do not apply to digits"),
+        (["--blueprints", "conv_huge"], "--blueprints: unknown blueprint 'conv_huge'"),
+        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--max-seeds", "0"], "--max-seeds must be >= 1"),
+        (["--device", "cuda:0"], "--device: CUDA is not available"),
+        (["--task", "cifar10"], "--data-dir: task cifar10 needs an existing data directory"),
+    ],
+)
+def test_misuse_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    run_dir = tmp_path / "run"
+    assert main(["train", "heuristic", "--run-dir", str(run_dir), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "heuristic", "--task", "mnist"])
+    assert caught.value.code == 2
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("x")
+    assert main(["train", "heuristic", "--run-dir", str(busy)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in busy.iterdir()) == ["keep.txt"]
+
+
+def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "cifar10", "charlm", "tinystories"):
+        assert name in out
+    assert "r0c0*" in out

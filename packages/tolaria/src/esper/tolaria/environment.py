@@ -1,0 +1,390 @@
+"""One morphogenetic training run, stepped one host epoch at a time.
+
+`step(action)`: apply the action (an invalid one is rejected with a reason, never raised), train one epoch (host
+optimizer plus one optimizer per seed), run the fused validation (each blending/holding seed's counterfactual
+contribution), record it into the seeds, let the governor check the loss (and roll back if it must), tick every
+slot, and return the training signals and the seed reports Tamiyo sees next.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+from torch import nn
+
+from esper.kasmina import IllegalOperation, MorphogeneticModel, QualityGates, ValidationResult, cross_entropy
+from esper.leyline import (
+    ALPHA_CURVE_SHAPES,
+    ALPHA_SPEED_STEPS,
+    ALPHA_TARGET_VALUES,
+    STYLE_BLEND,
+    TEMPO_EPOCHS,
+    TOPOLOGY_BLUEPRINTS,
+    BlueprintAction,
+    EnvEmitter,
+    EpochCompletedPayload,
+    FactoredAction,
+    GovernorRollbackPayload,
+    LifecycleOp,
+    PruneInitiator,
+    SeedStage,
+    SeedStateReport,
+    Severity,
+    Topology,
+    TrainingMetrics,
+    TrainingSignals,
+)
+from esper.tolaria.data import TensorData
+from esper.tolaria.governor import Governor
+from esper.tolaria.tasks import TaskSpec
+
+OP = LifecycleOp
+HISTORY = 5
+PLATEAU_DELTA = 0.5  # accuracy points: smaller epoch-on-epoch gains count toward a plateau
+STABLE_RELATIVE_GAIN = 0.05  # host stabilised once 3 epochs improved the best val loss by less than 5 %
+STABLE_EPOCHS = 3
+SNAPSHOT_EVERY = 5
+GRADIENT_STRIDE = 4  # gradient statistics every 4th batch (and the first)
+
+
+class InvalidAction(Exception):
+    """An action the environment cannot apply (the reason is reported, the run goes on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    success: bool
+    reason: str | None  # why it failed; None on success
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    signals: TrainingSignals
+    reports: tuple[SeedStateReport, ...]
+    action: ActionResult
+    validation: ValidationResult
+    rolled_back: bool
+
+
+class Environment:
+    def __init__(
+        self,
+        task: TaskSpec,
+        data: TensorData,
+        slot_ids: tuple[str, ...],
+        emitter: EnvEmitter,
+        seed: int,
+        device: torch.device,
+        gates: QualityGates | None = None,
+        embargo_epochs: int = 5,
+    ) -> None:
+        self.task = task
+        self.data = data.to(device)
+        self.slot_ids = slot_ids
+        self.emitter = emitter
+        self.seed = seed
+        self.device = device
+        self.gates = gates if gates is not None else QualityGates()
+        self.embargo_epochs = embargo_epochs
+        self.episode = -1
+        self._handlers: Mapping[LifecycleOp, Callable[[FactoredAction], ActionResult]] = MappingProxyType(
+            {
+                OP.WAIT: lambda a: ActionResult(True, None),
+                OP.GERMINATE: self._germinate,
+                OP.SET_ALPHA_TARGET: self._set_alpha_target,
+                OP.PRUNE: self._prune,
+                OP.FOSSILIZE: self._fossilize,
+                OP.ADVANCE: self._advance,
+                OP.GROW_INTERNAL: lambda a: self._internal(a, grow=True),
+                OP.SHRINK_INTERNAL: lambda a: self._internal(a, grow=False),
+            }
+        )
+
+    @property
+    def handlers(self) -> Mapping[LifecycleOp, Callable[[FactoredAction], ActionResult]]:
+        return self._handlers
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, episode: int) -> tuple[TrainingSignals, tuple[SeedStateReport, ...]]:
+        """A fresh host (seeded by run seed and episode) with empty slots."""
+        self.episode = episode
+        self.emitter.start_episode(episode)
+        torch.manual_seed(self.seed * 100_003 + episode)
+        self.generator = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + episode)
+        host = self.task.build_host()
+        self.model = MorphogeneticModel(
+            host, self.slot_ids, self.emitter, gates=self.gates, embargo_epochs=self.embargo_epochs
+        ).to(self.device)
+        self.host_params = self.model.host_param_count()
+        self.governor = Governor(self.task.config.baseline_loss)
+        self._new_host_optimizer()
+        self.seed_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._seed_param_ids: dict[str, tuple[int, ...]] = {}
+        self._seed_counter = 0
+        self._order = torch.randperm(len(self.data.train_x), generator=self.generator)
+        self._cursor = 0
+        self.epoch = 0
+        self.global_step = 0
+        self.counters = {"internal_level_changes": 0, "invalid_actions": 0, "governor_rollbacks": 0}
+        self._seen: dict[str, set[str]] = {"germinated": set(), "fossilized": set(), "pruned": set()}
+        self.model.eval()
+        first = self.model.fused_validation(self.data.val_x, self.data.val_y)
+        self.governor.snapshot(self.model, 0)
+        self._losses = [first.loss]
+        self._accuracies = [first.accuracy]
+        self._plateau = 0
+        self._stabilized = False
+        self._last_op, self._last_success = OP.WAIT, True
+        self._train_loss, self._train_accuracy = first.loss, first.accuracy
+        return self._signals(first), self.model.reports()
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        lr = self.task.config.learning_rate
+        if self.task.config.topology is Topology.CNN:
+            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+    def _new_host_optimizer(self) -> None:
+        self.host_optimizer = self._optimizer(self.model.host_parameters())
+
+    def _sync_seed_optimizers(self) -> None:
+        """One optimizer per seed; rebuilt when a seed's parameter set changes (a gate added), dropped with it."""
+        for slot in self.model.iter_slots():
+            params = self.model.seed_parameters(slot.slot_id)
+            ids = tuple(id(p) for p in params)
+            if not params:
+                self.seed_optimizers.pop(slot.slot_id, None)
+                self._seed_param_ids.pop(slot.slot_id, None)
+            elif slot.slot_id not in self._seed_param_ids or self._seed_param_ids[slot.slot_id] != ids:
+                self.seed_optimizers[slot.slot_id] = self._optimizer(params)
+                self._seed_param_ids[slot.slot_id] = ids
+
+    # ------------------------------------------------------------------ actions
+    def apply(self, action: FactoredAction) -> ActionResult:
+        try:
+            if action.op is not OP.WAIT and not 0 <= action.slot < len(self.slot_ids):
+                raise InvalidAction(f"slot index {action.slot} is outside 0..{len(self.slot_ids) - 1}")
+            result = self._handlers[action.op](action)
+        except (IllegalOperation, InvalidAction) as exc:
+            result = ActionResult(False, str(exc))
+        if not result.success:
+            self.counters["invalid_actions"] += 1
+        self._last_op, self._last_success = action.op, result.success
+        return result
+
+    def _slot_id(self, action: FactoredAction) -> str:
+        return self.slot_ids[action.slot]
+
+    def _germinate(self, action: FactoredAction) -> ActionResult:
+        topology = self.task.config.topology
+        if action.blueprint not in TOPOLOGY_BLUEPRINTS[topology] or action.blueprint is BlueprintAction.NOOP:
+            raise InvalidAction(f"blueprint {action.blueprint.name.lower()} cannot be germinated on {topology.value}")
+        self._seed_counter += 1
+        seed_id = f"env{self.emitter.env_id}-ep{self.episode}-seed{self._seed_counter}"
+        slot = self.model.slot(self._slot_id(action))
+        slot.germinate(
+            action.blueprint,
+            seed_id,
+            action.style,
+            TEMPO_EPOCHS[action.tempo],
+            ALPHA_TARGET_VALUES[action.alpha_target],
+            self.host_params,
+        )
+        return ActionResult(True, None)
+
+    def _set_alpha_target(self, action: FactoredAction) -> ActionResult:
+        curve, steepness = ALPHA_CURVE_SHAPES[action.alpha_curve]
+        _, algorithm = STYLE_BLEND[action.style]
+        self.model.slot(self._slot_id(action)).set_alpha_target(
+            ALPHA_TARGET_VALUES[action.alpha_target], ALPHA_SPEED_STEPS[action.alpha_speed], curve, steepness, algorithm
+        )
+        return ActionResult(True, None)
+
+    def _prune(self, action: FactoredAction) -> ActionResult:
+        curve, steepness = ALPHA_CURVE_SHAPES[action.alpha_curve]
+        slot = self.model.slot(self._slot_id(action))
+        slot.prune(ALPHA_SPEED_STEPS[action.alpha_speed], curve, steepness, PruneInitiator.POLICY, "policy")
+        return ActionResult(True, None)
+
+    def _fossilize(self, action: FactoredAction) -> ActionResult:
+        result = self.model.slot(self._slot_id(action)).fossilize()
+        if not result.passed:
+            return ActionResult(False, f"gate {result.gate.name}: {result.message}")
+        self.governor.snapshot(self.model, self.epoch)  # a fossil is part of the host: keep it on rollback
+        return ActionResult(True, None)
+
+    def _advance(self, action: FactoredAction) -> ActionResult:
+        result = self.model.slot(self._slot_id(action)).advance()
+        return (
+            ActionResult(True, None)
+            if result.passed
+            else ActionResult(False, f"gate {result.gate.name}: {result.message}")
+        )
+
+    def _internal(self, action: FactoredAction, grow: bool) -> ActionResult:
+        slot = self.model.slot(self._slot_id(action))
+        changed = slot.grow_internal() if grow else slot.shrink_internal()
+        if not changed:
+            return ActionResult(False, "internal level already at its bound")
+        self.counters["internal_level_changes"] += 1
+        return ActionResult(True, None)
+
+    # ------------------------------------------------------------------ the epoch
+    def step(self, action: FactoredAction) -> StepResult:
+        started = time.perf_counter()
+        self.epoch += 1
+        self.emitter.set_epoch(self.epoch)
+        result = self.apply(action)
+        self._tally()
+        self._sync_seed_optimizers()
+        self._train_epoch()
+        self.model.eval()
+        validation = self.model.fused_validation(self.data.val_x, self.data.val_y)
+        self.model.record_validation(validation)
+        verdict = self.governor.check(validation.loss)
+        rolled_back = verdict is not None
+        if verdict is not None:
+            pruned = [
+                s.slot_id
+                for s in self.model.iter_slots()
+                if s.stage in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING)
+            ]
+            for slot_id in pruned:
+                self.model.slot(slot_id).prune(
+                    initiator=PruneInitiator.GOVERNOR, reason=f"governor: {verdict.reason.value}"
+                )
+            self.governor.restore(self.model)
+            self._new_host_optimizer()
+            self.seed_optimizers.clear()
+            self._seed_param_ids.clear()
+            self.counters["governor_rollbacks"] += 1
+            self.emitter.emit(
+                GovernorRollbackPayload(
+                    reason=verdict.reason,
+                    loss=verdict.loss,
+                    threshold=verdict.threshold,
+                    restored_epoch=self.governor.snapshot_epoch,
+                    pruned_slots=tuple(pruned),
+                ),
+                severity=Severity.CRITICAL,
+            )
+            validation = self.model.fused_validation(self.data.val_x, self.data.val_y)
+        elif self.epoch % SNAPSHOT_EVERY == 0:
+            self.governor.snapshot(self.model, self.epoch)
+        self._tally()
+        self.model.step_epoch()
+        self._tally()
+        self._update_history(validation)
+        self.emitter.emit(
+            EpochCompletedPayload(
+                train_loss=self._train_loss if math.isfinite(self._train_loss) else None,
+                train_accuracy=self._train_accuracy,
+                val_loss=validation.loss,
+                val_accuracy=validation.accuracy,
+                host_params=self.host_params,
+                seed_params=self.model.seed_param_count(),
+                live_seeds=self.model.count(
+                    SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING
+                ),
+                fossilized_seeds=self.model.count(SeedStage.FOSSILIZED),
+                epoch_seconds=time.perf_counter() - started,
+                governor_rollback=rolled_back,
+            )
+        )
+        return StepResult(self._signals(validation), self.model.reports(), result, validation, rolled_back)
+
+    def _tally(self) -> None:
+        """Count seeds by id as they pass through germination, fossilization and pruning."""
+        for slot in self.model.iter_slots():
+            if slot.state is None:
+                continue
+            seed_id = slot.state.seed_id
+            self._seen["germinated"].add(seed_id)
+            if slot.stage is SeedStage.FOSSILIZED:
+                self._seen["fossilized"].add(seed_id)
+            elif slot.stage in (SeedStage.PRUNED, SeedStage.EMBARGOED, SeedStage.RESETTING):
+                self._seen["pruned"].add(seed_id)
+
+    def tally(self) -> dict[str, int]:
+        """Seeds germinated, fossilized and pruned this episode, plus the action and governor counters."""
+        return {**{name: len(ids) for name, ids in self._seen.items()}, **self.counters}
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        size = self.task.config.batch_size
+        if self._cursor + size > len(self._order):
+            self._order = torch.randperm(len(self.data.train_x), generator=self.generator)
+            self._cursor = 0
+        index = self._order[self._cursor : self._cursor + size].to(self.device)
+        self._cursor += size
+        return self.data.train_x[index], self.data.train_y[index]
+
+    def _train_epoch(self) -> None:
+        self.model.train()
+        losses, correct, seen = [], 0.0, 0
+        optimizers = [self.host_optimizer, *self.seed_optimizers.values()]
+        for batch in range(self.task.config.batches_per_epoch):
+            x, y = self._next_batch()
+            logits = self.model(x)
+            loss = cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                losses.append(float("nan"))
+                break  # the governor will see the validation loss and roll back
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if batch % GRADIENT_STRIDE == 0:
+                self.model.record_gradients()
+            for optimizer in optimizers:
+                optimizer.step()
+            self.global_step += 1
+            losses.append(float(loss.detach()))
+            correct += float((logits.argmax(-1) == y).float().sum())
+            seen += y.numel()
+        self._train_loss = sum(losses) / len(losses)
+        self._train_accuracy = 100.0 * correct / max(seen, 1)
+
+    # ------------------------------------------------------------------ signals
+    def _update_history(self, validation: ValidationResult) -> None:
+        previous_loss, previous_accuracy = self._losses[-1], self._accuracies[-1]
+        self._losses.append(validation.loss)
+        self._accuracies.append(validation.accuracy)
+        gain = validation.accuracy - max(self._accuracies[:-1])
+        self._plateau = self._plateau + 1 if gain < PLATEAU_DELTA else 0
+        if len(self._losses) > STABLE_EPOCHS + 1:
+            best_before = min(self._losses[:-STABLE_EPOCHS])
+            recent_best = min(self._losses[-STABLE_EPOCHS:])
+            gain = (best_before - recent_best) / max(abs(best_before), 1e-8)
+            self._stabilized = self._stabilized or gain < STABLE_RELATIVE_GAIN
+        self._accuracy_delta = validation.accuracy - previous_accuracy
+        self._loss_delta = validation.loss - previous_loss
+
+    def _signals(self, validation: ValidationResult) -> TrainingSignals:
+        loss_delta = self._loss_delta if self.epoch > 0 else 0.0
+        accuracy_delta = self._accuracy_delta if self.epoch > 0 else 0.0
+        metrics = TrainingMetrics(
+            epoch=self.epoch,
+            global_step=self.global_step,
+            train_loss=self._train_loss if math.isfinite(self._train_loss) else validation.loss,
+            val_loss=validation.loss,
+            loss_delta=loss_delta,
+            train_accuracy=self._train_accuracy,
+            val_accuracy=validation.accuracy,
+            accuracy_delta=accuracy_delta,
+            plateau_epochs=self._plateau,
+            host_stabilized=self._stabilized,
+            best_val_accuracy=max(self._accuracies),
+            best_val_loss=min(self._losses),
+        )
+        return TrainingSignals(
+            metrics=metrics,
+            loss_history=tuple(self._losses[-HISTORY:]),
+            accuracy_history=tuple(self._accuracies[-HISTORY:]),
+            max_epochs=self.task.config.episode_length,
+            last_action_op=self._last_op,
+            last_action_success=self._last_success,
+        )

@@ -1,0 +1,121 @@
+"""The environment: every op executes, invalid actions are rejected and counted, and the governor rolls back."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from esper.leyline import (
+    AlphaCurveAction,
+    AlphaSpeedAction,
+    AlphaTargetAction,
+    BlueprintAction,
+    FactoredAction,
+    GerminationStyle,
+    GovernorReason,
+    LifecycleOp,
+    ListSink,
+    SeedStage,
+    TelemetryHub,
+    TempoAction,
+    assert_covers,
+)
+from esper.tolaria import Environment, Governor, get_task
+
+OP = LifecycleOp
+TASK = get_task("digits")
+DATA = TASK.load(None)
+
+
+def action(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BlueprintAction.NOOP) -> FactoredAction:
+    return FactoredAction(
+        op=op,
+        slot=slot,
+        blueprint=blueprint,
+        style=GerminationStyle.LINEAR_ADD,
+        tempo=TempoAction.FAST,
+        alpha_target=AlphaTargetAction.FULL,
+        alpha_speed=AlphaSpeedAction.INSTANT,
+        alpha_curve=AlphaCurveAction.LINEAR,
+    )
+
+
+def make_env(sink: ListSink | None = None) -> Environment:
+    hub = TelemetryHub("test", sinks=(sink,) if sink is not None else ())
+    env = Environment(TASK, DATA, ("r0c0", "r0c1"), hub.emitter(0), seed=3, device=torch.device("cpu"))
+    env.reset(0)
+    return env
+
+
+def test_every_op_has_an_execution_path() -> None:
+    assert_covers(LifecycleOp, make_env().handlers, consumer="tolaria Environment handlers")
+
+
+def test_ops_execute_and_invalid_ones_are_rejected_and_counted() -> None:
+    env = make_env()
+    bad = env.step(action(OP.FOSSILIZE))
+    assert not bad.action.success and "FOSSILIZE is illegal" in bad.action.reason
+    wrong_topology = env.step(action(OP.GERMINATE, blueprint=BlueprintAction.LORA))
+    assert not wrong_topology.action.success and "cannot be germinated on cnn" in wrong_topology.action.reason
+    out_of_range = env.step(action(OP.ADVANCE, slot=7))
+    assert not out_of_range.action.success and "outside 0..1" in out_of_range.action.reason
+    assert env.tally()["invalid_actions"] == 3
+    assert env.step(action(OP.GERMINATE, blueprint=BlueprintAction.CONV_LADDER)).action.success
+    assert env.step(action(OP.ADVANCE)).action.success
+    assert env.step(action(OP.GROW_INTERNAL)).action.success
+    assert env.step(action(OP.SHRINK_INTERNAL)).action.success
+    (report,) = env.model.reports()
+    assert report.stage is SeedStage.TRAINING and report.internal_level == 1
+    assert env.step(action(OP.PRUNE)).action.success
+    assert env.tally()["internal_level_changes"] == 2 and env.tally()["pruned"] == 1
+    assert env.step(action(OP.WAIT)).signals.last_action_op is OP.WAIT
+
+
+def test_training_improves_the_host() -> None:
+    env = make_env()
+    first = env.step(action(OP.WAIT)).validation.accuracy
+    for _ in range(8):
+        last = env.step(action(OP.WAIT))
+    assert last.validation.accuracy > first + 20
+    assert last.signals.metrics.epoch == 9 and len(last.signals.loss_history) == 5
+
+
+def test_nan_triggers_a_rollback_to_the_snapshot() -> None:
+    sink = ListSink()
+    env = make_env(sink)
+    env.step(action(OP.GERMINATE, blueprint=BlueprintAction.CONV_LIGHT))
+    env.step(action(OP.ADVANCE))
+    for _ in range(3):
+        env.step(action(OP.WAIT))  # epoch 5: a snapshot is taken
+    snapshot = {k: v.clone() for k, v in env.model.host.state_dict().items()}
+    with torch.no_grad():
+        next(env.model.host.parameters()).fill_(float("nan"))  # inject
+    result = env.step(action(OP.WAIT))
+    assert result.rolled_back and math.isfinite(result.validation.loss)
+    for key, value in env.model.host.state_dict().items():
+        assert torch.equal(value, snapshot[key]), key
+    assert env.model.slot("r0c0").stage is SeedStage.EMBARGOED  # the live seed was pruned (then ticked)
+    (rollback,) = [e for e in sink.events if e.event_type.name == "GOVERNOR_ROLLBACK"]
+    assert rollback.payload.reason is GovernorReason.NON_FINITE and rollback.payload.pruned_slots == ("r0c0",)
+    assert rollback.payload.restored_epoch == 5
+    assert env.tally()["governor_rollbacks"] == 1
+    assert all(not state for state in env.host_optimizer.state.values())  # optimizer state cleared
+    epoch_events = [e for e in sink.events if e.event_type.name == "EPOCH_COMPLETED"]
+    assert epoch_events[-1].payload.governor_rollback and epoch_events[-1].payload.train_loss is None
+
+
+def test_governor_verdicts() -> None:
+    governor = Governor(random_guess_loss=math.log(10))
+    assert governor.check(float("inf")).reason is GovernorReason.NON_FINITE
+    for loss in [0.5, 0.45, 0.5, 0.48, 0.52, 0.5]:
+        assert governor.check(loss) is None
+    assert governor.check(2.3).reason is GovernorReason.COLLAPSE  # back to random guessing after learning
+    governor = Governor(random_guess_loss=100.0)
+    for loss in [1.0, 1.1, 0.9, 1.0, 1.05]:
+        assert governor.check(loss) is None
+    assert governor.check(9.0) is None and governor.check(9.0) is None  # two anomalies: patience
+    assert governor.check(9.0).reason is GovernorReason.DIVERGENCE
+    with pytest.raises(RuntimeError, match="no snapshot"):
+        Governor(1.0).restore(make_env().model)
