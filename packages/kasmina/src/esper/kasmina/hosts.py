@@ -7,6 +7,7 @@ enabled slot, so routing is plain Python over module lists.
 
 from __future__ import annotations
 
+import abc
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -61,6 +62,41 @@ class _PointTable:
         return self.positions[slot_id]
 
 
+class SegmentedHost(nn.Module, abc.ABC):
+    """The routing every host shares: `embed -> ops[0..n) -> readout`, with injection points between ops.
+    Subclasses build `self.ops`, `self._points`, `embed` and `readout`."""
+
+    ops: nn.ModuleList
+    _points: _PointTable
+
+    def injection_specs(self) -> tuple[InjectionSpec, ...]:
+        return self._points.specs
+
+    def execution_order(self) -> tuple[str, ...]:
+        return self._points.execution
+
+    def position(self, slot_id: str) -> int:
+        return self._points.position(slot_id)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    @abc.abstractmethod
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def readout(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for op in self.ops[start:stop]:
+            x = op(x)
+        return x
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.readout(self.run_ops(self.embed(inputs), 0, self.num_ops))
+
+
 class ConvBlock(nn.Module):
     """Host block: conv 3x3 (no bias) -> BatchNorm -> ReLU."""
 
@@ -73,7 +109,7 @@ class ConvBlock(nn.Module):
         return torch.relu(self.norm(self.conv(x)))
 
 
-class CNNHost(nn.Module):
+class CNNHost(SegmentedHost):
     """Conv blocks of growing width, each of the first `pool_layers` followed by 2x2 max-pooling, then global average
     pooling and a linear classifier.
 
@@ -117,32 +153,11 @@ class CNNHost(nn.Module):
             slot_id=format_slot_id(row, col), channels=width, surface=surface, order=order, position=(seen + 1) / total
         )
 
-    def injection_specs(self) -> tuple[InjectionSpec, ...]:
-        return self._points.specs
-
-    def execution_order(self) -> tuple[str, ...]:
-        return self._points.execution
-
-    def position(self, slot_id: str) -> int:
-        return self._points.position(slot_id)
-
-    @property
-    def num_ops(self) -> int:
-        return len(self.ops)
-
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs
 
-    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for op in self.ops[start:stop]:
-            x = op(x)
-        return x
-
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x.mean(dim=(2, 3)))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.run_ops(self.embed(inputs), 0, self.num_ops))
 
 
 class TransformerBlock(nn.Module):
@@ -170,7 +185,7 @@ class TransformerBlock(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
-class TransformerHost(nn.Module):
+class TransformerHost(SegmentedHost):
     """Small GPT-style causal language model with a weight-tied head. One injection point after every layer:
     `r0c{i}`, surface BLOCK_END, order i."""
 
@@ -214,19 +229,6 @@ class TransformerHost(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def injection_specs(self) -> tuple[InjectionSpec, ...]:
-        return self._points.specs
-
-    def execution_order(self) -> tuple[str, ...]:
-        return self._points.execution
-
-    def position(self, slot_id: str) -> int:
-        return self._points.position(slot_id)
-
-    @property
-    def num_ops(self) -> int:
-        return len(self.ops)
-
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         steps = inputs.shape[1]
         if steps > self.config.block_size:
@@ -234,14 +236,6 @@ class TransformerHost(nn.Module):
         positions: torch.Tensor = self.positions[:steps]  # type: ignore[index]
         return self.drop(self.token_embedding(inputs) + self.position_embedding(positions))
 
-    def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for op in self.ops[start:stop]:
-            x = op(x)
-        return x
-
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.lm_head(self.ln_f(x))
         return logits
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.run_ops(self.embed(inputs), 0, self.num_ops))
