@@ -40,7 +40,7 @@ from esper.leyline import (
     assert_covers,
     missing_members,
 )
-from esper.simic import RewardConfig
+from esper.simic.contracts.reward_config import RewardConfig  # the contract alone: no torch import
 from tests.conftest import ROOT
 
 ENVELOPE = json.loads((ROOT / "schemas" / "leyline" / "telemetry_event.json").read_text())

@@ -23,6 +23,7 @@ from esper.leyline.contracts.lifecycle_op import LifecycleOp
 from esper.leyline.contracts.seed_internal_kind import SeedInternalKind
 from esper.leyline.contracts.tempo_action import TempoAction
 from esper.leyline.contracts.topology import Topology
+from esper.leyline.coverage import assert_covers
 
 BP = BlueprintAction
 OP = LifecycleOp
@@ -169,4 +170,5 @@ def is_head_relevant(op: LifecycleOp, head: ActionHead) -> bool:
 
 def relevance_matrix() -> tuple[tuple[bool, ...], ...]:
     """[op][head] booleans in LifecycleOp x ActionHead order, for building a tensor once."""
+    assert_covers(LifecycleOp, HEAD_RELEVANCE_BY_OP, consumer="leyline HEAD_RELEVANCE_BY_OP (causal relevance)")
     return tuple(tuple(head in HEAD_RELEVANCE_BY_OP[op] for head in ActionHead) for op in LifecycleOp)

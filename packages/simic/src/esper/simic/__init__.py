@@ -1,7 +1,34 @@
-"""Simic: rewards, PPO and the vectorized trainer.
+"""Simic: rewards, PPO and (next) the vectorized trainer that learns Tamiyo.
 
-Its contracts are generated into `esper.simic.contracts` and re-exported here.
+Its contracts (PPO and reward configs) are generated into `esper.simic.contracts` and re-exported here.
 """
 
 from esper.simic.contracts import *  # noqa: F403
-from esper.simic.contracts import __all__ as __all__
+from esper.simic.contracts import __all__ as CONTRACT_NAMES
+from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, gae
+from esper.simic.rewards import (
+    STAGE_POTENTIALS,
+    InternalOpWindow,
+    StepOutcome,
+    added_params,
+    check_reward_config,
+    compute_reward,
+    potential,
+)
+
+__all__ = [
+    *CONTRACT_NAMES,
+    "CONTRACT_NAMES",
+    "STAGE_POTENTIALS",
+    "InternalOpWindow",
+    "PpoTrainer",
+    "RolloutBuffer",
+    "RunningMeanStd",
+    "StepOutcome",
+    "UpdateStats",
+    "added_params",
+    "check_reward_config",
+    "compute_reward",
+    "gae",
+    "potential",
+]

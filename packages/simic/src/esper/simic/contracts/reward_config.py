@@ -27,9 +27,9 @@ class RewardConfig:
     """
     Weight of parameter rent.
     """
-    param_budget: int = 500000
+    param_budget: int = 0
     """
-    Parameters at which rent reaches rent_weight.
+    Added parameters at which rent reaches rent_weight; 0 means the host's own trainable parameter count (rent relative to the host).
     """
     max_rent: float = 1.5
     """
@@ -60,4 +60,28 @@ class RewardConfig:
     governor_penalty: float = 10.0
     """
     Penalty magnitude when the governor rolls back.
+    """
+    terminal_accuracy_weight: float = 0.02
+    """
+    Terminal bonus per point of final validation accuracy (70 % -> 1.4).
+    """
+    contribution_scale: float = 10.0
+    """
+    Contribution points that earn contribution_weight (contributions are measured in accuracy points).
+    """
+    thrash_window: int = 10
+    """
+    Steps in the anti-thrash window.
+    """
+    thrash_min_ops: int = 4
+    """
+    Internal ops in the window before the anti-thrash penalty can apply.
+    """
+    thrash_reversal_threshold: float = 0.7
+    """
+    Reversal rate above which the anti-thrash penalty applies.
+    """
+    thrash_penalty: float = 0.005
+    """
+    Anti-thrash penalty per unit of reversal rate.
     """
