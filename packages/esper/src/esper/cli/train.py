@@ -67,6 +67,9 @@ WAIT = FactoredAction(
 )
 
 
+DEFAULT_ROUNDS = 10
+
+
 class UsageError(Exception):
     """A flag or config the run cannot use; reported with exit code 2 before anything is written."""
 
@@ -100,6 +103,22 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     heuristic.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
     heuristic.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
     heuristic.set_defaults(func=cmd_train_heuristic)
+    ppo = policies.add_parser("ppo", help="learn Tamiyo with PPO over N environments")
+    ppo.add_argument("--task", default="digits", choices=sorted(TASKS), help="task (default: digits)")
+    ppo.add_argument("--rounds", type=int, help="PPO rounds, one episode per environment each (default 10)")
+    ppo.add_argument("--envs", type=int, default=4, help="environments per round (default 4)")
+    ppo.add_argument("--episode-length", type=int, help="host epochs per episode (default: the task's)")
+    ppo.add_argument("--slots", nargs="+", help="enabled slots (default: the task's)")
+    ppo.add_argument("--blueprints", nargs="+", help="blueprint ids Tamiyo may germinate (default: all)")
+    ppo.add_argument("--max-seeds", type=int, help="most live + fossilized seeds per environment")
+    ppo.add_argument("--config-json", type=Path, help='JSON with optional "ppo", "reward", "policy" sections')
+    ppo.add_argument("--checkpoint-every", type=int, default=1, help="save a checkpoint every K rounds (default 1)")
+    ppo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    ppo.add_argument("--resume", type=Path, help="continue the run in this directory from its last checkpoint")
+    ppo.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    ppo.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
+    ppo.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
+    ppo.set_defaults(func=cmd_train_ppo)
     tasks = sub.add_parser("tasks", help="list the tasks")
     tasks.set_defaults(func=cmd_tasks)
 
@@ -110,9 +129,11 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
+    """Validate the flags both policies share (and the heuristic's own)."""
     task = get_task(args.task)
-    _positive("--episodes", args.episodes)
-    _positive("--epochs", args.epochs)
+    if args.policy == "heuristic":
+        _positive("--episodes", args.episodes)
+        _positive("--epochs", args.epochs)
     _positive("--max-seeds", args.max_seeds)
     host_slots = [spec.slot_id for spec in task.build_host().injection_specs()]
     try:
@@ -152,12 +173,18 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     )
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UsageError(f"--run-dir: {run_dir} exists and is not empty")
+    heuristic = args.policy == "heuristic"
+    episodes = args.episodes if heuristic else (args.rounds or DEFAULT_ROUNDS)
+    epochs = args.epochs if heuristic else args.episode_length
+    if not heuristic:
+        _positive("--rounds", episodes)
+        _positive("--episode-length", epochs)
     return RunPlan(
         task,
         slots,
         blueprints,
-        args.episodes,
-        args.epochs or task.config.episode_length,
+        episodes,
+        epochs or task.config.episode_length,
         args.max_seeds,
         args.seed,
         device,
@@ -363,6 +390,12 @@ def cmd_train_heuristic(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(summary, plan.run_dir))
     return 0
+
+
+def cmd_train_ppo(args: argparse.Namespace) -> int:
+    from esper.cli.ppo import train_ppo  # imported here: esper.cli.ppo builds on this module
+
+    return train_ppo(args)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -30,6 +30,19 @@ class JsonlSink:
             self._file = None
 
 
+def repair_torn_tail(path: Path) -> int:
+    """Cut a torn last line (a killed run's half-written event) so appending can resume; returns bytes removed."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with path.open("r+b") as f:
+        f.truncate(keep)
+    return len(data) - keep
+
+
 def read_events(path: Path) -> Iterator[TelemetryEvent]:
     """Every event of an events.jsonl file; a malformed line raises WireError naming its line number."""
     with path.open(encoding="utf-8") as lines:

@@ -15,6 +15,7 @@ from esper.simic.rewards import (
     compute_reward,
     potential,
 )
+from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer
 
 __all__ = [
     *CONTRACT_NAMES,
@@ -23,9 +24,12 @@ __all__ = [
     "InternalOpWindow",
     "PpoTrainer",
     "RolloutBuffer",
+    "RoundResult",
     "RunningMeanStd",
     "StepOutcome",
+    "TrainerConfig",
     "UpdateStats",
+    "VectorizedTrainer",
     "added_params",
     "check_reward_config",
     "compute_reward",

@@ -1,0 +1,196 @@
+"""`esper train ppo`: learn Tamiyo with PPO (Simic's vectorized trainer), with checkpoints and `--resume`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from esper.cli.train import DEFAULT_ROUNDS, Progress, RunPlan, UsageError, plan_run, summary_table
+from esper.karn import JsonlSink, repair_torn_tail
+from esper.karn.contracts.run_summary import RunSummary
+from esper.leyline import (
+    TelemetryHub,
+    TrainingCompletedPayload,
+    TrainingStartedPayload,
+    WireError,
+    dumps,
+    from_wire,
+    to_wire,
+)
+from esper.simic import PpoConfig, RewardConfig, RoundResult, TrainerConfig, VectorizedTrainer, check_reward_config
+from esper.tamiyo import LstmPolicyConfig, MaskConfig
+from esper.tolaria import DataError
+
+CHECKPOINT = "checkpoint.pt"
+SECTIONS: dict[str, type] = {"ppo": PpoConfig, "reward": RewardConfig, "policy": LstmPolicyConfig}
+
+
+def _sections(data: dict[str, Any], source: str) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise UsageError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(SECTIONS)}")
+    try:
+        return {name: from_wire(cls, data[name] if name in data else {}) for name, cls in SECTIONS.items()}
+    except WireError as exc:
+        raise UsageError(f"{source}: {exc}") from exc
+
+
+def _fresh(args: argparse.Namespace) -> tuple[RunPlan, dict[str, Any], int, int]:
+    if args.config_json is not None and not args.config_json.is_file():
+        raise UsageError(f"--config-json: {args.config_json} is not a file")
+    raw = json.loads(args.config_json.read_text()) if args.config_json is not None else {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"--config-json: {args.config_json} must hold a JSON object")
+    sections = _sections(raw, f"--config-json {args.config_json}")
+    return plan_run(args), sections, args.envs, args.checkpoint_every
+
+
+def _resumed(args: argparse.Namespace) -> tuple[RunPlan, dict[str, Any], int, int]:
+    run_dir: Path = args.resume
+    if not (run_dir / "config.json").is_file() or not (run_dir / CHECKPOINT).is_file():
+        raise UsageError(f"--resume: {run_dir} has no config.json and {CHECKPOINT} to resume from")
+    config = json.loads((run_dir / "config.json").read_text())
+    stored = argparse.Namespace(
+        policy="ppo",
+        task=config["task"]["name"],
+        slots=config["slots"],
+        blueprints=config["blueprints"],
+        max_seeds=config["max_seeds"],
+        seed=config["seed"],
+        device=config["device"],
+        data_dir=None if config["data_dir"] is None else Path(config["data_dir"]),
+        run_dir=run_dir / "__validation_only__",  # the real directory exists; only the other flags are checked
+        rounds=args.rounds if args.rounds is not None else config["rounds"],
+        episode_length=config["episode_length"],
+    )
+    plan = dataclasses.replace(plan_run(stored), run_dir=run_dir)
+    sections = _sections({name: config[name] for name in SECTIONS}, f"{run_dir}/config.json")
+    return plan, sections, config["envs"], config["checkpoint_every"]
+
+
+def train_ppo(args: argparse.Namespace) -> int:
+    try:
+        plan, sections, envs, every = _resumed(args) if args.resume is not None else _fresh(args)
+        for name, value in (("--envs", envs), ("--checkpoint-every", every)):
+            if value < 1:
+                raise UsageError(f"{name} must be >= 1, got {value}")
+        check_reward_config(sections["reward"])
+        data = plan.task.load(plan.data_dir)
+    except (UsageError, ValueError, DataError, json.JSONDecodeError) as exc:
+        print(f"esper train: error: {exc}", file=sys.stderr)
+        return 2
+    summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
+    print(summary_table(summary, plan.run_dir))
+    return 0
+
+
+def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resume: bool, data: Any) -> RunSummary:
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = plan.run_dir.name
+    events = plan.run_dir / "events.jsonl"
+    progress = Progress(sys.stderr)
+    if resume:
+        torn = repair_torn_tail(events)
+        if torn:
+            progress.done(f"resume: dropped a torn last line ({torn} bytes) from {events}")
+    else:
+        config = {
+            "run_id": run_id,
+            "policy": "ppo",
+            "task": to_wire(plan.task.config),
+            "slots": list(plan.slots),
+            "blueprints": [b.name.lower() for b in plan.blueprints],
+            "rounds": plan.episodes,
+            "envs": envs,
+            "episode_length": plan.epochs,
+            "max_seeds": plan.max_seeds,
+            "seed": plan.seed,
+            "device": str(plan.device),
+            "data_dir": None if plan.data_dir is None else str(plan.data_dir),
+            "checkpoint_every": every,
+            **{name: to_wire(value) for name, value in sections.items()},
+        }
+        (plan.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    hub = TelemetryHub(run_id, sinks=(JsonlSink(events),))
+    masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
+    trainer = VectorizedTrainer(
+        TrainerConfig(
+            task=plan.task,
+            slots=plan.slots,
+            masks=masks,
+            n_envs=envs,
+            episode_length=plan.epochs,
+            seed=plan.seed,
+            device=plan.device,
+            ppo=sections["ppo"],
+            reward=sections["reward"],
+            policy=sections["policy"],
+        ),
+        data,
+        hub,
+    )
+    if resume:
+        trainer.load(plan.run_dir / CHECKPOINT)
+    host_params = sum(p.numel() for p in plan.task.build_host().parameters())
+    hub.emit(
+        TrainingStartedPayload(
+            task=plan.task.name,
+            policy="lstm",
+            topology=plan.task.config.topology,
+            slot_ids=plan.slots,
+            blueprints=tuple(b.name.lower() for b in plan.blueprints),
+            n_envs=envs,
+            episode_length=plan.epochs,
+            max_seeds=plan.max_seeds,
+            seed=plan.seed,
+            device=str(plan.device),
+            host_params=host_params,
+        )
+    )
+    started = time.perf_counter()
+    results: list[RoundResult] = []
+    while trainer.round < plan.episodes:
+        result = trainer.run_round()
+        results.append(result)
+        progress.done(
+            f"round {result.round}/{plan.episodes}: reward {result.mean_reward:+.3f}, accuracy "
+            f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s"
+        )
+        if result.round % every == 0 or result.round == plan.episodes:
+            trainer.save(plan.run_dir / CHECKPOINT)
+    hub.emit(
+        TrainingCompletedPayload(
+            episodes_completed=len(results) * envs, wall_seconds=time.perf_counter() - started, interrupted=False
+        )
+    )
+    hub.close()
+    tallies = [t for r in results for t in r.tallies]
+    last = results[-1] if results else None
+    summary = RunSummary(
+        run_id=run_id,
+        task=plan.task.name,
+        policy="ppo",
+        episodes=trainer.round * envs,
+        final_accuracy=last.mean_accuracy if last is not None else 0.0,
+        baseline_accuracy=None,
+        germinated=sum(t["germinated"] for t in tallies),
+        fossilized=sum(t["fossilized"] for t in tallies),
+        pruned=sum(t["pruned"] for t in tallies),
+        internal_level_changes=sum(t["internal_level_changes"] for t in tallies),
+        added_params=round(statistics.fmean(last.added_params)) if last is not None else 0,
+        invalid_actions=sum(t["invalid_actions"] for t in tallies),
+        governor_rollbacks=sum(t["governor_rollbacks"] for t in tallies),
+        seed=plan.seed,
+        epochs_per_episode=plan.epochs,
+    )
+    (plan.run_dir / "summary.json").write_text(dumps(summary) + "\n")
+    return summary
+
+
+__all__ = ["CHECKPOINT", "DEFAULT_ROUNDS", "run_ppo", "train_ppo"]
