@@ -90,9 +90,26 @@ def _field_path(error: ValidationError) -> str:
     return path
 
 
+@functools.cache
+def _event_validator(event_type: str) -> Draft202012Validator:
+    """The envelope schema with the payload bound to one event type's payload schema: the same rules as the full
+    envelope (whose if/then picks that payload), without trying every payload of the anyOf (about 10x faster)."""
+    envelope = dict(schema_for(TelemetryEvent))
+    bindings = {branch["if"]["properties"]["event_type"]["const"]: branch["then"] for branch in envelope.pop("allOf")}
+    properties = dict(envelope["properties"])
+    properties["payload"] = {**bindings[event_type]["properties"]["payload"]}
+    envelope["properties"] = properties
+    return Draft202012Validator(envelope, registry=_REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
 def validate(cls: type, data: object) -> None:
     """Raise WireError naming the field unless `data` is a valid JSON form of `cls`."""
-    errors = list(_validator(cls).iter_errors(data))
+    validator = _validator(cls)
+    if cls is TelemetryEvent and isinstance(data, dict) and "event_type" in data:
+        names = {member.name for member in TelemetryEventType}
+        if isinstance(data["event_type"], str) and data["event_type"] in names:
+            validator = _event_validator(data["event_type"])
+    errors = list(validator.iter_errors(data))
     if not errors:
         return
     # The most specific error wins; the if/then branch that binds a payload to its event type is more useful
