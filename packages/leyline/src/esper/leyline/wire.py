@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from importlib import resources
 from typing import Any, Final, Literal, TypeVar, Union, get_args, get_origin
+from urllib.parse import urljoin
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -55,6 +56,7 @@ def _load_schema(owner: str, stem: str) -> dict[str, Any]:
     return loaded
 
 
+@functools.cache  # a registry does not keep what it retrieves: without this every $ref re-reads its file
 def _retrieve(uri: str) -> Resource[Any]:
     if not uri.startswith(SCHEMA_ID_PREFIX):
         raise LookupError(f"schema {uri} is outside the Esper contracts (no remote references)")
@@ -62,7 +64,27 @@ def _retrieve(uri: str) -> Resource[Any]:
     return Resource.from_contents(_load_schema(owner, filename.removesuffix(".json")), DRAFT202012)
 
 
-_REGISTRY: Final[Registry[Any]] = Registry(retrieve=_retrieve)  # type: ignore[call-arg]
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
+    return []
+
+
+@functools.cache
+def _registry(root: str) -> Registry[Any]:
+    """Every schema reachable from `root` by $ref, crawled once: validation then never retrieves or re-crawls."""
+    resources: dict[str, Resource[Any]] = {}
+    pending = [root]
+    while pending:
+        uri = pending.pop()
+        if uri in resources:
+            continue
+        resources[uri] = _retrieve(uri)
+        pending += [urljoin(uri, ref).split("#")[0] for ref in _refs(resources[uri].contents)]
+    return Registry().with_resources(resources.items()).crawl()
 
 
 @functools.cache
@@ -72,7 +94,10 @@ def schema_for(cls: type) -> dict[str, Any]:
 
 @functools.cache
 def _validator(cls: type) -> Draft202012Validator:
-    return Draft202012Validator(schema_for(cls), registry=_REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    schema = schema_for(cls)
+    return Draft202012Validator(
+        schema, registry=_registry(schema["$id"]), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def _field_path(error: ValidationError) -> str:
@@ -99,7 +124,8 @@ def _event_validator(event_type: str) -> Draft202012Validator:
     properties = dict(envelope["properties"])
     properties["payload"] = {**bindings[event_type]["properties"]["payload"]}
     envelope["properties"] = properties
-    return Draft202012Validator(envelope, registry=_REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    registry = _registry(envelope["$id"])
+    return Draft202012Validator(envelope, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def validate(cls: type, data: object) -> None:
