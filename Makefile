@@ -38,6 +38,7 @@ test-all: setup lint typecheck codegen-check
 bench: setup
 	$(UV) run --locked python bench/dormant_overhead.py
 	$(UV) run --locked python bench/policy_step.py
+	$(UV) run --locked python bench/controller_step.py
 
 # The main job: a heuristic morphogenetic run on the digits task (a few seconds per episode on a CPU).
 demo: setup
