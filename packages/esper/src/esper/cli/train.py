@@ -298,24 +298,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
                 f"acc {signals.metrics.val_accuracy:5.1f}% (best {best:5.1f}) seeds live {live} "
                 f"fossilized {tally['fossilized']} pruned {tally['pruned']}"
             )
-        tally = env.tally()
-        added = env.model.seed_param_count()
-        outcome = EpisodeOutcome(
-            final_accuracy=signals.metrics.val_accuracy,
-            best_accuracy=best,
-            episode_length=plan.epochs,
-            episode_reward=None,
-            reward_components=None,
-            host_params=env.host_params,
-            added_params=added,
-            param_ratio=added / env.host_params,
-            germinated=tally["germinated"],
-            fossilized=tally["fossilized"],
-            pruned=tally["pruned"],
-            internal_level_changes=tally["internal_level_changes"],
-            invalid_actions=tally["invalid_actions"],
-            governor_rollbacks=tally["governor_rollbacks"],
-        )
+        outcome = env.outcome(reward_components=None)
         env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
         outcomes.append(outcome)
         # Host-only baseline: the same host, seeded alike, trained for the same epochs with every slot dormant.

@@ -19,7 +19,6 @@ from esper.leyline import (
     CheckpointLoadedPayload,
     CheckpointSavedPayload,
     CounterfactualDeltaPayload,
-    EpisodeOutcome,
     EpisodeOutcomePayload,
     FactoredAction,
     InternalOpMetricsPayload,
@@ -222,26 +221,7 @@ class VectorizedTrainer:
             accuracies.append(signals[i].metrics.val_accuracy)
             tallies.append(tally)
             added_all.append(added)
-            env.emitter.emit(
-                EpisodeOutcomePayload(
-                    outcome=EpisodeOutcome(
-                        final_accuracy=signals[i].metrics.val_accuracy,
-                        best_accuracy=signals[i].metrics.best_val_accuracy,
-                        episode_length=steps,
-                        episode_reward=summed.total,
-                        reward_components=summed,
-                        host_params=env.host_params,
-                        added_params=added,
-                        param_ratio=added / env.host_params,
-                        germinated=tally["germinated"],
-                        fossilized=tally["fossilized"],
-                        pruned=tally["pruned"],
-                        internal_level_changes=tally["internal_level_changes"],
-                        invalid_actions=tally["invalid_actions"],
-                        governor_rollbacks=tally["governor_rollbacks"],
-                    )
-                )
-            )
+            env.emitter.emit(EpisodeOutcomePayload(outcome=env.outcome(reward_components=summed)))
         return RoundResult(
             round=self.round,
             mean_reward=float(buffer.rewards.sum(1).mean()),

@@ -27,11 +27,13 @@ from esper.leyline import (
     TOPOLOGY_BLUEPRINTS,
     BlueprintAction,
     EnvEmitter,
+    EpisodeOutcome,
     EpochCompletedPayload,
     FactoredAction,
     GovernorRollbackPayload,
     LifecycleOp,
     PruneInitiator,
+    RewardComponents,
     SeedStage,
     SeedStateReport,
     Severity,
@@ -313,6 +315,26 @@ class Environment:
     def tally(self) -> dict[str, int]:
         """Seeds germinated, fossilized and pruned this episode, plus the action and governor counters."""
         return {**{name: len(ids) for name, ids in self._seen.items()}, **self.counters}
+
+    def outcome(self, reward_components: RewardComponents | None) -> EpisodeOutcome:
+        """The episode so far as an EpisodeOutcome (reward fields null for policies without a reward)."""
+        tally, added = self.tally(), self.model.seed_param_count()
+        return EpisodeOutcome(
+            final_accuracy=self._accuracies[-1],
+            best_accuracy=max(self._accuracies),
+            episode_length=self.epoch,
+            episode_reward=None if reward_components is None else reward_components.total,
+            reward_components=reward_components,
+            host_params=self.host_params,
+            added_params=added,
+            param_ratio=added / self.host_params,
+            germinated=tally["germinated"],
+            fossilized=tally["fossilized"],
+            pruned=tally["pruned"],
+            internal_level_changes=tally["internal_level_changes"],
+            invalid_actions=tally["invalid_actions"],
+            governor_rollbacks=tally["governor_rollbacks"],
+        )
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.task.config.batch_size
