@@ -49,7 +49,7 @@ def cmd_check_events(args: argparse.Namespace) -> int:
     try:
         for _ in read_events(path):
             count += 1
-    except WireError as exc:
+    except WireError as exc:  # the finding this command exists to report (with its line number): exit 1
         print(f"esper check-events: {exc}", file=sys.stderr)
         return 1
     print(f"{path}: {count} valid events")

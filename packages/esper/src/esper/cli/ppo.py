@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from esper.cli.train import DEFAULT_ROUNDS, Progress, RunPlan, UsageError, plan_run, summary_table
+from esper.cli.train import DEFAULT_ROUNDS, Progress, RunPlan, UsageError, plan_run, summary_table, training_started
 from esper.karn import JsonlSink, repair_torn_tail
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
     TelemetryHub,
     TrainingCompletedPayload,
-    TrainingStartedPayload,
     WireError,
     dumps,
     from_wire,
@@ -37,7 +36,7 @@ def _sections(data: dict[str, Any], source: str) -> dict[str, Any]:
         raise UsageError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(SECTIONS)}")
     try:
         return {name: from_wire(cls, data[name] if name in data else {}) for name, cls in SECTIONS.items()}
-    except WireError as exc:
+    except WireError as exc:  # a config section breaks its contract: name the field, exit 2
         raise UsageError(f"{source}: {exc}") from exc
 
 
@@ -82,7 +81,7 @@ def train_ppo(args: argparse.Namespace) -> int:
                 raise UsageError(f"{name} must be >= 1, got {value}")
         check_reward_config(sections["reward"])
         data = plan.task.load(plan.data_dir)
-    except (UsageError, ValueError, DataError, json.JSONDecodeError) as exc:
+    except (UsageError, ValueError, DataError, json.JSONDecodeError) as exc:  # misuse: report, exit 2, write nothing
         print(f"esper train: error: {exc}", file=sys.stderr)
         return 2
     summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
@@ -137,22 +136,7 @@ def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resu
     )
     if resume:
         trainer.load(plan.run_dir / CHECKPOINT)
-    host_params = sum(p.numel() for p in plan.task.build_host().parameters())
-    hub.emit(
-        TrainingStartedPayload(
-            task=plan.task.name,
-            policy="lstm",
-            topology=plan.task.config.topology,
-            slot_ids=plan.slots,
-            blueprints=tuple(b.name.lower() for b in plan.blueprints),
-            n_envs=envs,
-            episode_length=plan.epochs,
-            max_seeds=plan.max_seeds,
-            seed=plan.seed,
-            device=str(plan.device),
-            host_params=host_params,
-        )
-    )
+    hub.emit(training_started(plan, "lstm", n_envs=envs))
     started = time.perf_counter()
     results: list[RoundResult] = []
     while trainer.round < plan.episodes:

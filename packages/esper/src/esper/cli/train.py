@@ -138,7 +138,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     host_slots = [spec.slot_id for spec in task.build_host().injection_specs()]
     try:
         slots = validate_slot_ids(args.slots if args.slots else task.config.default_slots)
-    except ValueError as exc:
+    except ValueError as exc:  # SlotIdError names the bad id; reported as a usage error (exit 2)
         raise UsageError(f"--slots: {exc}") from exc
     unknown = [s for s in slots if s not in host_slots]
     if unknown:
@@ -147,7 +147,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     if args.blueprints:
         try:
             blueprints = tuple(blueprint_from_id(b) for b in args.blueprints)
-        except ValueError as exc:
+        except ValueError as exc:  # unknown blueprint id, with the allowed list; a usage error (exit 2)
             raise UsageError(f"--blueprints: {exc}") from exc
         wrong = [b.name.lower() for b in blueprints if b not in allowed]
         if wrong:
@@ -159,7 +159,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         blueprints = allowed
     try:
         device = torch.device(args.device)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch's parse error for a malformed device string; a usage error (exit 2)
         raise UsageError(f"--device: {exc}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device: CUDA is not available on this machine; use cpu")
@@ -190,6 +190,23 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         device,
         run_dir,
         args.data_dir,
+    )
+
+
+def training_started(plan: RunPlan, policy: str, n_envs: int) -> TrainingStartedPayload:
+    """The TRAINING_STARTED payload both training commands emit."""
+    return TrainingStartedPayload(
+        task=plan.task.name,
+        policy=policy,
+        topology=plan.task.config.topology,
+        slot_ids=plan.slots,
+        blueprints=tuple(b.name.lower() for b in plan.blueprints),
+        n_envs=n_envs,
+        episode_length=plan.epochs,
+        max_seeds=plan.max_seeds,
+        seed=plan.seed,
+        device=str(plan.device),
+        host_params=sum(p.numel() for p in plan.task.build_host().parameters()),
     )
 
 
@@ -240,21 +257,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
     hub = TelemetryHub(run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
     started = time.perf_counter()
     env = Environment(plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device)
-    hub.emit(
-        TrainingStartedPayload(
-            task=plan.task.name,
-            policy="heuristic",
-            topology=plan.task.config.topology,
-            slot_ids=plan.slots,
-            blueprints=tuple(b.name.lower() for b in plan.blueprints),
-            n_envs=1,
-            episode_length=plan.epochs,
-            max_seeds=plan.max_seeds,
-            seed=plan.seed,
-            device=str(plan.device),
-            host_params=sum(p.numel() for p in plan.task.build_host().parameters()),
-        )
-    )
+    hub.emit(training_started(plan, "heuristic", n_envs=1))
     policy = HeuristicPolicy(plan.slots, heuristic_config)
     extractor = FeatureExtractor(plan.slots, 1)
     masks_config = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
@@ -363,12 +366,12 @@ def summary_table(summary: RunSummary, run_dir: Path) -> str:
 def cmd_train_heuristic(args: argparse.Namespace) -> int:
     try:
         plan = plan_run(args)
-    except (UsageError, ValueError) as exc:
+    except (UsageError, ValueError) as exc:  # misuse: report it, exit 2, nothing written yet
         print(f"esper train: error: {exc}", file=sys.stderr)
         return 2
     try:
         summary = run_heuristic(plan, Progress(sys.stderr))
-    except DataError as exc:
+    except DataError as exc:  # the data directory does not hold the task's files: a usage error (exit 2)
         print(f"esper train: error: {exc}", file=sys.stderr)
         return 2
     print(summary_table(summary, plan.run_dir))

@@ -49,5 +49,5 @@ def read_events(path: Path) -> Iterator[TelemetryEvent]:
         for number, line in enumerate(lines, start=1):
             try:
                 yield loads(TelemetryEvent, line)
-            except WireError as exc:
+            except WireError as exc:  # re-raised with the file and line number added, never swallowed
                 raise WireError(exc.type_name, exc.field, f"{path}:{number}: {exc.message}") from exc
