@@ -5,6 +5,28 @@ Its contracts (run summary, gate thresholds) are generated into `esper.karn.cont
 
 from esper.karn.contracts import *  # noqa: F403
 from esper.karn.contracts import __all__ as CONTRACT_NAMES
+from esper.karn.eventlog import EventLog, EventTail, TornTail, read_event_log
+from esper.karn.gates import GateReport, GateResult, Verdict, evaluate
 from esper.karn.sinks import JsonlSink, read_events, repair_torn_tail
+from esper.karn.store import VIEW_FOR_EVENT, VIEWS, QueryError, QueryResult, RunStore, list_run_dirs
 
-__all__ = [*CONTRACT_NAMES, "JsonlSink", "read_events", "repair_torn_tail"]
+__all__ = [
+    *CONTRACT_NAMES,
+    "EventLog",
+    "EventTail",
+    "GateReport",
+    "GateResult",
+    "JsonlSink",
+    "QueryError",
+    "QueryResult",
+    "RunStore",
+    "TornTail",
+    "VIEWS",
+    "VIEW_FOR_EVENT",
+    "Verdict",
+    "evaluate",
+    "list_run_dirs",
+    "read_event_log",
+    "read_events",
+    "repair_torn_tail",
+]

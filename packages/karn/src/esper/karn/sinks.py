@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from esper.leyline import TelemetryEvent, WireError, dumps, loads
+from esper.karn.eventlog import read_event_log
+from esper.leyline import TelemetryEvent, dumps, from_wire
 
 
 class JsonlSink:
@@ -43,11 +43,8 @@ def repair_torn_tail(path: Path) -> int:
     return len(data) - keep
 
 
-def read_events(path: Path) -> Iterator[TelemetryEvent]:
-    """Every event of an events.jsonl file; a malformed line raises WireError naming its line number."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                yield loads(TelemetryEvent, line)
-            except WireError as exc:  # re-raised with the file and line number added, never swallowed
-                raise WireError(exc.type_name, exc.field, f"{path}:{number}: {exc.message}") from exc
+def read_events(path: Path) -> list[TelemetryEvent]:
+    """Every event of an events.jsonl file as records. A torn last line (a killed run) is skipped, as in the run
+    store; any other malformed line raises WireError naming its line number."""
+    log = read_event_log(path)
+    return [from_wire(TelemetryEvent, {k: v for k, v in event.items() if k != "seq"}) for event in log.events]

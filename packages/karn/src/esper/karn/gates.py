@@ -1,0 +1,226 @@
+"""Phase 0 exit gates, measured from the run store's analytics views.
+
+A gate is PASS, FAIL or SKIP (it needs a control run that was not given). `esper gates` exits 0 only when every
+gate passes: a skipped gate is not evidence. Thresholds come from the generated GateThresholds contract.
+
+Definitions (also in docs/experiments.md):
+- internal_op_share: GROW/SHRINK_INTERNAL decisions / non-WAIT decisions taken while a conv_ladder seed was live in
+  that environment >= min_internal_op_share. A run that never decided with a ladder seed present fails.
+- conv_heavy: treatment conv_heavy germination frequency < control's x max_conv_heavy_frequency_ratio (control 0:
+  treatment must be 0 too, and then there is no reduction to show, so it fails), and ROI (accuracy gain over the
+  host-only baseline per 1000 added params) not lower: roi_t >= min_roi_ratio x roi_c when roi_c > 0, else
+  roi_t >= roi_c.
+- entropy: the longest streak of PPO updates whose op-head entropy is below entropy_collapse_threshold, as a
+  fraction of all updates, <= max_collapsed_update_fraction (no PPO updates: passes, nothing can collapse).
+- rollbacks: rollbacks per episode <= control's + max_rollback_rate_increase.
+- invalid_actions: invalid-action rate <= control's + max_invalid_action_rate_increase.
+- thrash: mean internal op density <= max_internal_op_density, mean reversal rate <= max_reversal_rate, and the
+  net level change converges: internal ops in the second half of episodes <= ops in the first half.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from esper.karn.contracts import GateThresholds
+from esper.karn.store import CONV_HEAVY_BLUEPRINT, RunStore
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    verdict: Verdict
+    measured: str
+    threshold: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GateReport:
+    run: str
+    control: str | None
+    results: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.verdict is Verdict.PASS for r in self.results)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """The numbers the gates read, from one run's views."""
+
+    internal_op_share: float | None
+    ladder_decisions: int
+    conv_heavy_frequency: float
+    germinations: int
+    roi_per_kparam: float | None
+    op_entropies: list[float]
+    rollbacks_per_episode: float | None
+    invalid_action_rate: float | None
+    mean_internal_op_density: float | None
+    mean_reversal_rate: float | None
+    early_internal_ops: int
+    late_internal_ops: int
+
+
+def measure(store: RunStore) -> RunMetrics:
+    share = store.one("SELECT * FROM internal_op_share")
+    heavy = store.one(
+        "SELECT coalesce(sum(germinations), 0) AS n, "
+        "coalesce(sum(germinations) FILTER (WHERE blueprint_id = ?), 0) AS heavy FROM blueprint_frequency",
+        [CONV_HEAVY_BLUEPRINT],
+    )
+    roi = store.one("SELECT roi_per_kparam FROM roi")
+    rollbacks = store.one("SELECT rollbacks_per_episode FROM rollback_rate")
+    invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
+    thrash = store.one(
+        "SELECT avg(internal_op_density) AS density, avg(reversal_rate) AS reversal, "
+        "coalesce(sum(early_ops), 0) AS early, coalesce(sum(late_ops), 0) AS late FROM anti_thrash"
+    )
+    entropies = store.query("SELECT entropy FROM head_entropies WHERE head = 'op' ORDER BY seq").rows
+    assert heavy is not None and thrash is not None  # aggregates without GROUP BY always return one row
+    germinations = int(heavy["n"])
+    return RunMetrics(
+        internal_op_share=None if share is None else share["internal_op_share"],
+        ladder_decisions=0 if share is None else int(share["non_wait_decisions_with_ladder"]),
+        conv_heavy_frequency=int(heavy["heavy"]) / germinations if germinations else 0.0,
+        germinations=germinations,
+        roi_per_kparam=None if roi is None else roi["roi_per_kparam"],
+        op_entropies=[float(row[0]) for row in entropies],
+        rollbacks_per_episode=None if rollbacks is None else rollbacks["rollbacks_per_episode"],
+        invalid_action_rate=None if invalid is None else invalid["invalid_action_rate"],
+        mean_internal_op_density=thrash["density"],
+        mean_reversal_rate=thrash["reversal"],
+        early_internal_ops=int(thrash["early"]),
+        late_internal_ops=int(thrash["late"]),
+    )
+
+
+def longest_collapse_fraction(entropies: list[float], threshold: float) -> float:
+    longest = streak = 0
+    for value in entropies:
+        streak = streak + 1 if value < threshold else 0
+        longest = max(longest, streak)
+    return longest / len(entropies) if entropies else 0.0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(ok: bool) -> Verdict:
+    return Verdict.PASS if ok else Verdict.FAIL
+
+
+def gate_internal_op_share(t: RunMetrics, th: GateThresholds) -> GateResult:
+    name, bound = "internal_op_share", f">= {th.min_internal_op_share:.3f}"
+    if t.internal_op_share is None:
+        return GateResult(name, Verdict.FAIL, "n/a", bound, "no non-WAIT decision was taken with a ladder seed live")
+    return GateResult(
+        name,
+        _verdict(t.internal_op_share >= th.min_internal_op_share),
+        f"{t.internal_op_share:.3f} of {t.ladder_decisions} decisions",
+        bound,
+    )
+
+
+def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+    name = "conv_heavy_vs_control"
+    if c is None:
+        return GateResult(name, Verdict.SKIP, f"freq {t.conv_heavy_frequency:.3f}", "needs --control")
+    bound = f"freq < {th.max_conv_heavy_frequency_ratio:g} x {c.conv_heavy_frequency:.3f}; ROI not lower"
+    measured = (
+        f"freq {t.conv_heavy_frequency:.3f} vs {c.conv_heavy_frequency:.3f}; "
+        f"ROI {_fmt(t.roi_per_kparam)} vs {_fmt(c.roi_per_kparam)}"
+    )
+    lower = t.conv_heavy_frequency < th.max_conv_heavy_frequency_ratio * c.conv_heavy_frequency
+    if t.roi_per_kparam is None or c.roi_per_kparam is None:
+        return GateResult(
+            name, Verdict.FAIL, measured, bound, "ROI needs a host-only baseline and added parameters in both runs"
+        )
+    if c.roi_per_kparam > 0:
+        roi_ok = t.roi_per_kparam >= th.min_roi_ratio * c.roi_per_kparam
+    else:
+        roi_ok = t.roi_per_kparam >= c.roi_per_kparam
+    note = "" if lower else "conv_heavy not selected less often than in the control"
+    if not roi_ok:
+        note = (note + "; " if note else "") + "lower ROI than the control"
+    return GateResult(name, _verdict(lower and roi_ok), measured, bound, note)
+
+
+def gate_entropy(t: RunMetrics, th: GateThresholds) -> GateResult:
+    name = "no_entropy_collapse"
+    bound = f"collapsed streak <= {th.max_collapsed_update_fraction:.2f} (op entropy < {th.entropy_collapse_threshold})"
+    if not t.op_entropies:
+        return GateResult(name, Verdict.PASS, "no PPO updates", bound, "nothing to collapse")
+    fraction = longest_collapse_fraction(t.op_entropies, th.entropy_collapse_threshold)
+    return GateResult(
+        name,
+        _verdict(fraction <= th.max_collapsed_update_fraction),
+        f"{fraction:.2f} of {len(t.op_entropies)} updates (min {min(t.op_entropies):.3f})",
+        bound,
+    )
+
+
+def gate_rollbacks(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+    name = "no_rollback_rise"
+    if c is None:
+        return GateResult(name, Verdict.SKIP, f"{_fmt(t.rollbacks_per_episode)} per episode", "needs --control")
+    if t.rollbacks_per_episode is None or c.rollbacks_per_episode is None:
+        return GateResult(name, Verdict.FAIL, "n/a", "", "a run has no finished episode")
+    bound = f"<= {c.rollbacks_per_episode:.3f} + {th.max_rollback_rate_increase:g}"
+    ok = t.rollbacks_per_episode <= c.rollbacks_per_episode + th.max_rollback_rate_increase
+    return GateResult(name, _verdict(ok), f"{t.rollbacks_per_episode:.3f} per episode", bound)
+
+
+def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+    name = "invalid_action_rate"
+    if c is None:
+        return GateResult(name, Verdict.SKIP, _fmt(t.invalid_action_rate), "needs --control")
+    if t.invalid_action_rate is None or c.invalid_action_rate is None:
+        return GateResult(name, Verdict.FAIL, "n/a", "", "a run has no decisions")
+    bound = f"<= {c.invalid_action_rate:.3f} + {th.max_invalid_action_rate_increase:g}"
+    ok = t.invalid_action_rate <= c.invalid_action_rate + th.max_invalid_action_rate_increase
+    return GateResult(name, _verdict(ok), f"{t.invalid_action_rate:.3f}", bound)
+
+
+def gate_thrash(t: RunMetrics, th: GateThresholds) -> GateResult:
+    name = "bounded_thrash"
+    bound = f"density <= {th.max_internal_op_density:g}, reversal <= {th.max_reversal_rate:g}, late ops <= early ops"
+    if t.mean_internal_op_density is None or t.mean_reversal_rate is None:
+        return GateResult(name, Verdict.PASS, "no internal ops", bound, "nothing to thrash")
+    measured = (
+        f"density {t.mean_internal_op_density:.3f}, reversal {t.mean_reversal_rate:.3f}, "
+        f"ops {t.early_internal_ops} early / {t.late_internal_ops} late"
+    )
+    problems = []
+    if t.mean_internal_op_density > th.max_internal_op_density:
+        problems.append("op density too high")
+    if t.mean_reversal_rate > th.max_reversal_rate:
+        problems.append("levels reverse too often")
+    if t.late_internal_ops > t.early_internal_ops:
+        problems.append("internal ops rise late in episodes: the level is not converging")
+    return GateResult(name, _verdict(not problems), measured, bound, "; ".join(problems))
+
+
+def evaluate(run: RunStore, control: RunStore | None = None, thresholds: GateThresholds | None = None) -> GateReport:
+    th = thresholds if thresholds is not None else GateThresholds()
+    t = measure(run)
+    c = measure(control) if control is not None else None
+    results = [
+        gate_internal_op_share(t, th),
+        gate_conv_heavy(t, c, th),
+        gate_entropy(t, th),
+        gate_rollbacks(t, c, th),
+        gate_invalid_actions(t, c, th),
+        gate_thrash(t, th),
+    ]
+    return GateReport(str(run.run_dir), None if control is None else str(control.run_dir), results)

@@ -1,0 +1,482 @@
+"""The run store: a run directory's append-only `events.jsonl` (the source of truth) loaded into DuckDB, with one
+view per telemetry family and the analytics views on top.
+
+Every line is validated against the TelemetryEvent schema before DuckDB sees it (DuckDB's own JSON reader would
+drop a bad line silently); the validated events reach DuckDB through one bulk `read_json` of a temporary NDJSON
+file, which is ~100x faster than row inserts. Enums travel on the wire as values; the views show member names,
+using CASE expressions generated from the Leyline enums, so a new member shows up without touching SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+
+from esper.karn.contracts import RunSummary
+from esper.karn.eventlog import EventLog, TornTail, WireEvent, read_event_log
+from esper.leyline import (
+    ActionHead,
+    BlueprintAction,
+    GateLevel,
+    GerminationStyle,
+    LifecycleOp,
+    SeedInternalKind,
+    SeedStage,
+    TelemetryEventType,
+    assert_covers,
+    loads,
+)
+
+EVENTS_FILE: Final = "events.jsonl"
+SUMMARY_FILE: Final = "summary.json"
+LADDER_BLUEPRINT: Final = "conv_ladder"
+CONV_HEAVY_BLUEPRINT: Final = "conv_heavy"
+
+_RAW_COLUMNS: Final[Mapping[str, str]] = {
+    "seq": "INTEGER",
+    "event_id": "VARCHAR",
+    "event_type": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "run_id": "VARCHAR",
+    "env_id": "INTEGER",
+    "episode": "INTEGER",
+    "epoch": "INTEGER",
+    "slot_id": "VARCHAR",
+    "severity": "VARCHAR",
+    "payload": "JSON",
+}
+
+
+def _names(enum: type[Enum], expr: str, *, lower: bool = False) -> str:
+    """SQL mapping an enum value to its member name (NULL for NULL)."""
+    arms = " ".join(f"WHEN {m.value!r} THEN '{m.name.lower() if lower else m.name}'" for m in enum)
+    return f"(CASE {expr} {arms} END)"
+
+
+def _int(path: str) -> str:
+    return f"CAST(payload->>'$.{path}' AS BIGINT)"
+
+
+def _num(path: str) -> str:
+    return f"CAST(payload->>'$.{path}' AS DOUBLE)"
+
+
+def _str(path: str) -> str:
+    return f"(payload->>'$.{path}')"
+
+
+def _bool(path: str) -> str:
+    return f"CAST(payload->>'$.{path}' AS BOOLEAN)"
+
+
+_KEYS: Final = "seq, run_id, env_id, episode, epoch, slot_id, timestamp"
+_REWARD_PARTS: Final = (
+    "contribution",
+    "rent",
+    "alpha_shock",
+    "pbrs",
+    "intervention_cost",
+    "thrash_penalty",
+    "terminal_bonus",
+    "governor_penalty",
+    "total",
+)
+HEADS: Final = tuple(head.value for head in ActionHead)
+
+
+def _of(*types: TelemetryEventType) -> str:
+    return "event_type IN (" + ", ".join(f"'{t.name}'" for t in types) + ")"
+
+
+E = TelemetryEventType
+
+# name -> (description, SQL). Order matters: later views use earlier ones.
+VIEWS: Final[dict[str, tuple[str, str]]] = {
+    "events": ("Every event: envelope columns and the payload as JSON.", "SELECT * FROM raw_events"),
+    "runs": (
+        "One row per training start, with its completion when there is one.",
+        f"""
+        WITH s AS (SELECT * FROM raw_events WHERE {_of(E.TRAINING_STARTED)}),
+             c AS (SELECT * FROM raw_events WHERE {_of(E.TRAINING_COMPLETED)})
+        SELECT s.seq, s.run_id, s.timestamp AS started_at,
+          s.payload->>'task' AS task, s.payload->>'policy' AS policy, s.payload->>'topology' AS topology,
+          CAST(s.payload->>'n_envs' AS INTEGER) AS n_envs,
+          CAST(s.payload->>'episode_length' AS INTEGER) AS episode_length,
+          CAST(s.payload->>'max_seeds' AS INTEGER) AS max_seeds,
+          CAST(s.payload->>'seed' AS BIGINT) AS seed, s.payload->>'device' AS device,
+          CAST(s.payload->>'host_params' AS BIGINT) AS host_params,
+          CAST(s.payload->'slot_ids' AS VARCHAR[]) AS slot_ids,
+          CAST(s.payload->'blueprints' AS VARCHAR[]) AS blueprints,
+          c.seq AS completed_seq, c.timestamp AS completed_at,
+          CAST(c.payload->>'episodes_completed' AS INTEGER) AS episodes_completed,
+          CAST(c.payload->>'wall_seconds' AS DOUBLE) AS wall_seconds,
+          CAST(c.payload->>'interrupted' AS BOOLEAN) AS interrupted
+        FROM s ASOF LEFT JOIN c ON c.seq >= s.seq
+        """,
+    ),
+    "epochs": (
+        "Host epochs per environment: losses, accuracies, parameters, live seeds, timing.",
+        f"""SELECT {_KEYS}, {_num("train_loss")} AS train_loss, {_num("train_accuracy")} AS train_accuracy,
+          {_num("val_loss")} AS val_loss, {_num("val_accuracy")} AS val_accuracy,
+          {_int("host_params")} AS host_params, {_int("seed_params")} AS seed_params,
+          {_int("live_seeds")} AS live_seeds, {_int("fossilized_seeds")} AS fossilized_seeds,
+          {_num("epoch_seconds")} AS epoch_seconds, {_bool("governor_rollback")} AS governor_rollback
+        FROM raw_events WHERE {_of(E.EPOCH_COMPLETED)}""",
+    ),
+    "seed_lifecycle": (
+        "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each.",
+        f"""SELECT {_KEYS}, event_type, {_str("seed_id")} AS seed_id, {_str("blueprint_id")} AS blueprint_id,
+          {_names(SeedStage, _int("from_stage"))} AS from_stage, {_names(SeedStage, _int("to_stage"))} AS to_stage,
+          {_names(GateLevel, _int("result.gate"))} AS gate, {_bool("result.passed")} AS gate_passed,
+          {_str("result.message")} AS gate_message,
+          {_str("reason")} AS prune_reason, {_str("initiator")} AS prune_initiator,
+          COALESCE({_int("params")}, {_int("params_added")}, -{_int("params_removed")}) AS params_delta,
+          {_num("counterfactual_contribution")} AS counterfactual_contribution,
+          {_names(SeedInternalKind, _int("internal_kind"))} AS internal_kind,
+          {_int("internal_level")} AS internal_level
+        FROM raw_events WHERE {
+            _of(
+                E.SEED_GERMINATED,
+                E.SEED_STAGE_CHANGED,
+                E.SEED_GATE_EVALUATED,
+                E.SEED_FOSSILIZED,
+                E.SEED_PRUNED,
+            )
+        }""",
+    ),
+    "seeds": (
+        "One row per germinated seed: where, which blueprint, when it started and how it ended (NULL: still live).",
+        f"""
+        WITH g AS (SELECT * FROM raw_events WHERE {_of(E.SEED_GERMINATED)}),
+             e AS (SELECT * FROM raw_events WHERE {_of(E.SEED_FOSSILIZED, E.SEED_PRUNED)})
+        SELECT g.run_id, g.env_id, g.episode, g.slot_id, g.payload->>'seed_id' AS seed_id,
+          g.payload->>'blueprint_id' AS blueprint_id, CAST(g.payload->>'params' AS BIGINT) AS params,
+          g.epoch AS germinated_epoch, g.seq AS germinated_seq,
+          CASE e.event_type WHEN '{E.SEED_FOSSILIZED.name}' THEN 'FOSSILIZED'
+                            WHEN '{E.SEED_PRUNED.name}' THEN 'PRUNED' END AS ended_as,
+          e.epoch AS ended_epoch, e.seq AS ended_seq
+        FROM g LEFT JOIN e ON e.run_id = g.run_id AND e.payload->>'seed_id' = g.payload->>'seed_id'
+        """,
+    ),
+    "internal_levels": (
+        "SEED_INTERNAL_LEVEL_CHANGED: each successful GROW/SHRINK_INTERNAL with its level delta.",
+        f"""SELECT {_KEYS}, {_str("seed_id")} AS seed_id, {_str("blueprint_id")} AS blueprint_id,
+          {_names(SeedInternalKind, _int("internal_kind"))} AS internal_kind,
+          {_int("from_level")} AS from_level, {_int("to_level")} AS to_level,
+          {_int("to_level")} - {_int("from_level")} AS level_delta,
+          {_int("max_level")} AS max_level, {_int("active_params")} AS active_params
+        FROM raw_events WHERE {_of(E.SEED_INTERNAL_LEVEL_CHANGED)}""",
+    ),
+    "actions": (
+        "Every decision: the chosen op and heads, whether it was applied, the ops the mask allowed.",
+        f"""SELECT {_KEYS}, {_str("policy")} AS policy,
+          {_names(LifecycleOp, _int("action.op"))} AS op, {_int("action.slot")} AS slot_index,
+          {_names(BlueprintAction, _int("action.blueprint"), lower=True)} AS blueprint_id,
+          {_names(GerminationStyle, _int("action.style"))} AS style,
+          {_int("action.tempo")} AS tempo, {_int("action.alpha_target")} AS alpha_target,
+          {_int("action.alpha_speed")} AS alpha_speed, {_int("action.alpha_curve")} AS alpha_curve,
+          {_bool("success")} AS success, {_str("rejection_reason")} AS rejection_reason,
+          list_transform(CAST(payload->'valid_ops' AS INTEGER[]), lambda v: {_names(LifecycleOp, "v")}) AS valid_ops,
+          payload->'op_probabilities' AS op_probabilities
+        FROM raw_events WHERE {_of(E.ACTION_TAKEN)}""",
+    ),
+    "rewards": (
+        "REWARD_COMPUTED: every reward component per step.",
+        f"SELECT {_KEYS}, {_names(LifecycleOp, _int('op'))} AS op, "
+        + ", ".join(f"{_num('components.' + part)} AS {part}" for part in _REWARD_PARTS)
+        + f" FROM raw_events WHERE {_of(E.REWARD_COMPUTED)}",
+    ),
+    "episode_outcomes": (
+        "EPISODE_OUTCOME: one row per finished episode.",
+        f"""SELECT {_KEYS}, {_num("outcome.final_accuracy")} AS final_accuracy,
+          {_num("outcome.best_accuracy")} AS best_accuracy, {_int("outcome.episode_length")} AS episode_length,
+          {_num("outcome.episode_reward")} AS episode_reward, {_int("outcome.host_params")} AS host_params,
+          {_int("outcome.added_params")} AS added_params, {_num("outcome.param_ratio")} AS param_ratio,
+          {_int("outcome.germinated")} AS germinated, {_int("outcome.fossilized")} AS fossilized,
+          {_int("outcome.pruned")} AS pruned, {_int("outcome.internal_level_changes")} AS internal_level_changes,
+          {_int("outcome.invalid_actions")} AS invalid_actions,
+          {_int("outcome.governor_rollbacks")} AS governor_rollbacks
+        FROM raw_events WHERE {_of(E.EPISODE_OUTCOME)}""",
+    ),
+    "ppo_updates": (
+        "PPO_UPDATE_COMPLETED: losses, KL, clipping, explained variance, per-head entropies, Q(s, op).",
+        f"""SELECT {_KEYS}, {_int("round")} AS round, {_num("policy_loss")} AS policy_loss,
+          {_num("value_loss")} AS value_loss, {_num("entropy")} AS entropy, {_num("approx_kl")} AS approx_kl,
+          {_num("clip_fraction")} AS clip_fraction, {_num("explained_variance")} AS explained_variance,
+          {_num("grad_norm")} AS grad_norm, {_num("learning_rate")} AS learning_rate,
+          {_num("update_seconds")} AS update_seconds, """
+        + ", ".join(f"{_num('head_entropies.' + head)} AS entropy_{head}" for head in HEADS)
+        + f""", payload->'op_q_values' AS op_q_values
+        FROM raw_events WHERE {_of(E.PPO_UPDATE_COMPLETED)}""",
+    ),
+    "head_entropies": (
+        "Per-head policy entropy per PPO update, one row per (update, head).",
+        " UNION ALL ".join(
+            f"SELECT seq, run_id, round, '{head}' AS head, entropy_{head} AS entropy FROM ppo_updates" for head in HEADS
+        ),
+    ),
+    "internal_op_metrics": (
+        "INTERNAL_OP_METRICS: Simic's rolling anti-thrash window per slot.",
+        f"""SELECT {_KEYS}, {_int("window")} AS window, {_int("op_count")} AS op_count,
+          {_num("internal_op_density")} AS internal_op_density, {_int("net_level_change")} AS net_level_change,
+          {_num("reversal_rate")} AS reversal_rate
+        FROM raw_events WHERE {_of(E.INTERNAL_OP_METRICS)}""",
+    ),
+    "counterfactual_deltas": (
+        "COUNTERFACTUAL_DELTA: loss/accuracy/params before and after an internal op, and the advantage over the "
+        "NOOP baseline (observational, not reward).",
+        f"""SELECT {_KEYS}, {_names(LifecycleOp, _int("op"))} AS op, {_int("from_level")} AS from_level,
+          {_int("to_level")} AS to_level, {_int("horizon_epochs")} AS horizon_epochs,
+          {_num("loss_before")} AS loss_before, {_num("loss_after")} AS loss_after,
+          {_num("accuracy_before")} AS accuracy_before, {_num("accuracy_after")} AS accuracy_after,
+          {_int("params_before")} AS params_before, {_int("params_after")} AS params_after,
+          {_num("loss_delta")} AS loss_delta, {_num("accuracy_delta")} AS accuracy_delta,
+          {_num("baseline_accuracy_delta")} AS baseline_accuracy_delta,
+          {_num("accuracy_delta")} - {_num("baseline_accuracy_delta")} AS accuracy_advantage
+        FROM raw_events WHERE {_of(E.COUNTERFACTUAL_DELTA)}""",
+    ),
+    "governor_rollbacks": (
+        "GOVERNOR_ROLLBACK: why the governor restored a snapshot and which slots it pruned.",
+        f"""SELECT {_KEYS}, {_str("reason")} AS reason, {_num("loss")} AS loss, {_num("threshold")} AS threshold,
+          {_int("restored_epoch")} AS restored_epoch, CAST(payload->'pruned_slots' AS VARCHAR[]) AS pruned_slots
+        FROM raw_events WHERE {_of(E.GOVERNOR_ROLLBACK)}""",
+    ),
+    "checkpoints": (
+        "CHECKPOINT_SAVED / CHECKPOINT_LOADED.",
+        f"""SELECT {_KEYS}, CASE event_type WHEN '{E.CHECKPOINT_SAVED.name}' THEN 'saved' ELSE 'loaded' END AS kind,
+          {_str("path")} AS path, {_int("round")} AS round
+        FROM raw_events WHERE {_of(E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)}""",
+    ),
+    # ---------------------------------------------------------------- analytics
+    "internal_op_summary": (
+        "Per seed: GROW/SHRINK_INTERNAL counts, net level change, level range and mean active params.",
+        """SELECT run_id, env_id, episode, slot_id, seed_id, blueprint_id,
+          count(*) FILTER (WHERE level_delta > 0) AS grow_count,
+          count(*) FILTER (WHERE level_delta < 0) AS shrink_count,
+          sum(level_delta) AS net_level_change, min(to_level) AS min_level, max(to_level) AS max_level,
+          avg(active_params) AS mean_active_params, min(epoch) AS first_epoch, max(epoch) AS last_epoch
+        FROM internal_levels GROUP BY ALL""",
+    ),
+    "action_distribution": (
+        "Decisions per op: count, share of all decisions, how many were applied.",
+        """SELECT run_id, op, count(*) AS decisions, count(*) / sum(count(*)) OVER (PARTITION BY run_id) AS share,
+          count(*) FILTER (WHERE success) AS applied
+        FROM actions GROUP BY run_id, op""",
+    ),
+    "anti_thrash": (
+        "Per (env, episode, slot) internal-op trajectory: op density (internal ops per decision of the episode), "
+        "net level change, reversal rate (direction flips / (ops - 1)), ops in the first and second half.",
+        """
+        WITH steps AS (
+          SELECT *, sign(level_delta) AS direction,
+            lag(sign(level_delta)) OVER (PARTITION BY run_id, env_id, episode, slot_id ORDER BY seq) AS previous
+          FROM internal_levels),
+        length AS (SELECT run_id, max(episode_length) AS episode_length FROM runs GROUP BY ALL),
+        decisions AS (SELECT run_id, env_id, episode, count(*) AS decisions FROM actions GROUP BY ALL)
+        SELECT s.run_id, s.env_id, s.episode, s.slot_id, count(*) AS op_count, any_value(d.decisions) AS decisions,
+          count(*) / any_value(d.decisions) AS internal_op_density,
+          sum(s.level_delta) AS net_level_change,
+          CASE WHEN count(*) > 1
+            THEN count(*) FILTER (WHERE s.previous IS NOT NULL AND s.direction <> s.previous) / (count(*) - 1)
+            ELSE 0.0 END AS reversal_rate,
+          count(*) FILTER (WHERE 2 * s.epoch <= l.episode_length) AS early_ops,
+          count(*) FILTER (WHERE 2 * s.epoch > l.episode_length) AS late_ops
+        FROM steps s JOIN decisions d USING (run_id, env_id, episode) JOIN length l USING (run_id)
+        GROUP BY s.run_id, s.env_id, s.episode, s.slot_id
+        """,
+    ),
+    "internal_op_share": (
+        "GROW/SHRINK_INTERNAL share of non-WAIT decisions taken while a conv_ladder seed was live in that env.",
+        f"""
+        WITH ladder AS (SELECT * FROM seeds WHERE blueprint_id = '{LADDER_BLUEPRINT}'),
+        decided AS (
+          SELECT a.run_id, a.seq, a.op FROM actions a
+          WHERE a.op <> 'WAIT' AND EXISTS (
+            SELECT 1 FROM ladder l WHERE l.run_id = a.run_id AND l.env_id = a.env_id AND l.episode = a.episode
+              AND l.germinated_seq < a.seq AND (l.ended_seq IS NULL OR a.seq <= l.ended_seq)))
+        SELECT r.run_id, count(d.seq) AS non_wait_decisions_with_ladder,
+          count(d.seq) FILTER (WHERE d.op IN ('GROW_INTERNAL', 'SHRINK_INTERNAL')) AS internal_ops,
+          CASE WHEN count(d.seq) > 0
+            THEN count(d.seq) FILTER (WHERE d.op IN ('GROW_INTERNAL', 'SHRINK_INTERNAL')) / count(d.seq)
+          END AS internal_op_share
+        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN decided d USING (run_id) GROUP BY r.run_id
+        """,
+    ),
+    "blueprint_frequency": (
+        "Applied GERMINATE decisions per blueprint and their share of all germinations.",
+        """SELECT run_id, blueprint_id, count(*) AS germinations,
+          count(*) / sum(count(*)) OVER (PARTITION BY run_id) AS frequency
+        FROM actions WHERE op = 'GERMINATE' AND success GROUP BY run_id, blueprint_id""",
+    ),
+    "invalid_action_rate": (
+        "Decisions, rejected decisions and their rate.",
+        """SELECT run_id, count(*) AS decisions, count(*) FILTER (WHERE NOT success) AS invalid,
+          count(*) FILTER (WHERE NOT success) / count(*) AS invalid_action_rate
+        FROM actions GROUP BY ALL""",
+    ),
+    "head_entropy_trend": (
+        "Per head over PPO updates: first, last, min, mean entropy and the least-squares slope per round.",
+        """SELECT run_id, head, count(*) AS updates, arg_min(entropy, seq) AS first_entropy,
+          arg_max(entropy, seq) AS last_entropy, min(entropy) AS min_entropy, avg(entropy) AS mean_entropy,
+          regr_slope(entropy, round) AS slope_per_round
+        FROM head_entropies GROUP BY ALL""",
+    ),
+    "rollback_rate": (
+        "Governor rollbacks per finished episode.",
+        """
+        WITH e AS (SELECT run_id, count(*) AS episodes FROM episode_outcomes GROUP BY run_id),
+             g AS (SELECT run_id, count(*) AS rollbacks FROM governor_rollbacks GROUP BY run_id)
+        SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(g.rollbacks, 0) AS rollbacks,
+          coalesce(g.rollbacks, 0) / nullif(e.episodes, 0) AS rollbacks_per_episode
+        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN g USING (run_id)
+        """,
+    ),
+    "roi": (
+        "Accuracy gain over the host-only baseline per 1000 added trainable parameters (NULL without a baseline "
+        "or without added parameters).",
+        """SELECT o.run_id, count(*) AS episodes, avg(o.final_accuracy) AS mean_final_accuracy,
+          avg(o.added_params) AS mean_added_params, any_value(b.baseline_accuracy) AS baseline_accuracy,
+          avg(o.final_accuracy) - any_value(b.baseline_accuracy) AS accuracy_gain,
+          (avg(o.final_accuracy) - any_value(b.baseline_accuracy)) / nullif(avg(o.added_params) / 1000.0, 0)
+            AS roi_per_kparam
+        FROM episode_outcomes o CROSS JOIN baseline b GROUP BY o.run_id""",
+    ),
+}
+
+# Where each event type can be queried: every TelemetryEventType has a view.
+VIEW_FOR_EVENT: Final[Mapping[TelemetryEventType, str]] = {
+    E.TRAINING_STARTED: "runs",
+    E.TRAINING_COMPLETED: "runs",
+    E.EPOCH_COMPLETED: "epochs",
+    E.SEED_GERMINATED: "seed_lifecycle",
+    E.SEED_STAGE_CHANGED: "seed_lifecycle",
+    E.SEED_GATE_EVALUATED: "seed_lifecycle",
+    E.SEED_FOSSILIZED: "seed_lifecycle",
+    E.SEED_PRUNED: "seed_lifecycle",
+    E.SEED_INTERNAL_LEVEL_CHANGED: "internal_levels",
+    E.ACTION_TAKEN: "actions",
+    E.REWARD_COMPUTED: "rewards",
+    E.EPISODE_OUTCOME: "episode_outcomes",
+    E.PPO_UPDATE_COMPLETED: "ppo_updates",
+    E.INTERNAL_OP_METRICS: "internal_op_metrics",
+    E.COUNTERFACTUAL_DELTA: "counterfactual_deltas",
+    E.GOVERNOR_ROLLBACK: "governor_rollbacks",
+    E.CHECKPOINT_SAVED: "checkpoints",
+    E.CHECKPOINT_LOADED: "checkpoints",
+}
+assert_covers(TelemetryEventType, VIEW_FOR_EVENT, consumer="karn VIEW_FOR_EVENT")
+
+
+class QueryError(ValueError):
+    """A SQL query the store could not run; the message is DuckDB's."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / EVENTS_FILE).is_file()
+
+
+def list_run_dirs(runs_dir: Path) -> list[Path]:
+    """Run directories directly under `runs_dir`, oldest first (by their event log's modification time)."""
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir}: no such runs directory")
+    runs = [p for p in runs_dir.iterdir() if p.is_dir() and is_run_dir(p)]
+    return sorted(runs, key=lambda p: ((p / EVENTS_FILE).stat().st_mtime, p.name))
+
+
+def read_baseline_accuracy(run_dir: Path) -> float | None:
+    """The host-only baseline of summary.json (written when the run finished); None when there is none yet."""
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    return loads(RunSummary, path.read_text(encoding="utf-8")).baseline_accuracy
+
+
+class RunStore:
+    """One run directory in an in-memory DuckDB: `raw_events` plus the views in VIEWS."""
+
+    def __init__(self, run_dir: Path, *, baseline_accuracy: float | None = None) -> None:
+        if not is_run_dir(run_dir):
+            raise FileNotFoundError(f"{run_dir}: not a run directory (no {EVENTS_FILE})")
+        self.run_dir = run_dir
+        self.log: EventLog = read_event_log(run_dir / EVENTS_FILE)
+        self.baseline_accuracy = baseline_accuracy if baseline_accuracy is not None else read_baseline_accuracy(run_dir)
+        self.con = duckdb.connect(":memory:")
+        load_events(self.con, self.log.events)
+        self.con.execute("CREATE TABLE baseline (baseline_accuracy DOUBLE)")
+        self.con.execute("INSERT INTO baseline VALUES (?)", [self.baseline_accuracy])
+        create_views(self.con)
+
+    @property
+    def torn_tail(self) -> TornTail | None:
+        return self.log.torn_tail
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> QueryResult:
+        try:
+            cursor = self.con.execute(sql, list(params))
+        except duckdb.Error as exc:  # re-raised as the store's own error type, with DuckDB's message
+            raise QueryError(str(exc)) from exc
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        return QueryResult(columns, cursor.fetchall())
+
+    def view(self, name: str) -> QueryResult:
+        if name not in VIEWS:
+            raise QueryError(f"unknown view {name!r}; views: {', '.join(VIEWS)}")
+        return self.query(f"SELECT * FROM {name}")
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> dict[str, Any] | None:
+        records = self.query(sql, params).records()
+        if len(records) > 1:
+            raise QueryError(f"expected at most one row, got {len(records)}: {sql}")
+        return records[0] if records else None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def load_events(con: duckdb.DuckDBPyConnection, events: Sequence[WireEvent]) -> None:
+    """Create `raw_events` from validated wire events with one bulk read of a temporary NDJSON file."""
+    columns = ", ".join(f"{name}: '{sql_type}'" for name, sql_type in _RAW_COLUMNS.items())
+    fd, name = tempfile.mkstemp(prefix="karn-", suffix=".jsonl")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for event in events:
+                out.write(json.dumps(event) + "\n")
+        if events:
+            source = f"read_json('{name}', format = 'newline_delimited', columns = {{{columns}}})"
+            con.execute(f"CREATE TABLE raw_events AS SELECT * FROM {source} ORDER BY seq")
+        else:
+            fields = ", ".join(f"{n} {t}" for n, t in _RAW_COLUMNS.items())
+            con.execute(f"CREATE TABLE raw_events ({fields})")
+    finally:
+        os.unlink(name)
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, (_, sql) in VIEWS.items():
+        try:
+            con.execute(f"CREATE VIEW {name} AS {sql}")
+        except duckdb.Error as exc:  # a broken view is a bug in this module: say which one
+            raise QueryError(f"view {name}: {exc}") from exc

@@ -1,0 +1,411 @@
+"""Scripted event logs for Karn tests: real TelemetryHub + JsonlSink writing real payloads, driven by a list of
+decisions, so each gate and view can be exercised with known numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from esper.karn import JsonlSink, RunSummary
+from esper.leyline import (
+    ActionHead,
+    ActionTakenPayload,
+    AlphaCurveAction,
+    AlphaSpeedAction,
+    AlphaTargetAction,
+    BlueprintAction,
+    CheckpointLoadedPayload,
+    CheckpointSavedPayload,
+    CounterfactualDeltaPayload,
+    EnvEmitter,
+    EpisodeOutcome,
+    EpisodeOutcomePayload,
+    EpochCompletedPayload,
+    FactoredAction,
+    GateLevel,
+    GateResult,
+    GerminationStyle,
+    GovernorReason,
+    GovernorRollbackPayload,
+    InternalOpMetricsPayload,
+    LifecycleOp,
+    PpoUpdateCompletedPayload,
+    PruneInitiator,
+    RewardComponents,
+    RewardComputedPayload,
+    SeedFossilizedPayload,
+    SeedGateEvaluatedPayload,
+    SeedGerminatedPayload,
+    SeedInternalKind,
+    SeedInternalLevelChangedPayload,
+    SeedPrunedPayload,
+    SeedStage,
+    SeedStageChangedPayload,
+    TelemetryHub,
+    TempoAction,
+    Topology,
+    TrainingCompletedPayload,
+    TrainingStartedPayload,
+    dumps,
+)
+
+OP = LifecycleOp
+SLOTS = ("r0c0", "r0c1", "r0c2")
+HOST_PARAMS = 1702
+
+
+def action(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BlueprintAction.NOOP) -> FactoredAction:
+    return FactoredAction(
+        op=op,
+        slot=slot,
+        blueprint=blueprint,
+        style=GerminationStyle.SIGMOID_ADD,
+        tempo=TempoAction.STANDARD,
+        alpha_target=AlphaTargetAction.FULL,
+        alpha_speed=AlphaSpeedAction.INSTANT,
+        alpha_curve=AlphaCurveAction.LINEAR,
+    )
+
+
+@dataclass
+class _Seed:
+    seed_id: str
+    blueprint: BlueprintAction
+    level: int
+    params: int
+
+
+@dataclass
+class SyntheticRun:
+    """One run directory. Decisions are applied in order; successful GERMINATE / GROW / SHRINK / PRUNE /
+    FOSSILIZE emit the lifecycle events a real environment would."""
+
+    run_dir: Path
+    episode_length: int = 20
+    n_envs: int = 1
+    policy: str = "lstm"
+    hub: TelemetryHub = field(init=False)
+    _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)
+    _counter: int = field(default=0, init=False)
+    _accuracy: float = field(default=50.0, init=False)
+    _emitters: dict[int, EnvEmitter] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.hub = TelemetryHub(self.run_dir.name, sinks=(JsonlSink(self.run_dir / "events.jsonl"),))
+        self.hub.emit(
+            TrainingStartedPayload(
+                task="digits",
+                policy=self.policy,
+                topology=Topology.CNN,
+                slot_ids=SLOTS,
+                blueprints=("conv_ladder", "conv_heavy", "conv_light"),
+                n_envs=self.n_envs,
+                episode_length=self.episode_length,
+                max_seeds=None,
+                seed=0,
+                device="cpu",
+                host_params=HOST_PARAMS,
+            )
+        )
+
+    def _at(self, env: int, epoch: int) -> EnvEmitter:
+        emitter = self._emitters[env]
+        emitter.set_epoch(epoch)
+        return emitter
+
+    def start_episode(self, env: int, episode: int) -> None:
+        self._emitters[env] = self.hub.emitter(env)
+        self._emitters[env].start_episode(episode)
+        self._seeds = {k: v for k, v in self._seeds.items() if k[0] != env}
+
+    def epoch(self, env: int, epoch: int, accuracy: float | None = None) -> None:
+        emitter = self._at(env, epoch)
+        self._accuracy = accuracy if accuracy is not None else self._accuracy + 0.5
+        live = [s for (e, _), s in self._seeds.items() if e == env]
+        emitter.emit(
+            EpochCompletedPayload(
+                train_loss=1.0 / epoch,
+                train_accuracy=self._accuracy,
+                val_loss=1.2 / epoch,
+                val_accuracy=self._accuracy,
+                host_params=HOST_PARAMS,
+                seed_params=sum(s.params for s in live),
+                live_seeds=len(live),
+                fossilized_seeds=0,
+                epoch_seconds=0.01,
+                governor_rollback=False,
+            )
+        )
+
+    def decide(
+        self,
+        env: int,
+        epoch: int,
+        op: LifecycleOp,
+        slot: str = "r0c0",
+        blueprint: str = "conv_ladder",
+        *,
+        success: bool = True,
+        reward: float | None = 0.1,
+    ) -> None:
+        """One decision at `epoch` (emits EPOCH_COMPLETED first, as the environment does)."""
+        self.epoch(env, epoch)
+        emitter = self._emitters[env]
+        bp = BlueprintAction[blueprint.upper()] if op is OP.GERMINATE else BlueprintAction.NOOP
+        emitter.emit(
+            ActionTakenPayload(
+                policy=self.policy,
+                action=action(op, SLOTS.index(slot), bp),
+                success=success,
+                rejection_reason=None if success else "masked",
+                valid_ops=(OP.WAIT, op),
+                op_probabilities=None,
+            ),
+            slot_id=None if op is OP.WAIT else slot,
+        )
+        if reward is not None:
+            emitter.emit(
+                RewardComputedPayload(
+                    op=op,
+                    components=RewardComponents(
+                        contribution=reward,
+                        rent=0.0,
+                        alpha_shock=0.0,
+                        pbrs=0.0,
+                        intervention_cost=0.0,
+                        thrash_penalty=0.0,
+                        terminal_bonus=0.0,
+                        governor_penalty=0.0,
+                        total=reward,
+                    ),
+                ),
+                slot_id=slot,
+            )
+        if success:
+            self._apply(emitter, env, op, slot, bp)
+
+    def _apply(self, emitter: EnvEmitter, env: int, op: LifecycleOp, slot: str, bp: BlueprintAction) -> None:
+        key = (env, slot)
+        if op is OP.GERMINATE:
+            self._counter += 1
+            ladder = bp is BlueprintAction.CONV_LADDER
+            seed = _Seed(f"env{env}-seed{self._counter}", bp, 1 if ladder else 0, 100)
+            self._seeds[key] = seed
+            emitter.emit(
+                SeedGerminatedPayload(
+                    seed_id=seed.seed_id,
+                    blueprint=bp,
+                    blueprint_id=bp.name.lower(),
+                    style=GerminationStyle.SIGMOID_ADD,
+                    blend_tempo_epochs=5,
+                    alpha_target=1.0,
+                    params=seed.params,
+                    internal_kind=SeedInternalKind.CONV_LADDER if ladder else SeedInternalKind.NONE,
+                    internal_level=seed.level,
+                    internal_max_level=4 if ladder else 1,
+                ),
+                slot_id=slot,
+            )
+            emitter.emit(
+                SeedStageChangedPayload(
+                    seed_id=seed.seed_id,
+                    blueprint_id=bp.name.lower(),
+                    from_stage=SeedStage.DORMANT,
+                    to_stage=SeedStage.GERMINATED,
+                    epochs_in_previous_stage=0,
+                    alpha=0.0,
+                ),
+                slot_id=slot,
+            )
+        elif op in (OP.GROW_INTERNAL, OP.SHRINK_INTERNAL):
+            seed = self._seeds[key]
+            new = seed.level + (1 if op is OP.GROW_INTERNAL else -1)
+            emitter.emit(
+                SeedInternalLevelChangedPayload(
+                    seed_id=seed.seed_id,
+                    blueprint_id=seed.blueprint.name.lower(),
+                    internal_kind=SeedInternalKind.CONV_LADDER,
+                    from_level=seed.level,
+                    to_level=new,
+                    max_level=4,
+                    active_params=40 * new,
+                ),
+                slot_id=slot,
+            )
+            seed.level = new
+            seed.params = 40 * new
+        elif op is OP.PRUNE:
+            seed = self._seeds.pop(key)
+            emitter.emit(
+                SeedPrunedPayload(
+                    seed_id=seed.seed_id,
+                    blueprint_id=seed.blueprint.name.lower(),
+                    initiator=PruneInitiator.POLICY,
+                    reason="policy",
+                    from_stage=SeedStage.TRAINING,
+                    epochs_total=3,
+                    params_removed=seed.params,
+                    counterfactual_contribution=None,
+                ),
+                slot_id=slot,
+            )
+        elif op is OP.FOSSILIZE:
+            seed = self._seeds.pop(key)
+            emitter.emit(
+                SeedFossilizedPayload(
+                    seed_id=seed.seed_id,
+                    blueprint_id=seed.blueprint.name.lower(),
+                    params_added=seed.params,
+                    epochs_total=6,
+                    counterfactual_contribution=0.4,
+                    total_improvement=1.5,
+                ),
+                slot_id=slot,
+            )
+
+    def outcome(self, env: int, final_accuracy: float, added_params: int, *, rollbacks: int = 0) -> None:
+        emitter = self._at(env, self.episode_length)
+        for _ in range(rollbacks):
+            emitter.emit(
+                GovernorRollbackPayload(
+                    reason=GovernorReason.DIVERGENCE, loss=9.0, threshold=3.0, restored_epoch=1, pruned_slots=()
+                )
+            )
+        emitter.emit(
+            EpisodeOutcomePayload(
+                outcome=EpisodeOutcome(
+                    final_accuracy=final_accuracy,
+                    best_accuracy=final_accuracy,
+                    episode_length=self.episode_length,
+                    episode_reward=1.0,
+                    reward_components=None,
+                    host_params=HOST_PARAMS,
+                    added_params=added_params,
+                    param_ratio=added_params / HOST_PARAMS,
+                    germinated=0,
+                    fossilized=0,
+                    pruned=0,
+                    internal_level_changes=0,
+                    invalid_actions=0,
+                    governor_rollbacks=rollbacks,
+                )
+            )
+        )
+
+    def ppo_update(self, round_: int, op_entropy: float) -> None:
+        entropies = {head: 0.9 for head in ActionHead}
+        entropies[ActionHead.OP] = op_entropy
+        self.hub.emit(
+            PpoUpdateCompletedPayload(
+                round=round_,
+                policy_loss=0.1,
+                value_loss=0.2,
+                entropy=op_entropy,
+                approx_kl=0.01,
+                clip_fraction=0.1,
+                explained_variance=0.5,
+                grad_norm=1.0,
+                learning_rate=3e-4,
+                head_entropies=entropies,
+                op_q_values={op.name: 0.1 for op in LifecycleOp},
+                update_seconds=0.05,
+            )
+        )
+
+    def extras(self, env: int) -> None:
+        """The remaining event types, once each (gate evaluation, op metrics, counterfactual, checkpoints)."""
+        emitter = self._at(env, 2)
+        emitter.emit(
+            SeedGateEvaluatedPayload(
+                seed_id="env0-seed99",
+                result=GateResult(
+                    gate=GateLevel.G1,
+                    target_stage=SeedStage.TRAINING,
+                    passed=False,
+                    checks_passed=(),
+                    checks_failed=("too_early",),
+                    message="too early",
+                ),
+            ),
+            slot_id="r0c1",
+        )
+        emitter.emit(
+            InternalOpMetricsPayload(
+                window=50, op_count=4, internal_op_density=0.08, net_level_change=2, reversal_rate=0.33
+            ),
+            slot_id="r0c0",
+        )
+        emitter.emit(
+            CounterfactualDeltaPayload(
+                op=OP.GROW_INTERNAL,
+                from_level=1,
+                to_level=2,
+                horizon_epochs=1,
+                loss_before=1.0,
+                loss_after=0.9,
+                accuracy_before=60.0,
+                accuracy_after=62.0,
+                params_before=40,
+                params_after=80,
+                loss_delta=-0.1,
+                accuracy_delta=2.0,
+                baseline_accuracy_delta=0.5,
+            ),
+            slot_id="r0c0",
+        )
+        self.hub.emit(CheckpointSavedPayload(path=str(self.run_dir / "checkpoint.pt"), round=1))
+        self.hub.emit(CheckpointLoadedPayload(path=str(self.run_dir / "checkpoint.pt"), round=1))
+
+    def finish(self, *, baseline_accuracy: float | None = None, episodes: int = 1) -> None:
+        self.hub.emit(TrainingCompletedPayload(episodes_completed=episodes, wall_seconds=1.0, interrupted=False))
+        self.hub.close()
+        summary = RunSummary(
+            run_id=self.run_dir.name,
+            task="digits",
+            policy=self.policy,
+            episodes=episodes,
+            final_accuracy=self._accuracy,
+            baseline_accuracy=baseline_accuracy,
+            germinated=0,
+            fossilized=0,
+            pruned=0,
+            internal_level_changes=0,
+            added_params=0,
+            invalid_actions=0,
+            governor_rollbacks=0,
+            seed=0,
+            epochs_per_episode=self.episode_length,
+        )
+        (self.run_dir / "summary.json").write_text(dumps(summary) + "\n")
+
+
+def scripted_run(
+    run_dir: Path,
+    ops: list[tuple[int, LifecycleOp] | tuple[int, LifecycleOp, str]],
+    *,
+    episode_length: int = 20,
+    final_accuracy: float = 90.0,
+    added_params: int = 1000,
+    baseline_accuracy: float | None = 85.0,
+    rollbacks: int = 0,
+    op_entropies: tuple[float, ...] = (),
+    invalid_epochs: tuple[int, ...] = (),
+) -> Path:
+    """One env, one episode: `ops` are (epoch, op[, blueprint]) decisions on slot r0c0; every other epoch WAITs.
+    Decisions at `invalid_epochs` are rejected."""
+    run = SyntheticRun(run_dir, episode_length=episode_length)
+    run.start_episode(0, 0)
+    by_epoch = {entry[0]: entry for entry in ops}
+    for epoch in range(1, episode_length + 1):
+        entry = by_epoch.get(epoch)
+        if entry is None:
+            run.decide(0, epoch, OP.WAIT)
+            continue
+        op = entry[1]
+        blueprint = entry[2] if len(entry) == 3 else "conv_ladder"
+        run.decide(0, epoch, op, blueprint=blueprint, success=epoch not in invalid_epochs)
+    run.outcome(0, final_accuracy, added_params, rollbacks=rollbacks)
+    for round_, entropy in enumerate(op_entropies, start=1):
+        run.ppo_update(round_, entropy)
+    run.finish(baseline_accuracy=baseline_accuracy)
+    return run_dir

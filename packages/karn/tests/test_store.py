@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from karn_synthetic import OP, SyntheticRun, scripted_run
+
+from esper.karn import VIEW_FOR_EVENT, VIEWS, QueryError, RunStore, list_run_dirs, read_events
+from esper.karn.eventlog import EventTail
+from esper.leyline import TelemetryEventType, WireError
+
+
+def every_event_type_run(run_dir: Path) -> Path:
+    run = SyntheticRun(run_dir, episode_length=6)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
+    run.decide(0, 2, OP.GROW_INTERNAL)
+    run.decide(0, 3, OP.SHRINK_INTERNAL)
+    run.decide(0, 4, OP.FOSSILIZE)
+    run.decide(0, 5, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")
+    run.decide(0, 6, OP.PRUNE, slot="r0c1")
+    run.extras(0)
+    run.outcome(0, 91.0, 200, rollbacks=1)
+    run.ppo_update(1, 0.7)
+    run.finish(baseline_accuracy=90.0)
+    return run_dir
+
+
+def test_every_event_type_is_queryable_in_its_view(tmp_path: Path) -> None:
+    store = RunStore(every_event_type_run(tmp_path / "all"))
+    present = {row[0] for row in store.query("SELECT DISTINCT event_type FROM events").rows}
+    assert present == {t.name for t in TelemetryEventType}
+    for event_type, view in VIEW_FOR_EVENT.items():
+        seqs = store.query("SELECT seq FROM events WHERE event_type = ?", [event_type.name]).rows
+        # `runs` folds TRAINING_COMPLETED into its start's row, under completed_seq
+        column = "completed_seq" if event_type is TelemetryEventType.TRAINING_COMPLETED else "seq"
+        found = store.query(f"SELECT count(*) FROM {view} WHERE {column} IN (SELECT unnest(?))", [[s[0] for s in seqs]])
+        assert found.rows[0][0] == len(seqs) >= 1, event_type
+
+
+def test_views_decode_enums_and_compute_the_internal_op_summary(tmp_path: Path) -> None:
+    store = RunStore(every_event_type_run(tmp_path / "all"))
+    ops = [r[0] for r in store.query("SELECT op FROM actions ORDER BY seq").rows]
+    assert ops == ["GERMINATE", "GROW_INTERNAL", "SHRINK_INTERNAL", "FOSSILIZE", "GERMINATE", "PRUNE"]
+    summary = store.one("SELECT grow_count, shrink_count, net_level_change, max_level FROM internal_op_summary")
+    assert summary == {"grow_count": 1, "shrink_count": 1, "net_level_change": 0, "max_level": 2}
+    seeds = store.query("SELECT blueprint_id, ended_as FROM seeds ORDER BY germinated_seq").rows
+    assert seeds == [("conv_ladder", "FOSSILIZED"), ("conv_heavy", "PRUNED")]
+    stage = store.one("SELECT to_stage FROM seed_lifecycle WHERE event_type = 'SEED_STAGE_CHANGED' LIMIT 1")
+    assert stage == {"to_stage": "GERMINATED"}
+    advantage = store.one("SELECT accuracy_advantage FROM counterfactual_deltas")
+    assert advantage == {"accuracy_advantage": pytest.approx(1.5)}
+    assert store.one("SELECT rollbacks_per_episode FROM rollback_rate") == {"rollbacks_per_episode": 1.0}
+    # ROI: (91 - 90) points over 200 params = 5 points per 1000 params.
+    assert store.one("SELECT roi_per_kparam FROM roi") == {"roi_per_kparam": pytest.approx(5.0)}
+    entropy = store.one("SELECT first_entropy, updates FROM head_entropy_trend WHERE head = 'op'")
+    assert entropy == {"first_entropy": pytest.approx(0.7), "updates": 1}
+
+
+def test_anti_thrash_reversal_rate_and_density(tmp_path: Path) -> None:
+    # grow, grow, shrink, grow on one seed over 10 decisions: 3 direction changes? no: +,+,-,+ has 2 flips of 3.
+    ops = [
+        (1, OP.GERMINATE),
+        (2, OP.GROW_INTERNAL),
+        (3, OP.GROW_INTERNAL),
+        (4, OP.SHRINK_INTERNAL),
+        (8, OP.GROW_INTERNAL),
+    ]
+    store = RunStore(scripted_run(tmp_path / "t", ops, episode_length=10))
+    row = store.one("SELECT * FROM anti_thrash")
+    assert row is not None
+    assert row["op_count"] == 4 and row["decisions"] == 10
+    assert row["internal_op_density"] == pytest.approx(0.4)
+    assert row["reversal_rate"] == pytest.approx(2 / 3)
+    assert row["net_level_change"] == 2
+    assert (row["early_ops"], row["late_ops"]) == (3, 1)
+
+
+def test_internal_op_share_counts_only_decisions_with_a_live_ladder(tmp_path: Path) -> None:
+    # Before the ladder exists (epoch 1 germinates conv_heavy elsewhere) decisions don't count; after it is pruned
+    # neither do they.
+    run = SyntheticRun(tmp_path / "s", episode_length=8)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")  # no ladder yet: not counted
+    run.decide(0, 2, OP.GERMINATE, blueprint="conv_ladder")  # the germination itself: not counted
+    run.decide(0, 3, OP.GROW_INTERNAL)  # counted, internal
+    run.decide(0, 4, OP.FOSSILIZE, slot="r0c1")  # counted, not internal
+    run.decide(0, 5, OP.PRUNE)  # counted (the ladder was live when deciding), not internal
+    run.decide(0, 6, OP.PRUNE, slot="r0c1", success=False)  # ladder gone: not counted
+    run.outcome(0, 90.0, 100)
+    run.finish()
+    row = RunStore(tmp_path / "s").one("SELECT * FROM internal_op_share")
+    assert row == {"run_id": "s", "non_wait_decisions_with_ladder": 3, "internal_ops": 1, "internal_op_share": 1 / 3}
+
+
+def test_a_torn_last_line_is_reported_and_skipped(tmp_path: Path) -> None:
+    run_dir = scripted_run(tmp_path / "killed", [(1, OP.GERMINATE)], episode_length=4)
+    events = run_dir / "events.jsonl"
+    complete = len(events.read_text().splitlines())
+    with events.open("a") as f:
+        f.write('{"event_id": "abc", "event_ty')  # the process died mid-write
+    store = RunStore(run_dir)
+    assert store.torn_tail is not None and store.torn_tail.line == complete + 1
+    assert "torn last line" in store.torn_tail.describe(events)
+    assert store.query("SELECT count(*) FROM events").rows[0][0] == complete
+    assert len(read_events(events)) == complete
+
+
+def test_a_malformed_middle_line_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    run_dir = scripted_run(tmp_path / "bad", [(1, OP.GERMINATE)], episode_length=4)
+    events = run_dir / "events.jsonl"
+    lines = events.read_text().splitlines()
+    lines[2] = lines[2].replace('"severity":"info"', '"severity":"loud"')
+    events.write_text("\n".join(lines) + "\n")
+    with pytest.raises(WireError, match=r"severity: .*events.jsonl:3: .loud. is not allowed; allowed values: .debug"):
+        RunStore(run_dir)
+    lines[2] = "not json"
+    events.write_text("\n".join(lines) + "\n")
+    with pytest.raises(WireError, match=r"events.jsonl:3: not JSON"):
+        RunStore(run_dir)
+
+
+def test_tail_reads_only_completed_lines(tmp_path: Path) -> None:
+    run_dir = scripted_run(tmp_path / "live", [], episode_length=2)
+    events = run_dir / "events.jsonl"
+    text = events.read_text()
+    events.write_text(text[: len(text) - 10])  # the writer is mid-line
+    tail = EventTail(events)
+    first = tail.poll()
+    assert len(first) == len(text.splitlines()) - 1
+    events.write_text(text)  # the line is finished
+    rest = tail.poll()
+    assert [e["seq"] for e in rest] == [len(first) + 1]
+    assert json.loads(text.splitlines()[-1])["event_id"] == rest[0]["event_id"]
+
+
+def test_queries_fail_with_duckdb_messages_and_views_are_listed(tmp_path: Path) -> None:
+    store = RunStore(scripted_run(tmp_path / "q", [], episode_length=2))
+    with pytest.raises(QueryError, match="nope"):
+        store.query("SELECT * FROM nope")
+    with pytest.raises(QueryError, match="unknown view 'nope'; views: events, runs"):
+        store.view("nope")
+    assert all(description for description, _ in VIEWS.values())
+
+
+def test_list_run_dirs_finds_runs_only(tmp_path: Path) -> None:
+    scripted_run(tmp_path / "a", [], episode_length=2)
+    (tmp_path / "not-a-run").mkdir()
+    assert [p.name for p in list_run_dirs(tmp_path)] == ["a"]
+    with pytest.raises(FileNotFoundError, match="no such runs directory"):
+        list_run_dirs(tmp_path / "missing")
