@@ -1,7 +1,8 @@
 """`esper`: the command that composes the packages.
 
-`esper train heuristic` runs a morphogenetic training run; `esper tasks` lists the tasks; `esper contracts` lists the
-generated contracts; `esper check-events` validates a run's event log against the telemetry schema.
+`esper train heuristic|ppo` runs a morphogenetic training run; `esper tasks` lists the tasks; `esper contracts` lists
+the generated contracts; `esper check-events` validates a run's event log against the telemetry schema; `esper karn`
+looks at runs (list, SQL, TUI, web dashboard, report); `esper gates` evaluates the Phase 0 exit gates.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import esper.leyline
 import esper.simic
 import esper.tamiyo
 import esper.tolaria
+from esper.cli.karn import add_gates_parser, add_karn_parser
 from esper.cli.train import add_train_parser
-from esper.karn import read_events
+from esper.karn import read_event_log
 from esper.leyline import WireError
 
 PACKAGES = {
@@ -45,14 +47,14 @@ def cmd_check_events(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"esper check-events: {path} is not a file", file=sys.stderr)
         return 2
-    count = 0
     try:
-        for _ in read_events(path):
-            count += 1
+        log = read_event_log(path)
     except WireError as exc:  # the finding this command exists to report (with its line number): exit 1
         print(f"esper check-events: {exc}", file=sys.stderr)
         return 1
-    print(f"{path}: {count} valid events")
+    if log.torn_tail is not None:
+        print(f"esper check-events: warning: {log.torn_tail.describe(path)}", file=sys.stderr)
+    print(f"{path}: {len(log.events)} valid events")
     return 0
 
 
@@ -60,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esper", description="Morphogenetic neural networks: grow, blend, prune.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_karn_parser(sub)
+    add_gates_parser(sub)
     contracts = sub.add_parser("contracts", help="list the generated contract types per package")
     contracts.add_argument("--package", choices=sorted(PACKAGES), help="only this package")
     contracts.set_defaults(func=cmd_contracts)

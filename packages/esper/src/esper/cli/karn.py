@@ -1,0 +1,239 @@
+"""`esper karn ...` (runs, views, sql, tui, serve, report) and `esper gates`: looking at runs."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
+from esper.karn.runs import RunListing, describe_run
+from esper.karn.store import VIEWS, is_run_dir
+from esper.leyline import WireError, loads
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+class UsageError(Exception):
+    """Misuse of a karn command: reported with exit code 2."""
+
+
+def resolve_run(run: str, runs_dir: Path) -> Path:
+    """A run given as a directory, or as a run id under --runs-dir."""
+    for candidate in (Path(run), runs_dir / run):
+        if is_run_dir(candidate):
+            return candidate
+    raise UsageError(f"RUN: {run!r} is neither a run directory nor a run in {runs_dir} (no events.jsonl)")
+
+
+def format_value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[format_value(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def open_store(path: Path, baseline_accuracy: float | None = None) -> RunStore:
+    store = RunStore(path, baseline_accuracy=baseline_accuracy)
+    if store.torn_tail is not None:
+        print(f"esper karn: warning: {store.torn_tail.describe(store.log.path)}", file=sys.stderr)
+    return store
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    listings: list[RunListing] = [describe_run(p) for p in list_run_dirs(args.runs_dir)]
+    if args.json:
+        print(json.dumps([listing.as_dict() for listing in listings], indent=2))
+        return 0
+    if not listings:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    columns = ["run", "task", "policy", "status", "episodes", "final acc %", "events", "started"]
+    rows = [[r.run_id, r.task, r.policy, r.status, r.episodes, r.final_accuracy, r.events, r.started] for r in listings]
+    print(format_table(columns, rows))
+    return 0
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in VIEWS)
+    for name, (description, _) in VIEWS.items():
+        print(f"{name.ljust(width)}  {description}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    with open_store(resolve_run(args.run, args.runs_dir)) as store:
+        try:
+            result = store.query(args.query)
+        except QueryError as exc:  # a bad query is the user's input: name it, exit 2
+            raise UsageError(f"query: {exc}") from exc
+    if args.json:
+        print(json.dumps(result.records(), indent=2, default=_json_default))
+    else:
+        print(format_table(result.columns, result.rows))
+        print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
+    return 0
+
+
+def gate_table(report: GateReport) -> str:
+    rows = [[r.gate, r.verdict.value.upper(), r.measured, r.threshold, r.note] for r in report.results]
+    head = f"gates for {report.run}" + (f" (control {report.control})" if report.control else " (no control)")
+    verdict = "ALL GATES PASS" if report.passed else "GATES NOT PASSED"
+    return f"{head}\n{format_table(['gate', 'verdict', 'measured', 'threshold', 'note'], rows)}\n{verdict}"
+
+
+def load_thresholds(path: Path | None) -> GateThresholds:
+    if path is None:
+        return GateThresholds()
+    if not path.is_file():
+        raise UsageError(f"--thresholds: {path} is not a file")
+    try:
+        return loads(GateThresholds, path.read_text(encoding="utf-8"))
+    except WireError as exc:  # a bad thresholds file is misuse: name the field, exit 2
+        raise UsageError(f"--thresholds: {exc}") from exc
+
+
+def cmd_gates(args: argparse.Namespace) -> int:
+    thresholds = load_thresholds(args.thresholds)
+    run = open_store(resolve_run(args.run, args.runs_dir), args.baseline_accuracy)
+    control = None
+    if args.control is not None:
+        control = open_store(resolve_run(args.control, args.runs_dir), args.control_baseline_accuracy)
+    report = evaluate(run, control, thresholds)
+    if args.json:
+        records: list[dict[str, Any]] = [
+            {
+                "gate": r.gate,
+                "verdict": r.verdict.value,
+                "measured": r.measured,
+                "threshold": r.threshold,
+                "note": r.note,
+            }
+            for r in report.results
+        ]
+        print(
+            json.dumps(
+                {"run": report.run, "control": report.control, "passed": report.passed, "gates": records}, indent=2
+            )
+        )
+    else:
+        print(gate_table(report))
+    return 0 if report.passed else 1
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from esper.karn.tui import KarnApp  # Textual is imported only by the commands that need it
+
+    KarnApp(resolve_run(args.run, args.runs_dir)).run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from esper.karn.web import serve
+
+    if not args.runs_dir.is_dir():
+        raise UsageError(f"--runs-dir: {args.runs_dir} is not a directory")
+    serve(args.runs_dir, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from esper.karn.report import write_report
+
+    run_dir = resolve_run(args.run, args.runs_dir)
+    out: Path = args.out if args.out is not None else run_dir / "report.html"
+    with open_store(run_dir, args.baseline_accuracy) as store:
+        write_report(store, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _guard(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = func(args)
+        except UsageError as exc:  # misuse: one line naming the flag, exit 2
+            print(f"esper: error: {exc}", file=sys.stderr)
+            return 2
+        except (FileNotFoundError, WireError) as exc:  # unreadable run: say where, exit 2
+            print(f"esper: error: {exc}", file=sys.stderr)
+            return 2
+        return result
+
+    return run
+
+
+def _runs_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: runs)")
+
+
+def add_karn_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    karn = sub.add_parser("karn", help="look at runs: list, SQL, TUI, web dashboard, report")
+    commands = karn.add_subparsers(dest="karn_command", required=True)
+
+    runs = commands.add_parser("runs", help="list the runs under --runs-dir")
+    _runs_dir(runs)
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.set_defaults(func=_guard(cmd_runs))
+
+    views = commands.add_parser("views", help="list the DuckDB views a query can use")
+    views.set_defaults(func=_guard(cmd_views))
+
+    sql = commands.add_parser("sql", help="run a SQL query over a run's views (see `esper karn views`)")
+    sql.add_argument("run", help="run directory or run id under --runs-dir")
+    sql.add_argument("query", help='e.g. "SELECT op, count(*) FROM actions GROUP BY op"')
+    _runs_dir(sql)
+    sql.add_argument("--json", action="store_true", help="print the rows as JSON records")
+    sql.set_defaults(func=_guard(cmd_sql))
+
+    tui = commands.add_parser("tui", help="terminal view of a running or finished run")
+    tui.add_argument("run", help="run directory or run id under --runs-dir")
+    _runs_dir(tui)
+    tui.set_defaults(func=_guard(cmd_tui))
+
+    serve = commands.add_parser("serve", help="web dashboard over every run in --runs-dir")
+    _runs_dir(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    serve.set_defaults(func=_guard(cmd_serve))
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a run")
+    report.add_argument("run", help="run directory or run id under --runs-dir")
+    _runs_dir(report)
+    report.add_argument("--out", type=Path, help="output file (default RUN/report.html)")
+    report.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for ROI (default: summary.json)")
+    report.set_defaults(func=_guard(cmd_report))
+
+
+def add_gates_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    gates = sub.add_parser("gates", help="evaluate the Phase 0 exit gates (exit 0 only when all pass)")
+    gates.add_argument("run", help="treatment run: directory or run id under --runs-dir")
+    gates.add_argument("--control", help="control run (no ladder) for the comparative gates")
+    _runs_dir(gates)
+    gates.add_argument("--thresholds", type=Path, help="GateThresholds JSON (default: the contract's defaults)")
+    gates.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for the run's ROI")
+    gates.add_argument("--control-baseline-accuracy", type=float, help="host-only accuracy for the control's ROI")
+    gates.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    gates.set_defaults(func=_guard(cmd_gates))

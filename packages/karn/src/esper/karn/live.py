@@ -1,0 +1,254 @@
+"""The live state of one run, folded incrementally from its growing events.jsonl: what the TUI and the web page
+show. `refresh()` reads only the new complete lines; `snapshot()` is the JSON-ready state.
+
+Curves keep every point of the long horizon (per-episode outcomes, PPO updates) and the per-epoch detail of each
+environment's current episode, so a long run's page stays small.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from esper.karn.eventlog import EventTail, WireEvent
+from esper.karn.render import op_name, render_event, stage_name, where
+from esper.karn.store import EVENTS_FILE
+from esper.leyline import TelemetryEventType
+
+E = TelemetryEventType
+LOG_LENGTH: Final = 400
+REWARD_PARTS: Final = (
+    "contribution",
+    "rent",
+    "alpha_shock",
+    "pbrs",
+    "intervention_cost",
+    "thrash_penalty",
+    "terminal_bonus",
+    "governor_penalty",
+)
+
+
+@dataclass
+class SlotLane:
+    """A slot of one environment over its current episode: the stage at each epoch, and the seed in it."""
+
+    stage: str = "DORMANT"
+    blueprint: str | None = None
+    level: int | None = None
+    max_level: int | None = None
+    stages: list[str] = field(default_factory=list)  # stage at the end of epoch 1, 2, ...
+
+
+@dataclass
+class EnvState:
+    episode: int = 0
+    epoch: int = 0
+    val_accuracy: float | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    live_seeds: int = 0
+    seed_params: int = 0
+    last_action: str = "-"
+    last_reward: float | None = None
+    slots: dict[str, SlotLane] = field(default_factory=dict)
+    accuracy: list[tuple[int, float]] = field(default_factory=list)
+    losses: list[tuple[int, float | None, float]] = field(default_factory=list)
+    rewards: list[tuple[int, float]] = field(default_factory=list)
+
+
+class LiveRun:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.tail = EventTail(run_dir / EVENTS_FILE)
+        self.events = 0
+        self.started: dict[str, Any] | None = None
+        self.completed: dict[str, Any] | None = None
+        self.slot_ids: list[str] = []
+        self.envs: dict[int, EnvState] = {}
+        self.ops: Counter[str] = Counter()
+        self.invalid = 0
+        self.internal_levels = 0
+        self.rollbacks = 0
+        self.reward_sums: dict[str, float] = dict.fromkeys(REWARD_PARTS, 0.0)
+        self.reward_steps = 0
+        self.episodes: list[dict[str, Any]] = []
+        self.ppo: list[dict[str, Any]] = []
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LENGTH)
+
+    def refresh(self) -> int:
+        """Fold the newly completed lines; returns how many events arrived."""
+        new = self.tail.poll()
+        for event in new:
+            self.apply(event)
+        return len(new)
+
+    def _env(self, event: WireEvent) -> EnvState:
+        env_id = event["env_id"]
+        assert isinstance(env_id, int), f"{event['event_type']} without env_id"
+        if env_id not in self.envs:
+            self.envs[env_id] = EnvState(slots={slot: SlotLane() for slot in self.slot_ids})
+        env = self.envs[env_id]
+        episode = event["episode"]
+        if episode is not None and episode != env.episode:  # a new episode starts with fresh lanes and curves
+            self.envs[env_id] = env = EnvState(episode=episode, slots={slot: SlotLane() for slot in self.slot_ids})
+        return env
+
+    def _lane(self, env: EnvState, event: WireEvent) -> SlotLane:
+        slot = event["slot_id"]
+        assert isinstance(slot, str), f"{event['event_type']} without slot_id"
+        if slot not in env.slots:
+            env.slots[slot] = SlotLane()
+        return env.slots[slot]
+
+    def apply(self, event: WireEvent) -> None:
+        self.events += 1
+        kind = TelemetryEventType[event["event_type"]]
+        p = event["payload"]
+        if kind is E.TRAINING_STARTED:
+            self.started = p
+            self.completed = None
+            self.slot_ids = list(p["slot_ids"])
+        elif kind is E.TRAINING_COMPLETED:
+            self.completed = p
+        elif kind is E.EPOCH_COMPLETED:
+            env = self._env(event)
+            env.epoch = event["epoch"]
+            env.val_accuracy, env.val_loss, env.train_loss = p["val_accuracy"], p["val_loss"], p["train_loss"]
+            env.live_seeds, env.seed_params = p["live_seeds"], p["seed_params"]
+            env.accuracy.append((env.epoch, p["val_accuracy"]))
+            env.losses.append((env.epoch, p["train_loss"], p["val_loss"]))
+            for lane in env.slots.values():
+                lane.stages.append(lane.stage)
+        elif kind is E.SEED_GERMINATED:
+            lane = self._lane(self._env(event), event)
+            lane.blueprint = p["blueprint_id"]
+            lane.level = p["internal_level"] if p["internal_kind"] else None
+            lane.max_level = p["internal_max_level"] if p["internal_kind"] else None
+        elif kind is E.SEED_STAGE_CHANGED:
+            lane = self._lane(self._env(event), event)
+            lane.stage = stage_name(p["to_stage"])
+            lane.blueprint = p["blueprint_id"]
+        elif kind in (E.SEED_FOSSILIZED, E.SEED_PRUNED):
+            lane = self._lane(self._env(event), event)
+            lane.stage = "FOSSILIZED" if kind is E.SEED_FOSSILIZED else "PRUNED"
+        elif kind is E.SEED_INTERNAL_LEVEL_CHANGED:
+            lane = self._lane(self._env(event), event)
+            lane.level, lane.max_level = p["to_level"], p["max_level"]
+            self.internal_levels += 1
+        elif kind is E.ACTION_TAKEN:
+            env = self._env(event)
+            op = op_name(p["action"]["op"])
+            self.ops[op] += 1
+            if not p["success"]:
+                self.invalid += 1
+            env.last_action = op + ("" if p["success"] else " (rejected)")
+        elif kind is E.REWARD_COMPUTED:
+            env = self._env(event)
+            total = p["components"]["total"]
+            env.last_reward = total
+            env.rewards.append((event["epoch"], total))
+            for part in REWARD_PARTS:
+                self.reward_sums[part] += p["components"][part]
+            self.reward_steps += 1
+        elif kind is E.EPISODE_OUTCOME:
+            o = p["outcome"]
+            self.episodes.append(
+                {
+                    "env": event["env_id"],
+                    "episode": event["episode"],
+                    "final_accuracy": o["final_accuracy"],
+                    "reward": o["episode_reward"],
+                    "added_params": o["added_params"],
+                }
+            )
+        elif kind is E.PPO_UPDATE_COMPLETED:
+            self.ppo.append(
+                {
+                    key: p[key]
+                    for key in (
+                        "round",
+                        "policy_loss",
+                        "value_loss",
+                        "entropy",
+                        "approx_kl",
+                        "clip_fraction",
+                        "explained_variance",
+                        "grad_norm",
+                        "update_seconds",
+                    )
+                }
+                | {"head_entropies": dict(p["head_entropies"])}
+            )
+        elif kind is E.GOVERNOR_ROLLBACK:
+            self.rollbacks += 1
+        # INTERNAL_OP_METRICS, COUNTERFACTUAL_DELTA, SEED_GATE_EVALUATED and checkpoints appear in the event log only.
+        if kind is not E.EPOCH_COMPLETED or event["env_id"] == 0:  # one env's epochs are enough to show progress
+            self.log.append(
+                {
+                    "seq": event["seq"],
+                    "type": event["event_type"],
+                    "severity": event["severity"],
+                    "where": where(event),
+                    "text": render_event(event),
+                }
+            )
+
+    @property
+    def status(self) -> str:
+        if self.completed is not None:
+            return "interrupted" if self.completed["interrupted"] else "finished"
+        return "running" if self.started is not None else "waiting"
+
+    def reward_means(self) -> dict[str, float]:
+        steps = max(self.reward_steps, 1)
+        return {part: total / steps for part, total in self.reward_sums.items()}
+
+    def snapshot(self, log_after: int = 0) -> dict[str, Any]:
+        """JSON-ready state; the event log only holds entries with seq > log_after."""
+        return {
+            "run_id": self.run_dir.name,
+            "status": self.status,
+            "events": self.events,
+            "started": self.started,
+            "completed": self.completed,
+            "slot_ids": self.slot_ids,
+            "envs": [
+                {
+                    "env": env_id,
+                    "episode": env.episode,
+                    "epoch": env.epoch,
+                    "val_accuracy": env.val_accuracy,
+                    "train_loss": env.train_loss,
+                    "val_loss": env.val_loss,
+                    "live_seeds": env.live_seeds,
+                    "seed_params": env.seed_params,
+                    "last_action": env.last_action,
+                    "last_reward": env.last_reward,
+                    "accuracy": env.accuracy,
+                    "losses": env.losses,
+                    "rewards": env.rewards,
+                    "slots": {
+                        slot: {
+                            "stage": lane.stage,
+                            "blueprint": lane.blueprint,
+                            "level": lane.level,
+                            "max_level": lane.max_level,
+                            "stages": lane.stages,
+                        }
+                        for slot, lane in env.slots.items()
+                    },
+                }
+                for env_id, env in sorted(self.envs.items())
+            ],
+            "ops": dict(self.ops.most_common()),
+            "invalid_actions": self.invalid,
+            "internal_level_changes": self.internal_levels,
+            "governor_rollbacks": self.rollbacks,
+            "reward_means": self.reward_means(),
+            "episodes": self.episodes,
+            "ppo": self.ppo,
+            "log": [entry for entry in self.log if entry["seq"] > log_after],
+        }
