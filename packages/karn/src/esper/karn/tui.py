@@ -1,0 +1,204 @@
+"""`esper karn tui RUN`: a Textual view of a running or finished run, polling its events.jsonl twice a second.
+
+Panels: run header, environment table, action distribution, per-slot seed swimlanes (stage per epoch of the current
+episode, blueprint, internal level), reward components, PPO health, event log. Below 100 columns the panels stack
+vertically. Keys: q quit, p pause/resume polling, e next environment in the swimlanes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.widgets import DataTable, Footer, RichLog, Static
+
+from esper.karn.live import REWARD_PARTS, LiveRun
+
+POLL_SECONDS: Final = 0.5
+NARROW_BELOW: Final = 100
+STAGE_GLYPHS: Final[dict[str, tuple[str, str]]] = {
+    "UNKNOWN": ("?", "grey50"),
+    "DORMANT": ("·", "grey42"),
+    "GERMINATED": ("g", "green"),
+    "TRAINING": ("T", "cyan"),
+    "BLENDING": ("B", "blue"),
+    "HOLDING": ("H", "magenta"),
+    "FOSSILIZED": ("F", "yellow"),
+    "PRUNED": ("x", "red"),
+    "EMBARGOED": ("e", "red"),
+    "RESETTING": ("r", "grey50"),
+}
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def bar(fraction: float, width: int) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def lanes_text(snapshot: dict[str, Any], env_index: int, width: int) -> Text:
+    envs = snapshot["envs"]
+    text = Text()
+    if not envs:
+        return Text("no epochs yet", style="dim")
+    env = envs[env_index % len(envs)]
+    text.append(f"env {env['env']} · episode {env['episode']} · epoch {env['epoch']}\n", style="bold")
+    room = max(8, width - 34)
+    for slot, lane in env["slots"].items():
+        level = "" if lane["level"] is None else f" L{lane['level']}/{lane['max_level']}"
+        label = f"{slot} {(lane['blueprint'] or '-')[:11]:<11}{level:<6} "
+        text.append(label)
+        for stage in lane["stages"][-room:]:
+            glyph, style = STAGE_GLYPHS[stage]
+            text.append(glyph, style=style)
+        text.append(f" {lane['stage']}\n", style="dim")
+    text.append("· dormant g germinated T training B blending H holding F fossilized x pruned", style="dim")
+    return text
+
+
+def actions_text(snapshot: dict[str, Any]) -> Text:
+    ops: dict[str, int] = snapshot["ops"]
+    total = sum(ops.values())
+    text = Text("actions", style="bold")
+    text.append(f"  {total} decisions, {snapshot['invalid_actions']} rejected\n")
+    for op, count in ops.items():
+        text.append(f"{op:<16} {bar(count / total, 14)} {count:>5} {count / total:6.1%}\n")
+    return text
+
+
+def rewards_text(snapshot: dict[str, Any]) -> Text:
+    text = Text("reward components (mean per step)\n", style="bold")
+    means = snapshot["reward_means"]
+    if not snapshot["episodes"] or all(v == 0 for v in means.values()):
+        text.append("no rewards (this policy is not trained by reward)\n", style="dim")
+    for part in REWARD_PARTS:
+        value = means[part]
+        text.append(f"{part:<18} {value:+.4f}\n", style="green" if value > 0 else "red" if value < 0 else "dim")
+    return text
+
+
+def ppo_text(snapshot: dict[str, Any]) -> Text:
+    text = Text("PPO health\n", style="bold")
+    updates = snapshot["ppo"]
+    if not updates:
+        return text.append("no PPO updates", style="dim")
+    last = updates[-1]
+    text.append(f"update {last['round']} of {len(updates)}\n")
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"):
+        text.append(f"{key:<19} {last[key]:+.4f}\n")
+    op_entropy = last["head_entropies"]["op"]
+    text.append(f"op-head entropy     {op_entropy:.3f}", style="red" if op_entropy < 0.08 else "green")
+    return text
+
+
+class KarnApp(App[None]):
+    TITLE = "Esper · Karn"
+    CSS = """
+    Screen { layout: vertical; }
+    #header { height: 1; background: $primary; color: $text; padding: 0 1; }
+    .row { height: auto; max-height: 50%; }
+    .narrow .row { layout: vertical; max-height: 100%; }
+    #envs { width: 2fr; height: auto; max-height: 12; }
+    #actions { width: 1fr; height: auto; padding: 0 1; }
+    #lanes { width: 2fr; height: auto; padding: 0 1; border: round $secondary; }
+    #side { width: 1fr; height: auto; }
+    #rewards, #ppo { height: auto; padding: 0 1; }
+    #log { height: 1fr; min-height: 6; border: round $secondary; }
+    .narrow #envs, .narrow #actions, .narrow #lanes, .narrow #side { width: 100%; }
+    """
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("p", "toggle_pause", "pause"),
+        Binding("e", "next_env", "next env"),
+    ]
+
+    def __init__(self, run_dir: Path, *, poll_seconds: float = POLL_SECONDS) -> None:
+        super().__init__()
+        self.live = LiveRun(run_dir)
+        self.poll_seconds = poll_seconds
+        self.paused = False
+        self.env_index = 0
+        self._logged = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        with Horizontal(classes="row"):
+            yield DataTable(id="envs", zebra_stripes=True)
+            yield Static(id="actions")
+        with Horizontal(classes="row"):
+            yield Static(id="lanes")
+            with Vertical(id="side"):
+                yield Static(id="rewards")
+                yield Static(id="ppo")
+        yield RichLog(id="log", max_lines=2000, wrap=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#envs", DataTable)
+        table.add_columns("env", "ep", "epoch", "val acc", "loss", "seeds", "+params", "last action", "reward")
+        self.poll()
+        self.set_interval(self.poll_seconds, self.poll)
+
+    def on_resize(self, event: Resize) -> None:
+        self.screen.set_class(event.size.width < NARROW_BELOW, "narrow")
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        self.poll(force=True)
+
+    def action_next_env(self) -> None:
+        self.env_index += 1
+        self.poll(force=True)
+
+    def poll(self, force: bool = False) -> None:
+        if self.paused and not force:
+            return
+        arrived = 0 if self.paused else self.live.refresh()
+        if not arrived and not force and self._logged:
+            return
+        self.render_snapshot(self.live.snapshot(log_after=self._logged))
+
+    def render_snapshot(self, snap: dict[str, Any]) -> None:
+        started = snap["started"]
+        what = "waiting for TRAINING_STARTED" if started is None else f"{started['task']} / {started['policy']}"
+        state = "PAUSED" if self.paused else snap["status"]
+        episodes = len(snap["episodes"])
+        self.query_one("#header", Static).update(
+            f"{snap['run_id']} · {what} · {state} · {snap['events']} events · {episodes} episode(s) done · "
+            f"{snap['governor_rollbacks']} rollback(s)"
+        )
+        table = self.query_one("#envs", DataTable)
+        table.clear()
+        for env in snap["envs"]:
+            table.add_row(
+                env["env"],
+                env["episode"],
+                env["epoch"],
+                _num(env["val_accuracy"], ".1f"),
+                _num(env["train_loss"]),
+                env["live_seeds"],
+                env["seed_params"],
+                env["last_action"],
+                _num(env["last_reward"], "+.3f"),
+            )
+        self.query_one("#actions", Static).update(actions_text(snap))
+        lanes = self.query_one("#lanes", Static)
+        lanes.update(lanes_text(snap, self.env_index, lanes.size.width or 80))
+        self.query_one("#rewards", Static).update(rewards_text(snap))
+        self.query_one("#ppo", Static).update(ppo_text(snap))
+        log = self.query_one("#log", RichLog)
+        for entry in snap["log"]:
+            line = Text(f"{entry['seq']:>6} ", style="dim")
+            line.append(f"{entry['where']:<16} ", style="cyan")
+            style = "bold red" if entry["severity"] in ("error", "critical") else ""
+            line.append(entry["text"], style=style)
+            log.write(line)
+            self._logged = entry["seq"]

@@ -1,0 +1,110 @@
+"""The Textual app driven by its pilot over scripted runs: panels filled, live updates, a narrow terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from karn_synthetic import OP, SyntheticRun
+from textual.widgets import DataTable, RichLog, Static
+
+from esper.karn.tui import KarnApp
+
+
+def _text(app: KarnApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+def ladder_run(run_dir: Path, *, finish: bool = True) -> SyntheticRun:
+    run = SyntheticRun(run_dir, episode_length=6, n_envs=2)
+    for env in (0, 1):
+        run.start_episode(env, 0)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
+    run.decide(1, 1, OP.WAIT)
+    run.decide(0, 2, OP.GROW_INTERNAL)
+    run.decide(0, 3, OP.ADVANCE, success=False)
+    run.ppo_update(1, 0.05)
+    if finish:
+        run.outcome(0, 91.0, 120, rollbacks=1)
+        run.finish(baseline_accuracy=90.0)
+    return run
+
+
+def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
+    ladder_run(tmp_path / "r")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "r")
+        async with app.run_test(size=(140, 48)) as pilot:
+            await pilot.pause()
+            assert "r · digits / lstm · finished" in _text(app, "#header")
+            assert "1 rollback(s)" in _text(app, "#header")
+            table = app.query_one("#envs", DataTable)
+            assert table.row_count == 2
+            assert table.get_row_at(0)[7] == "ADVANCE (rejected)"
+            actions = _text(app, "#actions")
+            assert "GROW_INTERNAL" in actions and "1 rejected" in actions
+            lanes = _text(app, "#lanes")
+            assert "r0c0 conv_ladder L2/4" in lanes and "gg" in lanes  # GERMINATED at epochs 2 and 3
+            assert "op-head entropy     0.050" in _text(app, "#ppo")
+            log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
+            assert any("internal grow 1 -> 2" in line for line in log_lines)
+            assert any("GOVERNOR ROLLBACK (divergence)" in line for line in log_lines)
+            await pilot.press("e")  # the lanes switch to env 1, which has no seed
+            assert "env 1" in _text(app, "#lanes")
+            app.save_screenshot(filename="tui.svg", path=str(tmp_path))
+        assert (tmp_path / "tui.svg").stat().st_size > 1000
+
+    asyncio.run(drive())
+
+
+def test_the_tui_follows_a_run_that_is_still_writing(tmp_path: Path) -> None:
+    run = ladder_run(tmp_path / "live", finish=False)
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "live", poll_seconds=0.05)
+        async with app.run_test(size=(140, 48)) as pilot:
+            await pilot.pause()
+            assert "running" in _text(app, "#header")
+            run.decide(0, 4, OP.SHRINK_INTERNAL)
+            run.outcome(0, 92.0, 80)
+            run.finish()
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if "finished" in _text(app, "#header"):
+                    break
+            assert "finished" in _text(app, "#header")
+            assert "L1/4" in _text(app, "#lanes")
+
+    asyncio.run(drive())
+
+
+def test_a_narrow_terminal_stacks_the_panels(tmp_path: Path) -> None:
+    ladder_run(tmp_path / "n")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "n")
+        async with app.run_test(size=(70, 60)) as pilot:
+            await pilot.pause()
+            assert app.screen.has_class("narrow")
+            envs = app.query_one("#envs", DataTable)
+            actions = app.query_one("#actions", Static)
+            assert actions.region.y > envs.region.y  # stacked, not side by side
+            assert actions.region.right <= 70 and envs.region.right <= 70
+            assert "GROW_INTERNAL" in _text(app, "#actions")
+
+    asyncio.run(drive())
+
+
+def test_an_empty_run_directory_waits_for_events(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "events.jsonl").write_text("")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "w")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            assert "waiting for TRAINING_STARTED" in _text(app, "#header")
+            assert "no epochs yet" in _text(app, "#lanes")
+
+    asyncio.run(drive())
