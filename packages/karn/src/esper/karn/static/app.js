@@ -1,0 +1,207 @@
+// Karn dashboard: polls /api/runs/<run>?log_after=N every second and redraws. No dependencies, no network.
+"use strict";
+
+const POLL_MS = 1000;
+const COLORS = ["#4ea1ff", "#ffb84e", "#7bd88f", "#ff6b6b", "#c792ea", "#5ce1e6", "#f78c6c", "#d4d4d4"];
+const STAGE_COLORS = {
+  UNKNOWN: "#444", DORMANT: "#2a2e35", GERMINATED: "#7bd88f", TRAINING: "#5ce1e6", BLENDING: "#4ea1ff",
+  HOLDING: "#c792ea", FOSSILIZED: "#ffd84e", PRUNED: "#ff6b6b", EMBARGOED: "#a04848", RESETTING: "#666",
+};
+
+const state = { run: null, logAfter: 0, env: 0, timer: null, snapshot: null };
+const $ = (id) => document.getElementById(id);
+
+function fmt(value, digits = 3) {
+  if (value === null || value === undefined) return "-";
+  return typeof value === "number" ? value.toFixed(digits) : String(value);
+}
+
+// ---------------------------------------------------------------- line chart on a canvas
+function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data yet" } = {}) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, pad = { l: 52, r: 10, t: 10, b: 42 };
+  ctx.clearRect(0, 0, W, H);
+  const points = series.flatMap((s) => s.points).filter((p) => p[1] !== null);
+  canvas.dataset.points = String(points.length);
+  ctx.fillStyle = "#8a8f98"; ctx.font = "12px system-ui";
+  if (points.length === 0) { ctx.fillText(empty, W / 2 - ctx.measureText(empty).width / 2, H / 2); return; }
+  let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
+  let [y0, y1] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (y0 === y1) { y0 -= 1; y1 += 1; }
+  const sx = (x) => pad.l + ((x - x0) / (x1 - x0)) * (W - pad.l - pad.r);
+  const sy = (y) => H - pad.b - ((y - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+  ctx.strokeStyle = "#2a2e35"; ctx.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const y = y0 + ((y1 - y0) * i) / 4;
+    ctx.beginPath(); ctx.moveTo(pad.l, sy(y)); ctx.lineTo(W - pad.r, sy(y)); ctx.stroke();
+    ctx.fillText(y.toPrecision(3), 4, sy(y) + 4);
+  }
+  ctx.fillText(String(x0), pad.l, H - pad.b + 14);
+  ctx.fillText(String(x1), W - pad.r - 20, H - pad.b + 14);
+  ctx.fillText(xLabel, W / 2 - 20, H - pad.b + 14);
+  let legendX = pad.l;
+  series.forEach((s, i) => {
+    const color = s.color || COLORS[i % COLORS.length];
+    ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let started = false;
+    for (const [x, y] of s.points) {
+      if (y === null) { started = false; continue; }
+      if (!started) { ctx.moveTo(sx(x), sy(y)); started = true; } else { ctx.lineTo(sx(x), sy(y)); }
+    }
+    ctx.stroke();
+    if (s.points.length === 1) { ctx.fillRect(sx(s.points[0][0]) - 2, sy(s.points[0][1]) - 2, 4, 4); }
+    ctx.fillRect(legendX, H - 14, 10, 3);
+    ctx.fillStyle = "#c0c4cc"; ctx.fillText(s.name, legendX + 14, H - 9);
+    legendX += ctx.measureText(s.name).width + 32;
+  });
+  canvas.title = yLabel;
+}
+
+// ---------------------------------------------------------------- panels
+function renderHeader(s) {
+  const status = $("status");
+  status.textContent = s.status;
+  status.className = "status " + s.status;
+  const started = s.started ? `${s.started.task} / ${s.started.policy}, ${s.started.n_envs} env(s) × ${s.started.episode_length} epochs` : "waiting for TRAINING_STARTED";
+  $("summary").textContent = `${started} · ${s.events} events · ${s.episodes.length} episode(s) · ${s.invalid_actions} rejected · ${s.internal_level_changes} level change(s) · ${s.governor_rollbacks} rollback(s)`;
+}
+
+function renderEnvs(s) {
+  const body = $("envs").tBodies[0];
+  body.replaceChildren(...s.envs.map((e) => {
+    const tr = document.createElement("tr");
+    for (const v of [e.env, e.episode, e.epoch, fmt(e.val_accuracy, 1), fmt(e.train_loss), e.live_seeds, e.seed_params, e.last_action, fmt(e.last_reward)]) {
+      const td = document.createElement("td"); td.textContent = String(v); tr.appendChild(td);
+    }
+    return tr;
+  }));
+}
+
+function renderCharts(s) {
+  const envSeries = (key, pick) => s.envs.slice(0, 4).map((e) => ({ name: `env ${e.env} ${key}`, points: e[pick.field].map(pick.map) }));
+  drawChart($("chart-accuracy"), envSeries("val acc", { field: "accuracy", map: (p) => [p[0], p[1]] }), { xLabel: "epoch" });
+  drawChart($("chart-episodes"), [
+    { name: "final val acc", points: s.episodes.map((o, i) => [i + 1, o.final_accuracy]) },
+  ], { xLabel: "episode" });
+  drawChart($("chart-reward"), envSeries("step reward", { field: "rewards", map: (p) => [p[0], p[1]] }), { xLabel: "epoch", empty: "no rewards in this run (yet)" });
+  drawChart($("chart-episode-reward"), s.episodes.some((o) => o.reward !== null)
+    ? [{ name: "episode reward", points: s.episodes.map((o, i) => [i + 1, o.reward]) }] : [],
+    { xLabel: "episode", empty: "no rewards in this run (yet)" });
+  const ppo = s.ppo.length
+    ? [{ name: "policy loss", points: s.ppo.map((u) => [u.round, u.policy_loss]) },
+       { name: "value loss", points: s.ppo.map((u) => [u.round, u.value_loss]) },
+       { name: "entropy", points: s.ppo.map((u) => [u.round, u.entropy]) }]
+    : [];
+  const host = s.envs.length
+    ? [{ name: "train loss (env 0)", points: s.envs[0].losses.map((p) => [p[0], p[1]]) },
+       { name: "val loss (env 0)", points: s.envs[0].losses.map((p) => [p[0], p[2]]) }]
+    : [];
+  drawChart($("chart-losses"), ppo.length ? ppo : host, { xLabel: ppo.length ? "PPO round" : "epoch" });
+}
+
+function renderActions(s) {
+  const total = Object.values(s.ops).reduce((a, b) => a + b, 0);
+  $("actions").replaceChildren(...Object.entries(s.ops).map(([op, count]) => {
+    const row = document.createElement("div"); row.className = "bar-row"; row.dataset.op = op;
+    const bar = document.createElement("div"); bar.className = "bar"; bar.style.width = `${(100 * count) / total}%`;
+    const name = document.createElement("span"); name.textContent = op;
+    const holder = document.createElement("div"); holder.appendChild(bar);
+    const share = document.createElement("span"); share.textContent = `${count} (${((100 * count) / total).toFixed(1)}%)`;
+    row.append(name, holder, share);
+    return row;
+  }));
+}
+
+function renderLanes(s) {
+  const select = $("env-select");
+  const ids = s.envs.map((e) => String(e.env));
+  if ([...select.options].map((o) => o.value).join() !== ids.join()) {
+    select.replaceChildren(...ids.map((id) => new Option(`env ${id}`, id)));
+    select.value = String(state.env);
+  }
+  const env = s.envs.find((e) => e.env === state.env) || s.envs[0];
+  if (!env) { $("lanes").textContent = "no epochs yet"; return; }
+  $("lanes").replaceChildren(...Object.entries(env.slots).map(([slot, lane]) => {
+    const row = document.createElement("div"); row.className = "lane"; row.dataset.slot = slot;
+    const label = document.createElement("span");
+    const level = lane.level === null ? "" : ` L${lane.level}/${lane.max_level}`;
+    label.textContent = `${slot} ${lane.blueprint || "-"}${level}`;
+    const cells = document.createElement("div"); cells.className = "cells";
+    lane.stages.forEach((stage, i) => {
+      const c = document.createElement("div"); c.className = "cell";
+      c.style.background = STAGE_COLORS[stage]; c.title = `epoch ${i + 1}: ${stage}`; cells.appendChild(c);
+    });
+    const now = document.createElement("span"); now.textContent = lane.stage;
+    row.append(label, cells, now);
+    return row;
+  }));
+}
+
+function renderLegend() {
+  $("lane-legend").replaceChildren(...Object.entries(STAGE_COLORS).flatMap(([stage, color]) => {
+    const swatch = document.createElement("span"); swatch.style.background = color;
+    return [swatch, document.createTextNode(stage.toLowerCase())];
+  }));
+}
+
+function appendLog(entries) {
+  const body = $("log").tBodies[0];
+  const filter = $("log-filter").value.trim();
+  for (const e of entries) {
+    const tr = document.createElement("tr"); tr.className = e.severity; tr.dataset.type = e.type;
+    for (const [cls, text] of [["seq", e.seq], ["where", e.where], ["type", e.type], ["text", e.text]]) {
+      const td = document.createElement("td"); td.className = cls; td.textContent = String(text); tr.appendChild(td);
+    }
+    tr.hidden = filter !== "" && !tr.textContent.includes(filter);
+    body.appendChild(tr);
+    state.logAfter = Math.max(state.logAfter, e.seq);
+  }
+  while (body.rows.length > 2000) body.deleteRow(0);
+}
+
+// ---------------------------------------------------------------- polling
+async function poll() {
+  if (!state.run) return;
+  try {
+    const response = await fetch(`/api/runs/${encodeURIComponent(state.run)}?log_after=${state.logAfter}`);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error);
+    $("error").hidden = true;
+    state.snapshot = data;
+    renderHeader(data); renderEnvs(data); renderCharts(data); renderActions(data); renderLanes(data); appendLog(data.log);
+    document.body.dataset.events = String(data.events);
+    document.body.dataset.status = data.status;
+  } catch (err) {
+    $("error").hidden = false; $("error").textContent = String(err);
+  }
+}
+
+function selectRun(runId) {
+  state.run = runId; state.logAfter = 0; state.env = 0;
+  $("log").tBodies[0].replaceChildren();
+  location.hash = `run=${encodeURIComponent(runId)}`;
+  poll();
+}
+
+async function init() {
+  renderLegend();
+  const runs = await (await fetch("/api/runs")).json();
+  const select = $("run-select");
+  select.replaceChildren(...runs.map((r) => new Option(`${r.run_id} (${r.status})`, r.run_id)));
+  const wanted = decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
+  const initial = runs.some((r) => r.run_id === wanted) ? wanted : (runs[0] && runs[0].run_id);
+  select.onchange = () => selectRun(select.value);
+  $("env-select").onchange = () => { state.env = Number($("env-select").value); if (state.snapshot) renderLanes(state.snapshot); };
+  $("log-filter").oninput = () => {
+    const f = $("log-filter").value.trim();
+    for (const tr of $("log").tBodies[0].rows) tr.hidden = f !== "" && !tr.textContent.includes(f);
+  };
+  if (!initial) { $("status").textContent = "no runs"; return; }
+  select.value = initial;
+  selectRun(initial);
+  state.timer = setInterval(poll, POLL_MS);
+}
+
+init();

@@ -1,0 +1,159 @@
+"""The web dashboard: its JSON API over a real server, and the page end to end in headless Chromium (Debian's
+`chromium` package; .ci/run installs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from karn_synthetic import OP, SyntheticRun
+
+from esper.karn.web import Dashboard, DashboardServer
+
+
+def ladder_run(run_dir: Path, *, finish: bool = True) -> SyntheticRun:
+    run = SyntheticRun(run_dir, episode_length=8, n_envs=2)
+    for env in (0, 1):
+        run.start_episode(env, 0)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
+    run.decide(1, 1, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")
+    run.decide(0, 2, OP.GROW_INTERNAL)
+    run.decide(1, 2, OP.WAIT)
+    run.decide(0, 3, OP.ADVANCE, success=False)
+    run.ppo_update(1, 0.4)
+    if finish:
+        run.outcome(0, 91.0, 120)
+        run.outcome(1, 89.0, 800, rollbacks=1)
+        run.finish(baseline_accuracy=90.0)
+    return run
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[DashboardServer]:
+    srv = DashboardServer(tmp_path, port=0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def get(srv: DashboardServer, path: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(srv.url.rstrip("/") + path, timeout=10) as response:
+            body = response.read()
+            kind = response.headers["Content-Type"]
+            return response.status, json.loads(body) if kind.startswith("application/json") else body.decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_api_lists_runs_and_serves_incremental_snapshots(tmp_path: Path, server: DashboardServer) -> None:
+    ladder_run(tmp_path / "a")
+    assert server.url.startswith("http://127.0.0.1:")
+    status, runs = get(server, "/api/runs")
+    assert status == 200 and [r["run_id"] for r in runs] == ["a"] and runs[0]["status"] == "finished"
+    status, snap = get(server, "/api/runs/a")
+    assert status == 200 and snap["status"] == "finished" and snap["ops"]["GROW_INTERNAL"] == 1
+    assert snap["envs"][0]["slots"]["r0c0"]["level"] == 2 and snap["governor_rollbacks"] == 1
+    last = snap["log"][-1]["seq"]
+    status, again = get(server, f"/api/runs/a?log_after={last - 2}")
+    assert [e["seq"] for e in again["log"]] == [last - 1, last]
+
+
+def test_api_errors_name_the_problem(tmp_path: Path, server: DashboardServer) -> None:
+    ladder_run(tmp_path / "a")
+    assert get(server, "/api/runs/nope") == (404, {"error": f"no run 'nope' in {tmp_path}"})
+    status, body = get(server, "/api/runs/a?log_after=x")
+    assert status == 400 and "log_after" in body["error"]
+    assert get(server, "/static/..%2Fweb.py")[0] == 404
+    assert get(server, "/static/missing.js")[0] == 404
+    events = tmp_path / "a" / "events.jsonl"
+    lines = events.read_text().splitlines()
+    lines[1] = "{broken"
+    events.write_text("\n".join(lines) + "\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "events.jsonl").write_text("\n".join(lines) + "\n")
+    status, body = get(server, "/api/runs/b")
+    assert status == 422 and "events.jsonl:2: not JSON" in body["error"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed here (apt-get install chromium)")
+    return found
+
+
+def browse(url: str, *, budget_ms: int, screenshot: Path | None = None) -> str:
+    """The page's DOM after `budget_ms` of virtual time in headless Chromium (optionally also a screenshot)."""
+    base = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--virtual-time-budget={budget_ms}",
+        "--window-size=1300,1700",
+    ]
+    if screenshot is not None:
+        subprocess.run([*base, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
+    done = subprocess.run([*base, "--dump-dom", url], check=True, capture_output=True, timeout=120, text=True)
+    return done.stdout
+
+
+def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, server: DashboardServer) -> None:
+    ladder_run(tmp_path / "a")
+    shot = tmp_path / "dashboard.png"
+    dom = browse(server.url + "#run=a", budget_ms=3000, screenshot=shot)
+    assert 'data-status="finished"' in dom
+    assert re.search(r'id="status" class="status finished">finished<', dom)
+    assert dom.count('class="bar-row"') == 4  # GERMINATE, WAIT, GROW_INTERNAL, ADVANCE
+    assert 'data-op="GROW_INTERNAL"' in dom
+    assert re.search(r'data-slot="r0c0".*?r0c0 conv_ladder L2/4', dom)
+    for chart in ("accuracy", "episodes", "losses"):
+        points = re.search(rf'id="chart-{chart}"[^>]*data-points="(\d+)"', dom)
+        assert points is not None and int(points.group(1)) > 0, chart
+    assert "GOVERNOR ROLLBACK (divergence)" in dom and "internal grow 1 -&gt; 2" in dom
+    assert shot.stat().st_size > 20_000
+
+
+class AppendingDashboard(Dashboard):
+    """Writes the rest of the run right after serving the page its first snapshot: the page must pick it up."""
+
+    def __init__(self, runs_dir: Path, run: SyntheticRun) -> None:
+        super().__init__(runs_dir)
+        self.run = run
+
+    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any] | None:
+        snap = super().snapshot(run_id, log_after)
+        if self.snapshots_served == 1:
+            self.run.decide(0, 4, OP.SHRINK_INTERNAL)
+            self.run.outcome(0, 92.0, 80)
+            self.run.outcome(1, 88.0, 800)
+            self.run.finish()
+        return snap
+
+
+def test_the_page_updates_while_the_run_is_in_progress(tmp_path: Path, server: DashboardServer) -> None:
+    run = ladder_run(tmp_path / "live", finish=False)
+    server.dashboard = AppendingDashboard(tmp_path, run)
+    dom = browse(server.url + "#run=live", budget_ms=4000)
+    assert server.dashboard.snapshots_served >= 2  # the page polled again after the first snapshot
+    assert 'data-status="finished"' in dom
+    assert "internal shrink 2 -&gt; 1" in dom  # an event written after the page loaded
+    assert "germinated conv_ladder" in dom  # and the events from before, each once
+    assert dom.count("germinated conv_ladder") == 1
