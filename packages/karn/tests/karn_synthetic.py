@@ -409,3 +409,20 @@ def scripted_run(
         run.ppo_update(round_, entropy)
     run.finish(baseline_accuracy=baseline_accuracy)
     return run_dir
+
+
+def every_event_type_run(run_dir: Path) -> Path:
+    """A short run that emits every TelemetryEventType at least once."""
+    run = SyntheticRun(run_dir, episode_length=6)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
+    run.decide(0, 2, OP.GROW_INTERNAL)
+    run.decide(0, 3, OP.SHRINK_INTERNAL)
+    run.decide(0, 4, OP.FOSSILIZE)
+    run.decide(0, 5, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")
+    run.decide(0, 6, OP.PRUNE, slot="r0c1")
+    run.extras(0)
+    run.outcome(0, 91.0, 200, rollbacks=1)
+    run.ppo_update(1, 0.7)
+    run.finish(baseline_accuracy=90.0)
+    return run_dir

@@ -4,27 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
-from karn_synthetic import OP, SyntheticRun, scripted_run
+from karn_synthetic import OP, SyntheticRun, every_event_type_run, scripted_run
 
 from esper.karn import VIEW_FOR_EVENT, VIEWS, QueryError, RunStore, list_run_dirs, read_events
 from esper.karn.eventlog import EventTail
 from esper.leyline import TelemetryEventType, WireError
-
-
-def every_event_type_run(run_dir: Path) -> Path:
-    run = SyntheticRun(run_dir, episode_length=6)
-    run.start_episode(0, 0)
-    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
-    run.decide(0, 2, OP.GROW_INTERNAL)
-    run.decide(0, 3, OP.SHRINK_INTERNAL)
-    run.decide(0, 4, OP.FOSSILIZE)
-    run.decide(0, 5, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")
-    run.decide(0, 6, OP.PRUNE, slot="r0c1")
-    run.extras(0)
-    run.outcome(0, 91.0, 200, rollbacks=1)
-    run.ppo_update(1, 0.7)
-    run.finish(baseline_accuracy=90.0)
-    return run_dir
 
 
 def test_every_event_type_is_queryable_in_its_view(tmp_path: Path) -> None:

@@ -1,0 +1,305 @@
+"""`esper karn report RUN`: one self-contained HTML file (inline CSS and SVG plots, no scripts, no external
+references) that opens offline: run facts, curves, action and blueprint distributions, every analytics view, the
+Phase 0 gates of the run alone, and the event counts per type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from esper.karn.gates import evaluate
+from esper.karn.render import render_event
+from esper.karn.store import RunStore
+from esper.leyline import TelemetryEventType
+
+COLORS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#8c564b", "#7f7f7f")
+Point = tuple[float, float]
+
+CSS: Final = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+.facts { color: #555; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(500px, 1fr)); gap: 16px; }
+figure { margin: 0; } figcaption { color: #555; font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 10px; text-align: left; }
+th { background: #f5f5f5; }
+.pass { color: #1a7f37; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
+.skip { color: #8a6d00; font-weight: bold; }
+.empty { color: #888; font-style: italic; }
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    if not rows:
+        return '<p class="empty">no rows</p>'
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def line_chart(
+    series: Sequence[tuple[str, Sequence[Point]]], *, x_label: str, y_label: str, width: int = 520, height: int = 260
+) -> str:
+    """An inline SVG line chart; series with no points are left out, and no points at all says so."""
+    series = [(name, points) for name, points in series if points]
+    if not series:
+        return '<p class="empty">no data</p>'
+    left, right, top, bottom = 56, 12, 12, 56
+    xs = [x for _, pts in series for x, _ in pts]
+    ys = [y for _, pts in series for _, y in pts]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x0 == x1:
+        x0, x1 = x0 - 1, x1 + 1
+    if y0 == y1:
+        y0, y1 = y0 - 1, y1 + 1
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">']
+    for i in range(5):
+        y = y0 + (y1 - y0) * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="4" y="{sy(y) + 4:.1f}" fill="#555">{y:.4g}</text>')
+    parts.append(f'<text x="{left}" y="{height - bottom + 16}" fill="#555">{x0:g}</text>')
+    parts.append(f'<text x="{width - right}" y="{height - bottom + 16}" fill="#555" text-anchor="end">{x1:g}</text>')
+    parts.append(
+        f'<text x="{(left + width) / 2:.0f}" y="{height - bottom + 16}" fill="#555" '
+        f'text-anchor="middle">{_esc(x_label)}</text>'
+    )
+    parts.append(f'<text x="{left}" y="{top - 2 + 10}" fill="#555">{_esc(y_label)}</text>')
+    legend_x = left
+    for i, (name, points) in enumerate(series):
+        color = COLORS[i % len(COLORS)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        if len(points) == 1:
+            parts.append(f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{color}"/>')
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        parts.append(f'<rect x="{legend_x}" y="{height - 18}" width="10" height="3" fill="{color}"/>')
+        parts.append(f'<text x="{legend_x + 14}" y="{height - 13}" fill="#333">{_esc(name)}</text>')
+        legend_x += 14 + 7 * len(name) + 16
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 520) -> str:
+    if not items:
+        return '<p class="empty">no data</p>'
+    row, label_width = 20, 150
+    top = max(value for _, value in items) or 1.0
+    height = row * len(items) + 4
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12">']
+    for i, (label, value) in enumerate(items):
+        y = i * row + 2
+        length = (width - label_width - 90) * value / top
+        parts.append(f'<text x="0" y="{y + 13}" fill="#333">{_esc(label)}</text>')
+        parts.append(f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="12" fill="{COLORS[0]}"/>')
+        parts.append(f'<text x="{label_width + length + 6:.1f}" y="{y + 13}" fill="#555">{value:.4g}{unit}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _figure(caption: str, body: str) -> str:
+    return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+
+
+def _points(store: RunStore, sql: str) -> list[Point]:
+    return [(float(x), float(y)) for x, y in store.query(sql).rows if x is not None and y is not None]
+
+
+ANALYTICS_SECTIONS: Final = (
+    ("Action distribution", "action_distribution"),
+    ("Invalid-action rate", "invalid_action_rate"),
+    ("Blueprint selection frequency", "blueprint_frequency"),
+    ("Internal-op share (ladder seed live)", "internal_op_share"),
+    ("Anti-thrash per trajectory", "anti_thrash"),
+    ("Internal-op summary per seed", "internal_op_summary"),
+    ("Per-head entropy trend", "head_entropy_trend"),
+    ("Governor rollback rate", "rollback_rate"),
+    ("ROI (accuracy points per 1000 added params)", "roi"),
+    ("Counterfactual deltas of internal ops", "counterfactual_deltas"),
+    ("Governor rollbacks", "governor_rollbacks"),
+    ("Checkpoints", "checkpoints"),
+)
+
+
+def build_report(store: RunStore) -> str:
+    run = store.one("SELECT * FROM runs ORDER BY seq DESC LIMIT 1")
+    run_id = store.run_dir.name
+    facts = (
+        "no TRAINING_STARTED event"
+        if run is None
+        else (
+            f"{run['task']} · policy {run['policy']} · {run['n_envs']} env(s) × {run['episode_length']} epochs · "
+            f"seed {run['seed']} · host {run['host_params']} params · slots {' '.join(run['slot_ids'])} · "
+            f"started {_fmt(run['started_at'])}"
+            + (
+                ""
+                if run["completed_at"] is None
+                else f" · {run['episodes_completed']} episode(s) in "
+                f"{run['wall_seconds']:.1f}s{' (interrupted)' if run['interrupted'] else ''}"
+            )
+        )
+    )
+    torn = "" if store.torn_tail is None else f"<p class='fail'>{_esc(store.torn_tail.describe(store.log.path))}</p>"
+    curves = [
+        _figure(
+            "Validation accuracy of env 0, every epoch of every episode (x: epoch across episodes).",
+            line_chart(
+                [
+                    (
+                        "env 0 val acc",
+                        _points(
+                            store,
+                            """SELECT row_number() OVER (ORDER BY seq), val_accuracy
+                    FROM epochs WHERE env_id = 0 ORDER BY seq""",
+                        ),
+                    )
+                ],
+                x_label="epoch (all episodes)",
+                y_label="%",
+            ),
+        ),
+        _figure(
+            "Final validation accuracy per episode (all environments, in finishing order).",
+            line_chart(
+                [
+                    (
+                        "final acc",
+                        _points(
+                            store,
+                            "SELECT row_number() OVER (ORDER BY seq), final_accuracy "
+                            "FROM episode_outcomes ORDER BY seq",
+                        ),
+                    )
+                ],
+                x_label="episode",
+                y_label="%",
+            ),
+        ),
+        _figure(
+            "Episode reward (policies trained by reward only).",
+            line_chart(
+                [
+                    (
+                        "episode reward",
+                        _points(
+                            store,
+                            "SELECT row_number() OVER (ORDER BY seq), episode_reward "
+                            "FROM episode_outcomes ORDER BY seq",
+                        ),
+                    )
+                ],
+                x_label="episode",
+                y_label="reward",
+            ),
+        ),
+        _figure(
+            "PPO losses and op-head entropy per update.",
+            line_chart(
+                [
+                    (name, _points(store, f"SELECT round, {column} FROM ppo_updates ORDER BY seq"))
+                    for name, column in (
+                        ("policy loss", "policy_loss"),
+                        ("value loss", "value_loss"),
+                        ("op entropy", "entropy_op"),
+                    )
+                ],
+                x_label="PPO round",
+                y_label="",
+            ),
+        ),
+        _figure(
+            "Decisions per op.",
+            bar_chart(
+                [
+                    (op, float(n))
+                    for op, n in store.query(
+                        "SELECT op, decisions FROM action_distribution ORDER BY decisions DESC"
+                    ).rows
+                ]
+            ),
+        ),
+        _figure(
+            "Applied germinations per blueprint (share).",
+            bar_chart(
+                [
+                    (bp, float(f))
+                    for bp, f in store.query(
+                        "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC"
+                    ).rows
+                ]
+            ),
+        ),
+    ]
+    gates = evaluate(store)
+    gate_rows = [[r.gate, r.verdict.value.upper(), r.measured, r.threshold, r.note] for r in gates.results]
+    gate_html = table(["gate", "verdict", "measured", "threshold", "note"], gate_rows)
+    for verdict in ("PASS", "FAIL", "SKIP"):
+        gate_html = gate_html.replace(f"<td>{verdict}</td>", f'<td class="{verdict.lower()}">{verdict}</td>')
+    sections = []
+    for title, view in ANALYTICS_SECTIONS:
+        result = store.view(view)
+        columns = [c for c in result.columns if c not in ("timestamp", "op_probabilities", "op_q_values")]
+        keep = [result.columns.index(c) for c in columns]
+        rows = [[row[i] for i in keep] for row in result.rows[:200]]
+        sections.append(f"<h3>{_esc(title)} <small>({_esc(view)})</small></h3>{table(columns, rows)}")
+    counts = dict(store.query("SELECT event_type, count(*) FROM events GROUP BY event_type").rows)
+    count_rows = [[t.name, counts.get(t.name, 0)] for t in TelemetryEventType]
+    lifecycle = store.query(
+        "SELECT seq, event_type, env_id, episode, epoch, slot_id FROM events WHERE event_type IN "
+        "('SEED_GERMINATED', 'SEED_FOSSILIZED', 'SEED_PRUNED', 'SEED_INTERNAL_LEVEL_CHANGED', 'GOVERNOR_ROLLBACK') "
+        "ORDER BY seq LIMIT 300"
+    ).rows
+    by_seq = {event["seq"]: event for event in store.log.events}
+    lifecycle_rows = [
+        [seq, env, ep, epoch, slot, render_event(by_seq[seq])] for seq, _, env, ep, epoch, slot in lifecycle
+    ]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Esper run report: {_esc(run_id)}</title>
+<style>{CSS}</style></head><body>
+<h1>Run {_esc(run_id)}</h1>
+<p class="facts">{_esc(facts)}</p>{torn}
+<h2>Curves</h2><div class="grid">{"".join(curves)}</div>
+<h2>Phase 0 gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
+{gate_html}
+<h2>Analytics</h2>{"".join(sections)}
+<h2>Seed lifecycle and rollbacks</h2>{table(["seq", "env", "episode", "epoch", "slot", "event"], lifecycle_rows)}
+<h2>Events by type</h2>{table(["event type", "count"], count_rows)}
+<p class="facts">Source of truth: {_esc(store.log.path)} ({len(store.log.events)} events). Query it with
+<code>esper karn sql {_esc(run_id)} "SELECT ..."</code>.</p>
+</body></html>
+"""
+
+
+def write_report(store: RunStore, out: Path) -> None:
+    """Write the report atomically: a half-written report never replaces a good one."""
+    text = build_report(store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(out)
