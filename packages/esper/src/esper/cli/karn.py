@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from esper.cli.train import UsageError
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
 from esper.karn.runs import RunListing, describe_run
 from esper.karn.store import VIEWS, is_run_dir
 from esper.leyline import WireError, loads
 
 DEFAULT_RUNS_DIR = Path("runs")
-
-
-class UsageError(Exception):
-    """Misuse of a karn command: reported with exit code 2."""
 
 
 def resolve_run(run: str, runs_dir: Path) -> Path:
@@ -148,6 +146,33 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     KarnApp(resolve_run(args.run, args.runs_dir)).run()
     return 0
+
+
+def train_with_tui(args: argparse.Namespace, run_dir: Path) -> int:
+    """`esper train ... --tui`: the same command without --tui runs as a child process (its output goes to
+    RUN_DIR.log beside the run directory) while the TUI follows its events.jsonl. Closing the TUI stops training
+    that is still running; the events written so far stay (a PPO run resumes with --resume)."""
+    from esper.karn.tui import KarnApp
+
+    argv = [a for a in args.argv if a != "--tui"]
+    if args.run_dir is None and "--resume" not in argv:
+        argv += ["--run-dir", str(run_dir)]
+    log_path = run_dir.with_name(run_dir.name + ".log")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        child = subprocess.Popen([sys.executable, "-m", "esper.cli.main", *argv], stdout=log, stderr=subprocess.STDOUT)
+        app = KarnApp(run_dir)
+        try:
+            app.run()
+            if app.live.completed is not None:  # training ended and is only writing summary.json: let it finish
+                child.wait(timeout=120)
+        finally:
+            if child.poll() is None:
+                child.terminate()
+                print(f"esper train: training stopped when the TUI closed; events so far are in {run_dir}")
+            code = child.wait()
+    print(log_path.read_text(encoding="utf-8").rstrip())
+    return code if code >= 0 else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -84,6 +84,10 @@ def train_ppo(args: argparse.Namespace) -> int:
     except (UsageError, ValueError, DataError, json.JSONDecodeError) as exc:  # misuse: report, exit 2, write nothing
         print(f"esper train: error: {exc}", file=sys.stderr)
         return 2
+    if args.tui:
+        from esper.cli.karn import train_with_tui
+
+        return train_with_tui(args, plan.run_dir)
     summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
     print(summary_table(summary, plan.run_dir))
     return 0

@@ -102,6 +102,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     heuristic.add_argument("--device", default="cpu", help="torch device (default cpu)")
     heuristic.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
     heuristic.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
+    heuristic.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
     heuristic.set_defaults(func=cmd_train_heuristic)
     ppo = policies.add_parser("ppo", help="learn Tamiyo with PPO over N environments")
     ppo.add_argument("--task", default="digits", choices=sorted(TASKS), help="task (default: digits)")
@@ -118,6 +119,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     ppo.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ppo.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
     ppo.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
+    ppo.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
     ppo.set_defaults(func=cmd_train_ppo)
     tasks = sub.add_parser("tasks", help="list the tasks")
     tasks.set_defaults(func=cmd_tasks)
@@ -369,6 +371,10 @@ def cmd_train_heuristic(args: argparse.Namespace) -> int:
     except (UsageError, ValueError) as exc:  # misuse: report it, exit 2, nothing written yet
         print(f"esper train: error: {exc}", file=sys.stderr)
         return 2
+    if args.tui:
+        from esper.cli.karn import train_with_tui
+
+        return train_with_tui(args, plan.run_dir)
     try:
         summary = run_heuristic(plan, Progress(sys.stderr))
     except DataError as exc:  # the data directory does not hold the task's files: a usage error (exit 2)

@@ -102,16 +102,16 @@ def ppo_text(snapshot: dict[str, Any]) -> Text:
 class KarnApp(App[None]):
     TITLE = "Esper · Karn"
     CSS = """
-    Screen { layout: vertical; }
-    #header { height: 1; background: $primary; color: $text; padding: 0 1; }
-    .row { height: auto; max-height: 50%; }
-    .narrow .row { layout: vertical; max-height: 100%; }
+    Screen { layout: vertical; overflow-y: auto; }
+    #header { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
+    .row { height: auto; }
     #envs { width: 2fr; height: auto; max-height: 12; }
     #actions { width: 1fr; height: auto; padding: 0 1; }
     #lanes { width: 2fr; height: auto; padding: 0 1; border: round $secondary; }
     #side { width: 1fr; height: auto; }
     #rewards, #ppo { height: auto; padding: 0 1; }
-    #log { height: 1fr; min-height: 6; border: round $secondary; }
+    #log { height: 1fr; min-height: 8; border: round $secondary; }
+    .narrow .row { layout: vertical; }
     .narrow #envs, .narrow #actions, .narrow #lanes, .narrow #side { width: 100%; }
     """
     BINDINGS = [
