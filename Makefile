@@ -5,13 +5,21 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 TORCH_WHEEL := /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
 
-.PHONY: setup test test-all lint typecheck codegen codegen-check bench demo
+.PHONY: setup system-deps test test-all lint typecheck codegen codegen-check bench demo
 
 # --compile-bytecode: some machines set PYTHONDONTWRITEBYTECODE, and torch then recompiles on every import (~8 s).
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -f $(TORCH_WHEEL) || { echo "setup: $(TORCH_WHEEL) is missing; torch is locked to this CPU wheel (see docs/architecture.md)"; exit 1; }
 	$(UV) sync --locked --compile-bytecode
+
+# Debian packages the end-to-end tests drive: headless Chromium (web dashboard) and tmux (the TUI under
+# `esper train --tui`). Never a downloaded browser.
+SYSTEM_PACKAGES := chromium tmux fonts-dejavu-core
+system-deps:
+	@command -v chromium >/dev/null && command -v tmux >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$(SYSTEM_PACKAGES) >/dev/null; }
 
 lint:
 	$(UV) run --locked ruff check .

@@ -108,7 +108,8 @@ def test_train_with_tui_shows_the_run_live_and_finishes(tmp_path: Path) -> None:
     session = f"esper-tui-{os.getpid()}"
     # pytest exports LINES/COLUMNS (24x80) and Rich, under Textual, prefers them to the pane's real size.
     command = (
-        f"unset LINES COLUMNS; {sys.executable} -m esper.cli.main train heuristic --episodes 1 --epochs 6 --tui --run-dir {run_dir}; "
+        f"unset LINES COLUMNS; {sys.executable} -m esper.cli.main train heuristic --episodes 1 --epochs 6 --tui "
+        f"--run-dir {run_dir}; "
         f"echo EXIT=$? > {tmp_path / 'exit'}; sleep 30"
     )
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "45", command], check=True)
