@@ -95,10 +95,20 @@ def test_thrash_gate_bounds_density_reversals_and_late_activity(tmp_path: Path) 
     assert settled["bounded_thrash"] is Verdict.PASS
     flip_flop = [(1, OP.GERMINATE), (2, OP.GROW_INTERNAL), (3, OP.SHRINK_INTERNAL), (4, OP.GROW_INTERNAL)]
     assert gates(tmp_path / "flip", flip_flop)["bounded_thrash"] is Verdict.FAIL  # reversal 1.0
-    dense = [(1, OP.GERMINATE)] + [(e, OP.GROW_INTERNAL) for e in range(2, 16)]  # 14 of 20 decisions
+    dense = [(1, OP.GERMINATE)] + [(e, OP.GROW_INTERNAL) for e in range(2, 16)]  # 14 of 19 live decisions
     assert gates(tmp_path / "dense", dense)["bounded_thrash"] is Verdict.FAIL
-    late = [(1, OP.GERMINATE), (12, OP.GROW_INTERNAL), (15, OP.GROW_INTERNAL)]  # all activity in the 2nd half
-    assert gates(tmp_path / "late", late)["bounded_thrash"] is Verdict.FAIL
+    # Up twice and back down twice: few reversals (1 of 3) but the level ends where it began.
+    back = [
+        (1, OP.GERMINATE),
+        (2, OP.GROW_INTERNAL),
+        (3, OP.GROW_INTERNAL),
+        (10, OP.SHRINK_INTERNAL),
+        (11, OP.SHRINK_INTERNAL),
+    ]
+    assert gates(tmp_path / "back", back)["bounded_thrash"] is Verdict.FAIL
+    # Monotone growth late in the episode converges.
+    late = [(1, OP.GERMINATE), (12, OP.GROW_INTERNAL), (15, OP.GROW_INTERNAL)]
+    assert gates(tmp_path / "late", late)["bounded_thrash"] is Verdict.PASS
 
 
 def test_all_gates_pass_for_a_good_treatment_and_thresholds_are_the_contract(tmp_path: Path) -> None:
@@ -110,7 +120,7 @@ def test_all_gates_pass_for_a_good_treatment_and_thresholds_are_the_contract(tmp
     assert report.passed, report.results
     strict = GateThresholds(min_internal_op_share=1.0)  # 2 internal of 2 non-WAIT with the ladder live: still 1.0
     assert evaluate(run, control, strict).passed
-    stricter = GateThresholds(max_internal_op_density=0.05)  # 2 ops / 20 decisions = 0.1
+    stricter = GateThresholds(max_internal_op_density=0.05)  # 2 ops / 19 decisions while live
     assert verdicts(evaluate(run, control, stricter))["bounded_thrash"] is Verdict.FAIL
 
 

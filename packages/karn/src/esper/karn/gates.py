@@ -14,8 +14,10 @@ Definitions (also in docs/experiments.md):
   fraction of all updates, <= max_collapsed_update_fraction (no PPO updates: passes, nothing can collapse).
 - rollbacks: rollbacks per episode <= control's + max_rollback_rate_increase.
 - invalid_actions: invalid-action rate <= control's + max_invalid_action_rate_increase.
-- thrash: mean internal op density <= max_internal_op_density, mean reversal rate <= max_reversal_rate, and the
-  net level change converges: internal ops in the second half of episodes <= ops in the first half.
+- thrash (per seed, then averaged): internal op density (internal ops / decisions while the seed was live) <=
+  max_internal_op_density, reversal rate <= max_reversal_rate, and the net level change converges: over seeds with
+  at least two internal ops, mean |net level change| / ops >= min_level_convergence (a level that goes up and
+  comes back down again scores 0).
 """
 
 from __future__ import annotations
@@ -67,8 +69,7 @@ class RunMetrics:
     invalid_action_rate: float | None
     mean_internal_op_density: float | None
     mean_reversal_rate: float | None
-    early_internal_ops: int
-    late_internal_ops: int
+    level_convergence: float | None
 
 
 def measure(store: RunStore) -> RunMetrics:
@@ -83,7 +84,7 @@ def measure(store: RunStore) -> RunMetrics:
     invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
     thrash = store.one(
         "SELECT avg(internal_op_density) AS density, avg(reversal_rate) AS reversal, "
-        "coalesce(sum(early_ops), 0) AS early, coalesce(sum(late_ops), 0) AS late FROM anti_thrash"
+        "avg(level_convergence) FILTER (WHERE op_count >= 2) AS convergence FROM anti_thrash"
     )
     entropies = store.query("SELECT entropy FROM head_entropies WHERE head = 'op' ORDER BY seq").rows
     assert heavy is not None and thrash is not None  # aggregates without GROUP BY always return one row
@@ -99,8 +100,7 @@ def measure(store: RunStore) -> RunMetrics:
         invalid_action_rate=None if invalid is None else invalid["invalid_action_rate"],
         mean_internal_op_density=thrash["density"],
         mean_reversal_rate=thrash["reversal"],
-        early_internal_ops=int(thrash["early"]),
-        late_internal_ops=int(thrash["late"]),
+        level_convergence=thrash["convergence"],
     )
 
 
@@ -194,20 +194,23 @@ def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds
 
 def gate_thrash(t: RunMetrics, th: GateThresholds) -> GateResult:
     name = "bounded_thrash"
-    bound = f"density <= {th.max_internal_op_density:g}, reversal <= {th.max_reversal_rate:g}, late ops <= early ops"
+    bound = (
+        f"density <= {th.max_internal_op_density:g}, reversal <= {th.max_reversal_rate:g}, "
+        f"convergence >= {th.min_level_convergence:g}"
+    )
     if t.mean_internal_op_density is None or t.mean_reversal_rate is None:
         return GateResult(name, Verdict.PASS, "no internal ops", bound, "nothing to thrash")
     measured = (
         f"density {t.mean_internal_op_density:.3f}, reversal {t.mean_reversal_rate:.3f}, "
-        f"ops {t.early_internal_ops} early / {t.late_internal_ops} late"
+        f"convergence {_fmt(t.level_convergence)}"
     )
     problems = []
     if t.mean_internal_op_density > th.max_internal_op_density:
         problems.append("op density too high")
     if t.mean_reversal_rate > th.max_reversal_rate:
         problems.append("levels reverse too often")
-    if t.late_internal_ops > t.early_internal_ops:
-        problems.append("internal ops rise late in episodes: the level is not converging")
+    if t.level_convergence is not None and t.level_convergence < th.min_level_convergence:
+        problems.append("levels oscillate instead of converging")
     return GateResult(name, _verdict(not problems), measured, bound, "; ".join(problems))
 
 

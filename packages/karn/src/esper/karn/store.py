@@ -272,25 +272,29 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         FROM actions GROUP BY run_id, op""",
     ),
     "anti_thrash": (
-        "Per (env, episode, slot) internal-op trajectory: op density (internal ops per decision of the episode), "
-        "net level change, reversal rate (direction flips / (ops - 1)), ops in the first and second half.",
+        "Per seed (an internal-op trajectory): op density (internal ops / decisions taken while the seed was live), "
+        "net level change, reversal rate (direction flips / (ops - 1)) and level convergence (|net level change| / "
+        "ops: 1 when the level moves one way, 0 when it oscillates back to where it started).",
         """
         WITH steps AS (
           SELECT *, sign(level_delta) AS direction,
-            lag(sign(level_delta)) OVER (PARTITION BY run_id, env_id, episode, slot_id ORDER BY seq) AS previous
+            lag(sign(level_delta)) OVER (PARTITION BY run_id, seed_id ORDER BY seq) AS previous
           FROM internal_levels),
-        length AS (SELECT run_id, max(episode_length) AS episode_length FROM runs GROUP BY ALL),
-        decisions AS (SELECT run_id, env_id, episode, count(*) AS decisions FROM actions GROUP BY ALL)
-        SELECT s.run_id, s.env_id, s.episode, s.slot_id, count(*) AS op_count, any_value(d.decisions) AS decisions,
-          count(*) / any_value(d.decisions) AS internal_op_density,
-          sum(s.level_delta) AS net_level_change,
+        life AS (
+          SELECT s.run_id, s.seed_id,
+            (SELECT count(*) FROM actions a WHERE a.run_id = s.run_id AND a.env_id = s.env_id
+               AND a.episode = s.episode AND a.seq > s.germinated_seq
+               AND (s.ended_seq IS NULL OR a.seq <= s.ended_seq)) AS decisions
+          FROM seeds s)
+        SELECT st.run_id, st.env_id, st.episode, st.slot_id, st.seed_id, count(*) AS op_count,
+          f.decisions AS decisions_while_live, count(*) / greatest(f.decisions, 1) AS internal_op_density,
+          sum(st.level_delta) AS net_level_change,
           CASE WHEN count(*) > 1
-            THEN count(*) FILTER (WHERE s.previous IS NOT NULL AND s.direction <> s.previous) / (count(*) - 1)
+            THEN count(*) FILTER (WHERE st.previous IS NOT NULL AND st.direction <> st.previous) / (count(*) - 1)
             ELSE 0.0 END AS reversal_rate,
-          count(*) FILTER (WHERE 2 * s.epoch <= l.episode_length) AS early_ops,
-          count(*) FILTER (WHERE 2 * s.epoch > l.episode_length) AS late_ops
-        FROM steps s JOIN decisions d USING (run_id, env_id, episode) JOIN length l USING (run_id)
-        GROUP BY s.run_id, s.env_id, s.episode, s.slot_id
+          abs(sum(st.level_delta)) / count(*) AS level_convergence
+        FROM steps st JOIN life f USING (run_id, seed_id)
+        GROUP BY st.run_id, st.env_id, st.episode, st.slot_id, st.seed_id, f.decisions
         """,
     ),
     "internal_op_share": (

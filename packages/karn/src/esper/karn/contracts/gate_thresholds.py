@@ -48,3 +48,7 @@ class GateThresholds:
     """
     Bound on mean reversal rate.
     """
+    min_level_convergence: float = 0.5
+    """
+    Lower bound on the mean |net level change| / internal ops over seeds with at least two internal ops (1: the level moves one way; 0: it oscillates back to where it started).
+    """
