@@ -26,7 +26,7 @@ lint:
 	$(UV) run --locked ruff format --check .
 
 typecheck:
-	$(UV) run --locked mypy --strict -p esper.leyline
+	$(UV) run --locked mypy --strict -p esper.leyline -p esper.karn
 
 codegen:
 	$(UV) run --locked python -m codegen
@@ -47,6 +47,7 @@ bench: setup
 	$(UV) run --locked python bench/dormant_overhead.py
 	$(UV) run --locked python bench/policy_step.py
 	$(UV) run --locked python bench/controller_step.py
+	$(UV) run --locked python bench/karn_store.py
 
 # The main job: a heuristic morphogenetic run on the digits task (a few seconds per episode on a CPU).
 demo: setup

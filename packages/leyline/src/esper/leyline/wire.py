@@ -116,17 +116,35 @@ def _field_path(error: ValidationError) -> str:
     return path
 
 
-@functools.cache
-def _event_validator(event_type: str) -> Draft202012Validator:
+def _bound_envelope(event_type: str) -> dict[str, Any]:
     """The envelope schema with the payload bound to one event type's payload schema: the same rules as the full
-    envelope (whose if/then picks that payload), without trying every payload of the anyOf (about 10x faster)."""
+    envelope (whose if/then picks that payload), without trying every payload of the anyOf."""
     envelope = dict(schema_for(TelemetryEvent))
     bindings = {branch["if"]["properties"]["event_type"]["const"]: branch["then"] for branch in envelope.pop("allOf")}
     properties = dict(envelope["properties"])
     properties["payload"] = {**bindings[event_type]["properties"]["payload"]}
     envelope["properties"] = properties
+    return envelope
+
+
+@functools.cache
+def _event_validator(event_type: str) -> Draft202012Validator:
+    envelope = _bound_envelope(event_type)
     registry = _registry(envelope["$id"])
     return Draft202012Validator(envelope, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@functools.cache
+def _fast_event_validator(event_type: str) -> Callable[[object], object]:
+    """The compiled form of `_event_validator` (about 2x faster than the compiled full envelope)."""
+    envelope = _bound_envelope(event_type)
+    bundled = _bundle(envelope, envelope["$id"])
+    assert isinstance(bundled, dict)
+    compiled: Callable[[object], object] = fastjsonschema.compile(bundled)
+    return compiled
+
+
+_EVENT_TYPE_NAMES: Final = frozenset(member.name for member in TelemetryEventType)
 
 
 _ANNOTATIONS: Final = frozenset(
@@ -167,8 +185,12 @@ def validate(cls: type, data: object) -> None:
 
     Valid data (the hot path: every telemetry event) goes through a compiled validator of the same schema; on any
     failure the reference validator (jsonschema) produces the message, so errors read the same either way."""
+    fast = _fast_validator(cls)
+    if cls is TelemetryEvent and isinstance(data, dict) and "event_type" in data:
+        if isinstance(data["event_type"], str) and data["event_type"] in _EVENT_TYPE_NAMES:
+            fast = _fast_event_validator(data["event_type"])
     try:
-        _fast_validator(cls)(data)
+        fast(data)
         return
     except fastjsonschema.JsonSchemaValueException as fast_error:
         rejected_by_fast = fast_error

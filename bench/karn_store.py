@@ -1,0 +1,145 @@
+"""Karn on a PPO-sized event log: reading + validating it, loading it into DuckDB, the analytics views the gates
+read, folding it for the live dashboards, and writing the report. A log of 4 envs x 25 episodes x 60 epochs with a
+decision and a reward per epoch (18k events, about the size of a 25-round PPO run) is written by the real hub."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from esper.karn import JsonlSink, RunStore, evaluate
+from esper.karn.eventlog import read_event_log
+from esper.karn.live import LiveRun
+from esper.karn.report import build_report
+from esper.leyline import (
+    ActionTakenPayload,
+    AlphaCurveAction,
+    AlphaSpeedAction,
+    AlphaTargetAction,
+    BlueprintAction,
+    EpochCompletedPayload,
+    FactoredAction,
+    GerminationStyle,
+    LifecycleOp,
+    RewardComponents,
+    RewardComputedPayload,
+    TelemetryHub,
+    TempoAction,
+    Topology,
+    TrainingStartedPayload,
+)
+
+
+def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
+    hub = TelemetryHub("bench", sinks=(JsonlSink(path),))
+    hub.emit(
+        TrainingStartedPayload(
+            task="digits",
+            policy="lstm",
+            topology=Topology.CNN,
+            slot_ids=("r0c0", "r0c1", "r0c2"),
+            blueprints=("conv_ladder",),
+            n_envs=envs,
+            episode_length=epochs,
+            max_seeds=None,
+            seed=0,
+            device="cpu",
+            host_params=1702,
+        )
+    )
+    action = FactoredAction(
+        op=LifecycleOp.WAIT,
+        slot=0,
+        blueprint=BlueprintAction.NOOP,
+        style=GerminationStyle.SIGMOID_ADD,
+        tempo=TempoAction.STANDARD,
+        alpha_target=AlphaTargetAction.FULL,
+        alpha_speed=AlphaSpeedAction.INSTANT,
+        alpha_curve=AlphaCurveAction.LINEAR,
+    )
+    parts = dict.fromkeys(
+        (
+            "contribution",
+            "rent",
+            "alpha_shock",
+            "pbrs",
+            "intervention_cost",
+            "thrash_penalty",
+            "terminal_bonus",
+            "governor_penalty",
+            "total",
+        ),
+        0.0,
+    )
+    for episode in range(episodes):
+        emitters = [hub.emitter(env) for env in range(envs)]
+        for emitter in emitters:
+            emitter.start_episode(episode)
+        for epoch in range(1, epochs + 1):
+            for emitter in emitters:
+                emitter.set_epoch(epoch)
+                emitter.emit(
+                    EpochCompletedPayload(
+                        train_loss=1.0,
+                        train_accuracy=50.0,
+                        val_loss=1.0,
+                        val_accuracy=50.0,
+                        host_params=1702,
+                        seed_params=0,
+                        live_seeds=0,
+                        fossilized_seeds=0,
+                        epoch_seconds=0.1,
+                        governor_rollback=False,
+                    )
+                )
+                emitter.emit(
+                    ActionTakenPayload(
+                        policy="lstm",
+                        action=action,
+                        success=True,
+                        rejection_reason=None,
+                        valid_ops=(LifecycleOp.WAIT,),
+                        op_probabilities=None,
+                    )
+                )
+                emitter.emit(RewardComputedPayload(op=LifecycleOp.WAIT, components=RewardComponents(**parts)))
+    hub.close()
+
+
+def timed(label: str, rows: list[tuple[str, float]], fn: object) -> object:
+    start = time.perf_counter()
+    result = fn()  # type: ignore[operator]
+    rows.append((label, time.perf_counter() - start))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--envs", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=60)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "bench"
+        rows: list[tuple[str, float]] = []
+        timed(
+            "write (validate + append, real hub)",
+            rows,
+            lambda: write_log(run_dir / "events.jsonl", args.envs, args.episodes, args.epochs),
+        )
+        events = len(read_event_log(run_dir / "events.jsonl").events)
+        timed("read + validate every line", rows, lambda: read_event_log(run_dir / "events.jsonl"))
+        store = timed("RunStore: read + DuckDB load + views", rows, lambda: RunStore(run_dir))
+        assert isinstance(store, RunStore)
+        timed("evaluate all gates (no control)", rows, lambda: evaluate(store))
+        timed("LiveRun: fold the whole log", rows, lambda: LiveRun(run_dir).refresh())
+        timed("report HTML", rows, lambda: build_report(store))
+    print(f"karn on {events} events ({args.envs} envs x {args.episodes} episodes x {args.epochs} epochs)")
+    for label, seconds in rows:
+        print(f"  {label:<40} {seconds:7.3f} s  {seconds / events * 1e6:7.1f} us/event")
+
+
+if __name__ == "__main__":
+    main()
