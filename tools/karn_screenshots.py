@@ -33,8 +33,17 @@ def chromium_png(url: str, out: Path, width: int, height: int) -> None:
     if browser is None:
         raise SystemExit("karn_screenshots: Debian's chromium is needed (make system-deps)")
     subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=3000",
-         f"--window-size={width},{height}", f"--screenshot={out}", url],
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=3000",
+            f"--window-size={width},{height}",
+            f"--screenshot={out}",
+            url,
+        ],
         check=True,
         capture_output=True,
         timeout=120,

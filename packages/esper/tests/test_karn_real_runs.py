@@ -37,7 +37,8 @@ def test_every_view_answers_on_a_real_run(runs: Path, run: str) -> None:
     # summary.json's final accuracy is the mean over the last round's episodes (the heuristic's: all of them)
     last = 1 if run == "heuristic" else 2
     outcome = store.one(
-        "SELECT avg(final_accuracy) AS acc FROM (SELECT final_accuracy FROM episode_outcomes ORDER BY seq DESC LIMIT ?)",
+        "SELECT avg(final_accuracy) AS acc FROM "
+        "(SELECT final_accuracy FROM episode_outcomes ORDER BY seq DESC LIMIT ?)",
         [last],
     )
     summary = json.loads((runs / run / "summary.json").read_text())

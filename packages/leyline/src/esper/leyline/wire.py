@@ -186,9 +186,14 @@ def validate(cls: type, data: object) -> None:
     Valid data (the hot path: every telemetry event) goes through a compiled validator of the same schema; on any
     failure the reference validator (jsonschema) produces the message, so errors read the same either way."""
     fast = _fast_validator(cls)
-    if cls is TelemetryEvent and isinstance(data, dict) and "event_type" in data:
-        if isinstance(data["event_type"], str) and data["event_type"] in _EVENT_TYPE_NAMES:
-            fast = _fast_event_validator(data["event_type"])
+    if (
+        cls is TelemetryEvent
+        and isinstance(data, dict)
+        and "event_type" in data
+        and isinstance(data["event_type"], str)
+        and data["event_type"] in _EVENT_TYPE_NAMES
+    ):
+        fast = _fast_event_validator(data["event_type"])
     try:
         fast(data)
         return
