@@ -15,20 +15,14 @@ from esper.karn.live import LiveRun
 from esper.karn.report import build_report
 from esper.leyline import (
     ActionTakenPayload,
-    AlphaCurveAction,
-    AlphaSpeedAction,
-    AlphaTargetAction,
-    BlueprintAction,
     EpochCompletedPayload,
-    FactoredAction,
-    GerminationStyle,
     LifecycleOp,
     RewardComponents,
     RewardComputedPayload,
     TelemetryHub,
-    TempoAction,
     Topology,
     TrainingStartedPayload,
+    canonical_action,
 )
 
 
@@ -49,16 +43,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
             host_params=1702,
         )
     )
-    action = FactoredAction(
-        op=LifecycleOp.WAIT,
-        slot=0,
-        blueprint=BlueprintAction.NOOP,
-        style=GerminationStyle.SIGMOID_ADD,
-        tempo=TempoAction.STANDARD,
-        alpha_target=AlphaTargetAction.FULL,
-        alpha_speed=AlphaSpeedAction.INSTANT,
-        alpha_curve=AlphaCurveAction.LINEAR,
-    )
+    action = canonical_action(LifecycleOp.WAIT)
     parts = dict.fromkeys(
         (
             "contribution",

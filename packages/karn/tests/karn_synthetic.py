@@ -10,9 +10,6 @@ from esper.karn import JsonlSink, RunSummary
 from esper.leyline import (
     ActionHead,
     ActionTakenPayload,
-    AlphaCurveAction,
-    AlphaSpeedAction,
-    AlphaTargetAction,
     BlueprintAction,
     CheckpointLoadedPayload,
     CheckpointSavedPayload,
@@ -21,7 +18,6 @@ from esper.leyline import (
     EpisodeOutcome,
     EpisodeOutcomePayload,
     EpochCompletedPayload,
-    FactoredAction,
     GateLevel,
     GateResult,
     GerminationStyle,
@@ -42,29 +38,16 @@ from esper.leyline import (
     SeedStage,
     SeedStageChangedPayload,
     TelemetryHub,
-    TempoAction,
     Topology,
     TrainingCompletedPayload,
     TrainingStartedPayload,
+    canonical_action,
     dumps,
 )
 
 OP = LifecycleOp
 SLOTS = ("r0c0", "r0c1", "r0c2")
 HOST_PARAMS = 1702
-
-
-def action(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BlueprintAction.NOOP) -> FactoredAction:
-    return FactoredAction(
-        op=op,
-        slot=slot,
-        blueprint=blueprint,
-        style=GerminationStyle.SIGMOID_ADD,
-        tempo=TempoAction.STANDARD,
-        alpha_target=AlphaTargetAction.FULL,
-        alpha_speed=AlphaSpeedAction.INSTANT,
-        alpha_curve=AlphaCurveAction.LINEAR,
-    )
 
 
 @dataclass
@@ -155,7 +138,7 @@ class SyntheticRun:
         emitter.emit(
             ActionTakenPayload(
                 policy=self.policy,
-                action=action(op, SLOTS.index(slot), bp),
+                action=canonical_action(op, SLOTS.index(slot), bp),
                 success=success,
                 rejection_reason=None if success else "masked",
                 valid_ops=(OP.WAIT, op),

@@ -13,6 +13,7 @@ from typing import Any
 
 from esper.cli.train import UsageError
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
+from esper.karn.render import format_cell
 from esper.karn.runs import RunListing, describe_run
 from esper.karn.store import VIEWS, is_run_dir
 from esper.leyline import WireError, loads
@@ -28,18 +29,8 @@ def resolve_run(run: str, runs_dir: Path) -> Path:
     raise UsageError(f"RUN: {run!r} is neither a run directory nor a run in {runs_dir} (no events.jsonl)")
 
 
-def format_value(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[format_value(v) for v in row] for row in rows]
+    cells = [[format_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))

@@ -24,22 +24,17 @@ from esper.karn import JsonlSink
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
     ActionTakenPayload,
-    AlphaCurveAction,
-    AlphaSpeedAction,
-    AlphaTargetAction,
     BlueprintAction,
     EpisodeOutcome,
     EpisodeOutcomePayload,
-    FactoredAction,
-    GerminationStyle,
     LifecycleOp,
     SeedStage,
     TelemetryHub,
-    TempoAction,
     TrainingCompletedPayload,
     TrainingStartedPayload,
     blueprint_from_id,
     blueprints_for,
+    canonical_action,
     dumps,
     to_wire,
     validate_slot_ids,
@@ -55,16 +50,7 @@ from esper.tamiyo import (
 )
 from esper.tolaria import TASKS, DataError, Environment, TaskSpec, get_task
 
-WAIT = FactoredAction(
-    op=LifecycleOp.WAIT,
-    slot=0,
-    blueprint=BlueprintAction.NOOP,
-    style=GerminationStyle.SIGMOID_ADD,
-    tempo=TempoAction.STANDARD,
-    alpha_target=AlphaTargetAction.FULL,
-    alpha_speed=AlphaSpeedAction.INSTANT,
-    alpha_curve=AlphaCurveAction.LINEAR,
-)
+WAIT = canonical_action(LifecycleOp.WAIT)
 
 
 DEFAULT_ROUNDS = 10

@@ -15,20 +15,12 @@ from typing import Any, Final
 from esper.karn.eventlog import EventTail, WireEvent
 from esper.karn.render import op_name, render_event, stage_name, where
 from esper.karn.store import EVENTS_FILE
+from esper.karn.store import REWARD_PARTS as STORE_REWARD_PARTS
 from esper.leyline import TelemetryEventType
 
 E = TelemetryEventType
 LOG_LENGTH: Final = 400
-REWARD_PARTS: Final = (
-    "contribution",
-    "rent",
-    "alpha_shock",
-    "pbrs",
-    "intervention_cost",
-    "thrash_penalty",
-    "terminal_bonus",
-    "governor_penalty",
-)
+REWARD_PARTS: Final = tuple(part for part in STORE_REWARD_PARTS if part != "total")  # shown per component
 
 
 @dataclass

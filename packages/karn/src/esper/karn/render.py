@@ -6,6 +6,7 @@ TelemetryEventType (checked at import), so a new event type cannot reach a dashb
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -29,6 +30,19 @@ def op_name(value: int) -> str:
 
 def stage_name(value: int) -> str:
     return SeedStage(value).name
+
+
+def format_cell(value: object) -> str:
+    """A query result cell as text: `-` for NULL, 4 significant digits for floats, seconds for timestamps."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
 
 
 def _pct(value: float | None) -> str:

@@ -4,14 +4,13 @@ Phase 0 gates of the run alone, and the event counts per type."""
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from esper.karn.gates import evaluate
-from esper.karn.render import render_event
+from esper.karn.render import format_cell, render_event
 from esper.karn.store import RunStore
 from esper.leyline import TelemetryEventType
 
@@ -37,23 +36,11 @@ def _esc(value: object) -> str:
     return html.escape(str(value))
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
-
-
 def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     if not rows:
         return '<p class="empty">no rows</p>'
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(format_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -156,7 +143,7 @@ def build_report(store: RunStore) -> str:
         else (
             f"{run['task']} · policy {run['policy']} · {run['n_envs']} env(s) × {run['episode_length']} epochs · "
             f"seed {run['seed']} · host {run['host_params']} params · slots {' '.join(run['slot_ids'])} · "
-            f"started {_fmt(run['started_at'])}"
+            f"started {format_cell(run['started_at'])}"
             + (
                 ""
                 if run["completed_at"] is None

@@ -9,6 +9,7 @@ using CASE expressions generated from the Leyline enums, so a new member shows u
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -28,6 +29,7 @@ from esper.leyline import (
     GateLevel,
     GerminationStyle,
     LifecycleOp,
+    RewardComponents,
     SeedInternalKind,
     SeedStage,
     TelemetryEventType,
@@ -78,17 +80,8 @@ def _bool(path: str) -> str:
 
 
 _KEYS: Final = "seq, run_id, env_id, episode, epoch, slot_id, timestamp"
-_REWARD_PARTS: Final = (
-    "contribution",
-    "rent",
-    "alpha_shock",
-    "pbrs",
-    "intervention_cost",
-    "thrash_penalty",
-    "terminal_bonus",
-    "governor_penalty",
-    "total",
-)
+# Reward component columns, in the contract's order (the last is the total).
+REWARD_PARTS: Final = tuple(f.name for f in dataclasses.fields(RewardComponents))
 HEADS: Final = tuple(head.value for head in ActionHead)
 
 
@@ -191,7 +184,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     "rewards": (
         "REWARD_COMPUTED: every reward component per step.",
         f"SELECT {_KEYS}, {_names(LifecycleOp, _int('op'))} AS op, "
-        + ", ".join(f"{_num('components.' + part)} AS {part}" for part in _REWARD_PARTS)
+        + ", ".join(f"{_num('components.' + part)} AS {part}" for part in REWARD_PARTS)
         + f" FROM raw_events WHERE {_of(E.REWARD_COMPUTED)}",
     ),
     "episode_outcomes": (

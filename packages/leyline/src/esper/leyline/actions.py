@@ -18,6 +18,7 @@ from esper.leyline.contracts.alpha_curve_action import AlphaCurveAction
 from esper.leyline.contracts.alpha_speed_action import AlphaSpeedAction
 from esper.leyline.contracts.alpha_target_action import AlphaTargetAction
 from esper.leyline.contracts.blueprint_action import BlueprintAction
+from esper.leyline.contracts.factored_action import FactoredAction
 from esper.leyline.contracts.germination_style import GerminationStyle
 from esper.leyline.contracts.lifecycle_op import LifecycleOp
 from esper.leyline.contracts.seed_internal_kind import SeedInternalKind
@@ -162,6 +163,21 @@ CANONICAL_HEAD_VALUES: Final[Mapping[ActionHead, int]] = MappingProxyType(
         H.OP: int(OP.WAIT),
     }
 )
+
+
+def canonical_action(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BP.NOOP) -> FactoredAction:
+    """An action with the given op, slot and blueprint and every other head at its canonical value."""
+    c = CANONICAL_HEAD_VALUES
+    return FactoredAction(
+        op=op,
+        slot=slot,
+        blueprint=blueprint,
+        style=GerminationStyle(c[H.STYLE]),
+        tempo=TempoAction(c[H.TEMPO]),
+        alpha_target=AlphaTargetAction(c[H.ALPHA_TARGET]),
+        alpha_speed=AlphaSpeedAction(c[H.ALPHA_SPEED]),
+        alpha_curve=AlphaCurveAction(c[H.ALPHA_CURVE]),
+    )
 
 
 def is_head_relevant(op: LifecycleOp, head: ActionHead) -> bool:
