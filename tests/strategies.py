@@ -114,6 +114,7 @@ def event_documents() -> st.SearchStrategy[dict[str, Any]]:
                 "event_type": st.just(name),
                 "timestamp": st.just(datetime(2026, 1, 1, tzinfo=UTC).isoformat()),
                 "run_id": NAME_TEXT,
+                "rank": st.integers(0, 7),
                 "env_id": st.one_of(st.none(), st.integers(0, 7)),
                 "episode": st.one_of(st.none(), st.integers(0, 50)),
                 "epoch": st.one_of(st.none(), st.integers(0, 150)),

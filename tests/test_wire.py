@@ -195,6 +195,7 @@ def event_document() -> dict[str, Any]:
         "event_type": "SEED_INTERNAL_LEVEL_CHANGED",
         "timestamp": "2026-11-25T10:00:00+00:00",
         "run_id": "run-1",
+        "rank": 0,
         "env_id": 0,
         "episode": 2,
         "epoch": 14,

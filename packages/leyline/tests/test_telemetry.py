@@ -58,6 +58,17 @@ def test_run_level_events_have_no_env_context() -> None:
     assert (event.env_id, event.episode, event.epoch, event.slot_id) == (None, None, None, None)
 
 
+def test_the_hub_stamps_its_rank_on_every_event() -> None:
+    sink = ListSink()
+    hub = TelemetryHub("run-7", sinks=(sink,), rank=3)
+    hub.emit(TrainingCompletedPayload(episodes_completed=4, wall_seconds=1.5, interrupted=False))
+    hub.emitter(0).emit(LEVEL_CHANGE, slot_id="r0c0")
+    assert [e.rank for e in sink.events] == [3, 3]
+    assert hub_with_sink()[0].rank == 0
+    with pytest.raises(ValueError, match="rank must be >= 0"):
+        TelemetryHub("run-7", rank=-1)
+
+
 def test_each_event_gets_a_unique_id() -> None:
     hub, sink = hub_with_sink()
     env = hub.emitter(0)

@@ -48,6 +48,7 @@ _RAW_COLUMNS: Final[Mapping[str, str]] = {
     "event_type": "VARCHAR",
     "timestamp": "TIMESTAMPTZ",
     "run_id": "VARCHAR",
+    "rank": "INTEGER",
     "env_id": "INTEGER",
     "episode": "INTEGER",
     "epoch": "INTEGER",
@@ -79,7 +80,7 @@ def _bool(path: str) -> str:
     return f"CAST(payload->>'$.{path}' AS BOOLEAN)"
 
 
-_KEYS: Final = "seq, run_id, env_id, episode, epoch, slot_id, timestamp"
+_KEYS: Final = "seq, run_id, rank, env_id, episode, epoch, slot_id, timestamp"
 # Reward component columns, in the contract's order (the last is the total).
 REWARD_PARTS: Final = tuple(f.name for f in dataclasses.fields(RewardComponents))
 HEADS: Final = tuple(head.value for head in ActionHead)

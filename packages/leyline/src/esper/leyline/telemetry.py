@@ -109,10 +109,14 @@ class TelemetryHub:
         run_id: str,
         sinks: tuple[TelemetrySink, ...] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rank: int = 0,
     ) -> None:
         if not run_id:
             raise ValueError("run_id must be a non-empty string")
+        if rank < 0:
+            raise ValueError(f"rank must be >= 0, got {rank}")
         self.run_id = run_id
+        self.rank = rank
         self._sinks: list[TelemetrySink] = []
         self._clock = clock
         for sink in sinks:
@@ -151,6 +155,7 @@ class TelemetryHub:
             event_type=EVENT_TYPE_OF_PAYLOAD[payload_type],
             timestamp=self._clock().isoformat(),
             run_id=self.run_id,
+            rank=self.rank,
             env_id=env_id,
             episode=episode,
             epoch=epoch,

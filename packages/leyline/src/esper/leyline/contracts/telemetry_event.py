@@ -50,6 +50,10 @@ class TelemetryEvent:
     """
     Run the event belongs to.
     """
+    rank: int
+    """
+    torch.distributed rank of the process that produced the event (0 outside torch.distributed); rank 0 writes every rank's events.
+    """
     env_id: int | None
     """
     Environment index within the run; null for run-level events.
