@@ -17,6 +17,7 @@ from esper.leyline import (
     ActionTakenPayload,
     EpochCompletedPayload,
     LifecycleOp,
+    ParallelMode,
     RewardComponents,
     RewardComputedPayload,
     TelemetryHub,
@@ -41,6 +42,8 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
             seed=0,
             device="cpu",
             host_params=1702,
+            world_size=1,
+            parallel_mode=ParallelMode.NONE,
         )
     )
     action = canonical_action(LifecycleOp.WAIT)

@@ -25,6 +25,7 @@ from esper.leyline import (
     GovernorRollbackPayload,
     InternalOpMetricsPayload,
     LifecycleOp,
+    ParallelMode,
     PpoUpdateCompletedPayload,
     PruneInitiator,
     RewardComponents,
@@ -88,6 +89,8 @@ class SyntheticRun:
                 seed=0,
                 device="cpu",
                 host_params=HOST_PARAMS,
+                world_size=1,
+                parallel_mode=ParallelMode.NONE,
             )
         )
 

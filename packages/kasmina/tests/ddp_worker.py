@@ -9,7 +9,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates
+from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates, data_parallel
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, TelemetryHub
 
@@ -21,7 +21,9 @@ def main(rank: int, world: int, port: int, out: str) -> None:
         CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
     )
     gates = QualityGates(thresholds=GateThresholds(min_training_epochs=5))
-    model = MorphogeneticModel(host, ["r0c0", "r0c1"], TelemetryHub(f"rank{rank}").emitter(0), gates=gates)
+    model = MorphogeneticModel(
+        host, ["r0c0", "r0c1"], TelemetryHub(f"rank{rank}").emitter(0), gates=gates, symmetry=data_parallel()
+    )
     slot = model.slot("r0c0")
     slot.germinate(BlueprintAction.CONV_LADDER, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
     slot.advance()  # G1 on both ranks

@@ -69,6 +69,18 @@ def test_the_hub_stamps_its_rank_on_every_event() -> None:
         TelemetryHub("run-7", rank=-1)
 
 
+def test_forwarded_events_keep_their_rank_and_must_belong_to_the_run() -> None:
+    other_sink = ListSink()
+    TelemetryHub("run-7", sinks=(other_sink,), rank=1).emitter(2).emit(LEVEL_CHANGE, slot_id="r0c0")
+    hub, sink = hub_with_sink()
+    hub.forward(other_sink.events[0])
+    assert sink.events == other_sink.events and sink.events[0].rank == 1
+    stranger = ListSink()
+    TelemetryHub("run-8", sinks=(stranger,)).emit(LEVEL_CHANGE)
+    with pytest.raises(ValueError, match="event of run 'run-8' forwarded to the hub of run 'run-7'"):
+        hub.forward(stranger.events[0])
+
+
 def test_each_event_gets_a_unique_id() -> None:
     hub, sink = hub_with_sink()
     env = hub.emitter(0)

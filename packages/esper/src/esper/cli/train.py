@@ -28,6 +28,7 @@ from esper.leyline import (
     EpisodeOutcome,
     EpisodeOutcomePayload,
     LifecycleOp,
+    ParallelMode,
     SeedStage,
     TelemetryHub,
     TrainingCompletedPayload,
@@ -181,7 +182,9 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     )
 
 
-def training_started(plan: RunPlan, policy: str, n_envs: int) -> TrainingStartedPayload:
+def training_started(
+    plan: RunPlan, policy: str, n_envs: int, world_size: int = 1, parallel_mode: ParallelMode = ParallelMode.NONE
+) -> TrainingStartedPayload:
     """The TRAINING_STARTED payload both training commands emit."""
     return TrainingStartedPayload(
         task=plan.task.name,
@@ -195,6 +198,8 @@ def training_started(plan: RunPlan, policy: str, n_envs: int) -> TrainingStarted
         seed=plan.seed,
         device=str(plan.device),
         host_params=sum(p.numel() for p in plan.task.build_host().parameters()),
+        world_size=world_size,
+        parallel_mode=parallel_mode,
     )
 
 

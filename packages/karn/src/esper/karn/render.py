@@ -50,9 +50,10 @@ def _pct(value: float | None) -> str:
 
 
 def _started(p: Payload) -> str:
+    ranks = "" if p["world_size"] == 1 else f", {p['world_size']} ranks ({p['parallel_mode']}-parallel)"
     return (
         f"training started: {p['task']} / {p['policy']}, {p['n_envs']} env(s) x {p['episode_length']} epochs, "
-        f"slots {' '.join(p['slot_ids'])}, seed {p['seed']}"
+        f"slots {' '.join(p['slot_ids'])}, seed {p['seed']}{ranks}"
     )
 
 

@@ -107,6 +107,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           CAST(s.payload->>'max_seeds' AS INTEGER) AS max_seeds,
           CAST(s.payload->>'seed' AS BIGINT) AS seed, s.payload->>'device' AS device,
           CAST(s.payload->>'host_params' AS BIGINT) AS host_params,
+          CAST(s.payload->>'world_size' AS INTEGER) AS world_size, s.payload->>'parallel_mode' AS parallel_mode,
           CAST(s.payload->'slot_ids' AS VARCHAR[]) AS slot_ids,
           CAST(s.payload->'blueprints' AS VARCHAR[]) AS blueprints,
           c.seq AS completed_seq, c.timestamp AS completed_at,

@@ -16,7 +16,7 @@ from esper.kasmina.blueprints import (
 )
 from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
-from esper.kasmina.ddp import decide_on_rank0
+from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
 from esper.kasmina.gates import GATE_FOR_TARGET, GateMode, GateThresholds, QualityGates
 from esper.kasmina.hosts import CNNHost, HostProtocol, TransformerHost
 from esper.kasmina.model import MorphogeneticModel, ValidationResult, classification_accuracy, cross_entropy
@@ -50,7 +50,9 @@ __all__ = [
     "classification_accuracy",
     "count_trainable",
     "cross_entropy",
-    "decide_on_rank0",
+    "LOCAL",
+    "RankSymmetry",
+    "data_parallel",
     "ease",
     "spec_for",
 ]

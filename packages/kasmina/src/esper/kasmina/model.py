@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from esper.kasmina.ddp import LOCAL, RankSymmetry
 from esper.kasmina.gates import QualityGates
 from esper.kasmina.hosts import HostProtocol
 from esper.kasmina.slot import DEFAULT_EMBARGO_EPOCHS, SeedSlot
@@ -42,6 +43,7 @@ class MorphogeneticModel(nn.Module):
         emitter: Any,
         gates: QualityGates | None = None,
         embargo_epochs: int = DEFAULT_EMBARGO_EPOCHS,
+        symmetry: RankSymmetry = LOCAL,
     ) -> None:
         super().__init__()
         if not isinstance(host, HostProtocol):
@@ -61,7 +63,15 @@ class MorphogeneticModel(nn.Module):
         self._positions = {s: host.position(s) for s in self.execution}
         self.slots = nn.ModuleDict(
             {
-                s: SeedSlot(s, specs[s].channels, host.topology, gates, emitter, embargo_epochs=embargo_epochs)
+                s: SeedSlot(
+                    s,
+                    specs[s].channels,
+                    host.topology,
+                    gates,
+                    emitter,
+                    embargo_epochs=embargo_epochs,
+                    symmetry=symmetry,
+                )
                 for s in self.slot_order
             }
         )

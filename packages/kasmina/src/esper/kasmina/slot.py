@@ -26,7 +26,7 @@ from torch import nn
 
 from esper.kasmina.alpha import AlphaController, GatedBlend, blend
 from esper.kasmina.blueprints import MicrostructuredSeed, build_seed, count_trainable
-from esper.kasmina.ddp import decide_on_rank0
+from esper.kasmina.ddp import LOCAL, RankSymmetry
 from esper.kasmina.gates import QualityGates
 from esper.kasmina.state import AccuracyRecord, GradientStats, Primitive, SeedState, state_from_dict, state_to_dict
 from esper.leyline import (
@@ -106,6 +106,7 @@ class SeedSlot(nn.Module):
         gates: QualityGates,
         emitter: Emitter,
         embargo_epochs: int = DEFAULT_EMBARGO_EPOCHS,
+        symmetry: RankSymmetry = LOCAL,
     ) -> None:
         super().__init__()
         if embargo_epochs < 1:
@@ -115,6 +116,7 @@ class SeedSlot(nn.Module):
         self.topology = topology
         self.gates = gates
         self.embargo_epochs = embargo_epochs
+        self.symmetry = symmetry
         self._emitter = emitter
         self.seed: nn.Module | None = None
         self.gate: GatedBlend | None = None
@@ -268,7 +270,7 @@ class SeedSlot(nn.Module):
     def _decide_gate(self, target: SeedStage) -> GateResult:
         """Evaluate the gate locally, adopt rank 0's result, and report it."""
         assert self.state is not None
-        result = decide_on_rank0(self.gates.evaluate(target, self.state))
+        result = self.symmetry.decide(self.gates.evaluate(target, self.state))
         self._emit(SeedGateEvaluatedPayload(seed_id=self.state.seed_id, result=result))
         return result
 
@@ -394,7 +396,7 @@ class SeedSlot(nn.Module):
             raise IllegalOperation(self.slot_id, state.stage, op, "the seed has no internal structure")
         current = ladder.internal_level
         proposed = min(max(current + step, 0), ladder.internal_max_level)
-        decided = decide_on_rank0(proposed)
+        decided = self.symmetry.decide(proposed)
         if decided == current:
             return False
         ladder.set_internal_level(decided)

@@ -167,6 +167,13 @@ class TelemetryHub:
             sink.write(event)
         return event
 
+    def forward(self, event: TelemetryEvent) -> None:
+        """Write an event another process of this run produced (a torch.distributed rank relaying to rank 0)."""
+        if event.run_id != self.run_id:
+            raise ValueError(f"event of run {event.run_id!r} forwarded to the hub of run {self.run_id!r}")
+        for sink in self._sinks:
+            sink.write(event)
+
     def close(self) -> None:
         for sink in self._sinks:
             sink.close()

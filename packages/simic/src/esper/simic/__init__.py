@@ -1,11 +1,19 @@
-"""Simic: rewards, PPO and (next) the vectorized trainer that learns Tamiyo.
+"""Simic: rewards, PPO, the vectorized trainer that learns Tamiyo, and its torch.distributed scale-out.
 
 Its contracts (PPO and reward configs) are generated into `esper.simic.contracts` and re-exported here.
 """
 
 from esper.simic.contracts import *  # noqa: F403
 from esper.simic.contracts import __all__ as CONTRACT_NAMES
-from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, gae
+from esper.simic.distributed import (
+    DistributedError,
+    EventRelay,
+    WorkerGroup,
+    close_group,
+    init_group,
+    under_torchrun,
+)
+from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, concat_buffers, gae
 from esper.simic.rewards import (
     STAGE_POTENTIALS,
     InternalOpWindow,
@@ -20,6 +28,13 @@ from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer
 __all__ = [
     *CONTRACT_NAMES,
     "CONTRACT_NAMES",
+    "DistributedError",
+    "EventRelay",
+    "WorkerGroup",
+    "close_group",
+    "concat_buffers",
+    "init_group",
+    "under_torchrun",
     "STAGE_POTENTIALS",
     "InternalOpWindow",
     "PpoTrainer",

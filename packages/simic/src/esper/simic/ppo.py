@@ -109,6 +109,28 @@ class RolloutBuffer:
         self.cursor += 1
 
 
+def concat_buffers(buffers: list[RolloutBuffer]) -> RolloutBuffer:
+    """Full buffers of the same shape but different environments, joined along the environment axis in order (how
+    environment-parallel PPO assembles every rank's rollout)."""
+    first = buffers[0]
+    for other in buffers:
+        if (other.steps, other.n_slots, other.cursor) != (first.steps, first.n_slots, first.steps):
+            raise ValueError("concat_buffers needs full buffers with the same steps and slots")
+    joined = RolloutBuffer(sum(b.n_envs for b in buffers), first.steps, first.n_slots)
+    for name in ("features", "blueprints", "actions", "log_probs", "values", "rewards", "dones"):
+        setattr(joined, name, torch.cat([getattr(b, name) for b in buffers]))
+    joined.masks = [
+        ActionMasks(
+            torch.cat([b.masks[t].op for b in buffers]),
+            torch.cat([b.masks[t].slot_by_op for b in buffers]),
+            {h: torch.cat([b.masks[t].heads[h] for b in buffers]) for h in first.masks[t].heads},
+        )
+        for t in range(first.steps)
+    ]
+    joined.cursor = first.steps
+    return joined
+
+
 def gae(
     rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,10 +161,13 @@ class UpdateStats:
 
 
 class PpoTrainer:
-    def __init__(self, policy: LstmPolicy, config: PpoConfig) -> None:
+    def __init__(self, policy: LstmPolicy, config: PpoConfig, seed: int = 0) -> None:
         self.policy = policy
         self.config = config
         self.optimizer = torch.optim.Adam(policy.network.parameters(), lr=config.learning_rate, eps=1e-5)
+        # Minibatch shuffles draw from their own generator, so every rank of a distributed run (same seed, same
+        # gathered buffer) makes the same update whatever its environments did to the global RNG.
+        self.generator = torch.Generator().manual_seed(seed)
 
     def update(self, buffer: RolloutBuffer, initial_state: LstmState, last_value: torch.Tensor) -> UpdateStats:
         c, net = self.config, self.policy.network
@@ -157,7 +182,7 @@ class PpoTrainer:
         per_batch = max(1, n_envs // c.minibatches)
         stats: list[dict[str, float]] = []
         for _ in range(c.update_epochs):
-            order = torch.randperm(n_envs)
+            order = torch.randperm(n_envs, generator=self.generator)
             for start in range(0, n_envs, per_batch):
                 idx = order[start : start + per_batch]
                 sub_masks = ActionMasks(

@@ -23,6 +23,7 @@ from esper.leyline import (
     FactoredAction,
     InternalOpMetricsPayload,
     LifecycleOp,
+    ParallelMode,
     PpoUpdateCompletedPayload,
     RewardComponents,
     RewardComputedPayload,
@@ -32,7 +33,8 @@ from esper.leyline import (
 )
 from esper.simic.contracts.ppo_config import PpoConfig
 from esper.simic.contracts.reward_config import RewardConfig
-from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd
+from esper.simic.distributed import WorkerGroup
+from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, concat_buffers
 from esper.simic.rewards import InternalOpWindow, StepOutcome, check_reward_config, compute_reward
 from esper.tamiyo import (
     EnvView,
@@ -91,29 +93,56 @@ def _sum_components(parts: list[RewardComponents]) -> RewardComponents:
 
 
 class VectorizedTrainer:
-    def __init__(self, config: TrainerConfig, data: TensorData, hub: TelemetryHub) -> None:
+    """`group` (a torch.distributed WorkerGroup, see esper.simic.distributed) spreads the run over ranks: ENVS gives
+    each rank its share of the environments (global ids, seeds and telemetry as in a single-process run) and
+    gathers the rollouts for one identical update; DATA trains every environment's host data-parallel. Without a
+    group the trainer is single-process."""
+
+    def __init__(
+        self, config: TrainerConfig, data: TensorData, hub: TelemetryHub, group: WorkerGroup | None = None
+    ) -> None:
         self.config = config
         self.hub = hub
+        self.group = group
         check_reward_config(config.reward)
+        env_ids = range(config.n_envs) if group is None else group.local_envs(config.n_envs)
+        data_parallel = group is not None and group.mode is ParallelMode.DATA
         self.envs = [
-            Environment(config.task, data, config.slots, hub.emitter(i), config.seed + 1000 * i, config.device)
-            for i in range(config.n_envs)
+            Environment(
+                config.task,
+                data,
+                config.slots,
+                hub.emitter(i),
+                config.seed + 1000 * i,
+                config.device,
+                data_parallel=data_parallel,
+            )
+            for i in env_ids
         ]
         torch.manual_seed(config.seed)
         self.policy = LstmPolicy(len(config.slots), config.policy)
-        self.ppo = PpoTrainer(self.policy, config.ppo)
+        if group is not None:  # the same policy everywhere, whatever each rank's RNG did before
+            group.broadcast_module(self.policy.network)
+        self.ppo = PpoTrainer(self.policy, config.ppo, seed=config.seed)
         self.normalizer = RunningMeanStd(obs_dim(len(config.slots)))
-        self.extractor = FeatureExtractor(config.slots, config.n_envs)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.extractor = FeatureExtractor(config.slots, len(self.envs))
+        # Action sampling: each environment-parallel rank draws its own stream (rank 0 keeps the single-process one).
+        rank_offset = 0 if group is None or data_parallel else 7919 * group.rank
+        self.generator = torch.Generator().manual_seed(config.seed + rank_offset)
         self.round = 0
-        self._baseline_delta: list[float | None] = [None] * config.n_envs
-        self._baseline_count = [0] * config.n_envs
+        self._baseline_delta: list[float | None] = [None] * len(self.envs)
+        self._baseline_count = [0] * len(self.envs)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes run-level telemetry and checkpoints."""
+        return self.group is None or self.group.is_main
 
     # ------------------------------------------------------------------ one round
     def run_round(self) -> RoundResult:
         c = self.config
         started = time.perf_counter()
-        n, steps = c.n_envs, c.episode_length
+        n, steps = len(self.envs), c.episode_length
         starts = [env.reset(self.round) for env in self.envs]
         signals = [s for s, _ in starts]
         reports: list[tuple[SeedStateReport, ...]] = [r for _, r in starts]
@@ -136,9 +165,12 @@ class VectorizedTrainer:
             )
             out = self.policy.act(normalized, masks, state, generator=self.generator, explain=True)
             assert out.log_probs is not None and out.values is not None and out.explanations is not None
+            actions, log_probs, values = out.actions, out.log_probs, out.values
+            if self.group is not None and self.group.mode is ParallelMode.DATA:  # rank 0 decides for every rank
+                actions, log_probs, values = self.group.broadcast((actions, log_probs, values))
             rewards, dones = torch.zeros(n), torch.zeros(n)
             for i, env in enumerate(self.envs):
-                action = to_factored(out.actions[i])
+                action = to_factored(actions[i])
                 step = env.step(action)
                 terminal = t == steps - 1
                 slot_id = None if action.op is LifecycleOp.WAIT else c.slots[action.slot]
@@ -186,19 +218,25 @@ class VectorizedTrainer:
                 normalized.features,
                 observation.blueprint_indices,
                 masks,
-                out.actions,
-                out.log_probs,
-                out.values,
+                actions,
+                log_probs,
+                values,
                 rewards,
                 dones,
             )
             state = out.state
-        self.normalizer.update(torch.cat(raw_features))
+        raw = torch.cat(raw_features)
+        if self.group is not None and self.group.mode is ParallelMode.ENVS:  # every rank's rollout, in rank order
+            parts = self.group.gather((buffer, raw))
+            buffer = concat_buffers([part[0] for part in parts])
+            raw = torch.cat([part[1] for part in parts])
+            state0 = self.policy.initial_state(buffer.n_envs)
+        self.normalizer.update(raw)
         update_started = time.perf_counter()
-        stats = self.ppo.update(buffer, state0, torch.zeros(n))
+        stats = self.ppo.update(buffer, state0, torch.zeros(buffer.n_envs))
         update_seconds = time.perf_counter() - update_started
         self.round += 1
-        self.hub.emit(
+        self._emit_main(
             PpoUpdateCompletedPayload(
                 round=self.round,
                 policy_loss=stats.policy_loss,
@@ -222,15 +260,27 @@ class VectorizedTrainer:
             tallies.append(tally)
             added_all.append(added)
             env.emitter.emit(EpisodeOutcomePayload(outcome=env.outcome(reward_components=summed)))
+        if self.group is not None and self.group.mode is ParallelMode.ENVS:
+            parts = self.group.gather((accuracies, tallies, added_all))
+            accuracies = [a for part in parts for a in part[0]]
+            tallies = [t for part in parts for t in part[1]]
+            added_all = [a for part in parts for a in part[2]]
+        if self.group is not None:
+            self.group.relay(self.hub)
         return RoundResult(
             round=self.round,
             mean_reward=float(buffer.rewards.sum(1).mean()),
-            mean_accuracy=sum(accuracies) / n,
+            mean_accuracy=sum(accuracies) / len(accuracies),
             update_seconds=update_seconds,
             round_seconds=time.perf_counter() - started,
             tallies=tuple(tallies),
             added_params=tuple(added_all),
         )
+
+    def _emit_main(self, payload: PpoUpdateCompletedPayload | CheckpointSavedPayload | CheckpointLoadedPayload) -> None:
+        """Run-level events come from rank 0 only."""
+        if self.is_main:
+            self.hub.emit(payload)
 
     def _action_payload(
         self, action: FactoredAction, success: bool, reason: str | None, explanation: Explanation
@@ -295,30 +345,51 @@ class VectorizedTrainer:
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self, path: Path) -> None:
-        payload = {
-            "round": self.round,
-            "policy": self.policy.network.state_dict(),
-            "optimizer": self.ppo.optimizer.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
+    def _rank_state(self) -> dict[str, object]:
+        """What differs between ranks: their RNG streams and their environments' NOOP baselines."""
+        return {
             "torch_rng": torch.get_rng_state(),
             "generator": self.generator.get_state(),
             "baseline_delta": list(self._baseline_delta),
             "baseline_count": list(self._baseline_count),
         }
+
+    def save(self, path: Path) -> None:
+        """Every rank calls this (the per-rank state is gathered); rank 0 alone writes the file."""
+        ranks = [self._rank_state()] if self.group is None else self.group.gather(self._rank_state())
+        if not self.is_main:
+            return
+        payload = {
+            "round": self.round,
+            "world_size": len(ranks),
+            "policy": self.policy.network.state_dict(),
+            "optimizer": self.ppo.optimizer.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "ppo_generator": self.ppo.generator.get_state(),
+            "ranks": ranks,
+        }
         temporary = path.with_suffix(".tmp")
         torch.save(payload, temporary)
         temporary.replace(path)  # atomic: a kill never leaves a half-written checkpoint
-        self.hub.emit(CheckpointSavedPayload(path=str(path), round=self.round))
+        self._emit_main(CheckpointSavedPayload(path=str(path), round=self.round))
 
     def load(self, path: Path) -> None:
+        """Every rank reads the same file (a shared filesystem under multi-node runs) and takes its own rank state."""
         payload = torch.load(path, weights_only=True)
+        world_size = 1 if self.group is None else self.group.world_size
+        if int(payload["world_size"]) != world_size:
+            raise ValueError(
+                f"{path} was written by {payload['world_size']} process(es); resume it with the same number "
+                f"(this run has {world_size})"
+            )
         self.policy.network.load_state_dict(payload["policy"])
         self.ppo.optimizer.load_state_dict(payload["optimizer"])
         self.normalizer.load_state_dict(payload["normalizer"])
-        torch.set_rng_state(payload["torch_rng"])
-        self.generator.set_state(payload["generator"])
-        self._baseline_delta = list(payload["baseline_delta"])
-        self._baseline_count = list(payload["baseline_count"])
+        self.ppo.generator.set_state(payload["ppo_generator"])
+        mine = payload["ranks"][0 if self.group is None else self.group.rank]
+        torch.set_rng_state(mine["torch_rng"])
+        self.generator.set_state(mine["generator"])
+        self._baseline_delta = list(mine["baseline_delta"])
+        self._baseline_count = list(mine["baseline_count"])
         self.round = int(payload["round"])
-        self.hub.emit(CheckpointLoadedPayload(path=str(path), round=self.round))
+        self._emit_main(CheckpointLoadedPayload(path=str(path), round=self.round))

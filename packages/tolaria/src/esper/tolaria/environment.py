@@ -15,9 +15,19 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from esper.kasmina import IllegalOperation, MorphogeneticModel, QualityGates, ValidationResult, cross_entropy
+from esper.kasmina import (
+    LOCAL,
+    IllegalOperation,
+    MorphogeneticModel,
+    QualityGates,
+    ValidationResult,
+    cross_entropy,
+)
+from esper.kasmina import data_parallel as kasmina_data_parallel
 from esper.leyline import (
     ALPHA_CURVE_SHAPES,
     ALPHA_SPEED_STEPS,
@@ -84,7 +94,12 @@ class Environment:
         device: torch.device,
         gates: QualityGates | None = None,
         embargo_epochs: int = 5,
+        data_parallel: bool = False,
     ) -> None:
+        """`data_parallel`: this process is one rank of a torch.distributed group that trains this same environment
+        (launched by torchrun). Each rank trains on its shard of every batch through DistributedDataParallel, and
+        every action, gate verdict, internal-level change and governor verdict is decided on rank 0 and broadcast,
+        so all ranks hold the same topology and weights (the DDP symmetry invariant)."""
         self.task = task
         self.data = data.to(device)
         self.slot_ids = slot_ids
@@ -93,6 +108,11 @@ class Environment:
         self.device = device
         self.gates = gates if gates is not None else QualityGates()
         self.embargo_epochs = embargo_epochs
+        self.symmetry = kasmina_data_parallel() if data_parallel else LOCAL
+        self.world_size = dist.get_world_size() if data_parallel else 1
+        self.rank = dist.get_rank() if data_parallel else 0
+        self._ddp: DistributedDataParallel | None = None
+        self._ddp_params: tuple[int, ...] = ()
         self.episode = -1
         self._handlers: Mapping[LifecycleOp, Callable[[FactoredAction], ActionResult]] = MappingProxyType(
             {
@@ -120,8 +140,14 @@ class Environment:
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + episode)
         host = self.task.build_host()
         self.model = MorphogeneticModel(
-            host, self.slot_ids, self.emitter, gates=self.gates, embargo_epochs=self.embargo_epochs
+            host,
+            self.slot_ids,
+            self.emitter,
+            gates=self.gates,
+            embargo_epochs=self.embargo_epochs,
+            symmetry=self.symmetry,
         ).to(self.device)
+        self._ddp, self._ddp_params = None, ()
         self.host_params = self.model.host_param_count()
         self.governor = Governor(self.task.config.baseline_loss)
         self._new_host_optimizer()
@@ -241,14 +267,14 @@ class Environment:
         started = time.perf_counter()
         self.epoch += 1
         self.emitter.set_epoch(self.epoch)
-        result = self.apply(action)
+        result = self.apply(self.symmetry.decide(action))
         self._tally()
         self._sync_seed_optimizers()
         self._train_epoch()
         self.model.eval()
         validation = self.model.fused_validation(self.data.val_x, self.data.val_y)
         self.model.record_validation(validation)
-        verdict = self.governor.check(validation.loss)
+        verdict = self.symmetry.decide(self.governor.check(validation.loss))
         rolled_back = verdict is not None
         if verdict is not None:
             pruned = [
@@ -345,15 +371,44 @@ class Environment:
         self._cursor += size
         return self.data.train_x[index], self.data.train_y[index]
 
+    def _trainer(self) -> nn.Module:
+        """The module a training step calls: the model itself, or (data-parallel) its DistributedDataParallel
+        wrapper, rebuilt whenever the set of trainable parameters changes (a seed germinated, pruned or frozen, a
+        ladder level grown or shrunk). Parameters a stage leaves out of the forward are found by DDP's
+        unused-parameter detection."""
+        if self.world_size == 1:
+            return self.model
+        trainable = tuple(id(p) for p in self.model.parameters() if p.requires_grad)
+        if self._ddp is None or trainable != self._ddp_params:
+            self._ddp = DistributedDataParallel(self.model, find_unused_parameters=True, broadcast_buffers=False)
+            self._ddp_params = trainable
+        return self._ddp
+
+    def _shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of a batch every rank drew identically (same generator): rows rank, rank + W, ..."""
+        if self.world_size == 1:
+            return x, y
+        return x[self.rank :: self.world_size], y[self.rank :: self.world_size]
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: ranks must leave the batch loop together (DDP collectives)."""
+        finite = bool(torch.isfinite(loss))
+        if self.world_size == 1:
+            return finite
+        flag = torch.tensor([0.0 if finite else 1.0])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag.item() == 0.0
+
     def _train_epoch(self) -> None:
         self.model.train()
+        trainer = self._trainer()
         losses, correct, seen = [], 0.0, 0
         optimizers = [self.host_optimizer, *self.seed_optimizers.values()]
         for batch in range(self.task.config.batches_per_epoch):
-            x, y = self._next_batch()
-            logits = self.model(x)
+            x, y = self._shard(*self._next_batch())
+            logits = trainer(x)
             loss = cross_entropy(logits, y)
-            if not torch.isfinite(loss):
+            if not self._all_finite(loss):
                 losses.append(float("nan"))
                 break  # the governor will see the validation loss and roll back
             for optimizer in optimizers:
@@ -367,7 +422,12 @@ class Environment:
             losses.append(float(loss.detach()))
             correct += float((logits.argmax(-1) == y).float().sum())
             seen += y.numel()
-        self._train_loss = sum(losses) / len(losses)
+        loss_sum, batches = sum(losses), len(losses)
+        if self.world_size > 1:  # every rank reports the whole batch's figures, not its shard's
+            totals = torch.tensor([loss_sum, float(batches), correct, float(seen)], dtype=torch.float64)
+            dist.all_reduce(totals)
+            loss_sum, batches, correct, seen = totals[0].item(), int(totals[1]), totals[2].item(), int(totals[3])
+        self._train_loss = loss_sum / batches
         self._train_accuracy = 100.0 * correct / max(seen, 1)
 
     # ------------------------------------------------------------------ signals

@@ -27,6 +27,7 @@ from .governor_rollback_payload import GovernorRollbackPayload
 from .injection_spec import InjectionSpec
 from .internal_op_metrics_payload import InternalOpMetricsPayload
 from .lifecycle_op import LifecycleOp
+from .parallel_mode import ParallelMode
 from .ppo_update_completed_payload import PpoUpdateCompletedPayload
 from .prune_initiator import PruneInitiator
 from .reward_components import RewardComponents
@@ -78,6 +79,7 @@ __all__ = [
     "InjectionSpec",
     "InternalOpMetricsPayload",
     "LifecycleOp",
+    "ParallelMode",
     "PpoUpdateCompletedPayload",
     "PruneInitiator",
     "RewardComponents",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from .parallel_mode import ParallelMode
 from .topology import Topology
 
 SlotId: TypeAlias = str
@@ -64,4 +65,12 @@ class TrainingStartedPayload:
     host_params: int
     """
     Trainable parameters of the bare host.
+    """
+    world_size: int
+    """
+    torch.distributed processes in the run (1 without torch.distributed).
+    """
+    parallel_mode: ParallelMode
+    """
+    How the run uses its processes.
     """
