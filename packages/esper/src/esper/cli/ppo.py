@@ -5,24 +5,50 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from esper.cli.train import DEFAULT_ROUNDS, Progress, RunPlan, UsageError, plan_run, summary_table, training_started
+import torch
+import torch.distributed as dist
+
+from esper.cli.train import (
+    DEFAULT_ROUNDS,
+    Progress,
+    RunPlan,
+    UsageError,
+    default_run_dir,
+    plan_run,
+    summary_table,
+    training_started,
+)
 from esper.karn import JsonlSink, repair_torn_tail
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
+    ParallelMode,
     TelemetryHub,
+    TelemetrySink,
     TrainingCompletedPayload,
     WireError,
     dumps,
     from_wire,
     to_wire,
 )
-from esper.simic import PpoConfig, RewardConfig, RoundResult, TrainerConfig, VectorizedTrainer, check_reward_config
+from esper.simic import (
+    DistributedError,
+    PpoConfig,
+    RewardConfig,
+    RoundResult,
+    TrainerConfig,
+    VectorizedTrainer,
+    WorkerGroup,
+    check_reward_config,
+    close_group,
+    init_group,
+)
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import DataError
 
@@ -73,36 +99,90 @@ def _resumed(args: argparse.Namespace) -> tuple[RunPlan, dict[str, Any], int, in
     return plan, sections, config["envs"], config["checkpoint_every"]
 
 
-def train_ppo(args: argparse.Namespace) -> int:
+def _join_group(args: argparse.Namespace) -> WorkerGroup:
+    """Join torchrun's process group and agree on the run directory (rank 0's: the default name has a timestamp)."""
+    if args.tui:
+        raise UsageError(
+            "--tui watches a single-process run; with --distributed use `esper karn tui RUN` on rank 0's run"
+        )
+    local_rank = os.environ["LOCAL_RANK"] if "LOCAL_RANK" in os.environ else "0"
+    if args.device.startswith("cuda"):
+        args.device = f"cuda:{local_rank}"  # one GPU per process
     try:
+        group = init_group(ParallelMode(args.distributed), torch.device(args.device), args.dist_timeout)
+    except DistributedError as exc:  # not under torchrun: misuse, exit 2
+        raise UsageError(str(exc)) from exc
+    if args.resume is None:
+        chosen = args.run_dir if args.run_dir is not None else default_run_dir(args.task, "ppo", args.seed)
+        args.run_dir = group.broadcast(chosen)
+    return group
+
+
+def train_ppo(args: argparse.Namespace) -> int:
+    group: WorkerGroup | None = None
+    try:
+        if args.distributed is not None:
+            group = _join_group(args)
         plan, sections, envs, every = _resumed(args) if args.resume is not None else _fresh(args)
         for name, value in (("--envs", envs), ("--checkpoint-every", every)):
             if value < 1:
                 raise UsageError(f"{name} must be >= 1, got {value}")
+        if group is not None:
+            group.local_envs(envs)  # environment-parallel: --envs must split evenly over the ranks
         check_reward_config(sections["reward"])
         data = plan.task.load(plan.data_dir)
     except (UsageError, ValueError, DataError, json.JSONDecodeError) as exc:  # misuse: report, exit 2, write nothing
         print(f"esper train: error: {exc}", file=sys.stderr)
+        close_group()
         return 2
     if args.tui:
         from esper.cli.karn import train_with_tui
 
         return train_with_tui(args, plan.run_dir)
-    summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
-    print(summary_table(summary, plan.run_dir))
+    if group is None:
+        summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
+        print(summary_table(summary, plan.run_dir))
+        return 0
+    try:
+        group.barrier()  # every rank has validated before rank 0 creates the run directory
+        summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data, group=group)
+    except dist.DistError as exc:  # a peer died or went silent: every surviving rank says so and exits 1
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"esper train: error: rank {group.rank}/{group.world_size}: the process group failed ({first_line}); "
+            f"another rank probably died. Checkpoints so far are in {plan.run_dir}: resume with the same torchrun "
+            f"command and --resume {plan.run_dir}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        close_group()
+    if group.is_main:
+        print(summary_table(summary, plan.run_dir))
     return 0
 
 
-def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resume: bool, data: Any) -> RunSummary:
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
+def run_ppo(
+    plan: RunPlan,
+    sections: dict[str, Any],
+    envs: int,
+    every: int,
+    resume: bool,
+    data: Any,
+    group: WorkerGroup | None = None,
+) -> RunSummary:
+    """One PPO run. Under torch.distributed every rank calls this; rank 0 alone writes the run directory (config,
+    events of every rank, checkpoints, summary) and prints progress."""
+    main = group is None or group.is_main
     run_id = plan.run_dir.name
     events = plan.run_dir / "events.jsonl"
     progress = Progress(sys.stderr)
-    if resume:
+    if main and resume:  # rank 0 alone prepares the run directory
         torn = repair_torn_tail(events)
         if torn:
             progress.done(f"resume: dropped a torn last line ({torn} bytes) from {events}")
-    else:
+    elif main:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
         config = {
             "run_id": run_id,
             "policy": "ppo",
@@ -117,10 +197,16 @@ def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resu
             "device": str(plan.device),
             "data_dir": None if plan.data_dir is None else str(plan.data_dir),
             "checkpoint_every": every,
+            "distributed": None if group is None else group.mode.value,
+            "world_size": 1 if group is None else group.world_size,
             **{name: to_wire(value) for name, value in sections.items()},
         }
         (plan.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    hub = TelemetryHub(run_id, sinks=(JsonlSink(events),))
+    sinks: tuple[TelemetrySink, ...] = (JsonlSink(events),)
+    if not main:
+        assert group is not None
+        sinks = (group.relay_sink,) if group.mode is ParallelMode.ENVS else ()  # data-parallel: rank 0's events
+    hub = TelemetryHub(run_id, sinks=sinks, rank=0 if group is None else group.rank)
     masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
     trainer = VectorizedTrainer(
         TrainerConfig(
@@ -137,26 +223,31 @@ def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resu
         ),
         data,
         hub,
+        group,
     )
     if resume:
         trainer.load(plan.run_dir / CHECKPOINT)
-    hub.emit(training_started(plan, "lstm", n_envs=envs))
+    if main:
+        world, mode = (1, ParallelMode.NONE) if group is None else (group.world_size, group.mode)
+        hub.emit(training_started(plan, "lstm", n_envs=envs, world_size=world, parallel_mode=mode))
     started = time.perf_counter()
     results: list[RoundResult] = []
     while trainer.round < plan.episodes:
         result = trainer.run_round()
         results.append(result)
-        progress.done(
-            f"round {result.round}/{plan.episodes}: reward {result.mean_reward:+.3f}, accuracy "
-            f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s"
-        )
+        if main:
+            progress.done(
+                f"round {result.round}/{plan.episodes}: reward {result.mean_reward:+.3f}, accuracy "
+                f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s"
+            )
         if result.round % every == 0 or result.round == plan.episodes:
             trainer.save(plan.run_dir / CHECKPOINT)
-    hub.emit(
-        TrainingCompletedPayload(
-            episodes_completed=len(results) * envs, wall_seconds=time.perf_counter() - started, interrupted=False
+    if main:
+        hub.emit(
+            TrainingCompletedPayload(
+                episodes_completed=len(results) * envs, wall_seconds=time.perf_counter() - started, interrupted=False
+            )
         )
-    )
     hub.close()
     tallies = [t for r in results for t in r.tallies]
     last = results[-1] if results else None
@@ -177,7 +268,8 @@ def run_ppo(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resu
         seed=plan.seed,
         epochs_per_episode=plan.epochs,
     )
-    (plan.run_dir / "summary.json").write_text(dumps(summary) + "\n")
+    if main:
+        (plan.run_dir / "summary.json").write_text(dumps(summary) + "\n")
     return summary
 
 

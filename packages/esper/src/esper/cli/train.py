@@ -107,6 +107,17 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     ppo.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
     ppo.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
     ppo.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
+    ppo.add_argument(
+        "--distributed",
+        choices=[m.value for m in ParallelMode if m is not ParallelMode.NONE],
+        help="under torchrun: envs = environment-parallel PPO, data = data-parallel hosts (see docs/distributed.md)",
+    )
+    ppo.add_argument(
+        "--dist-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a collective waits for a silent rank before the run fails (default 300)",
+    )
     ppo.set_defaults(func=cmd_train_ppo)
     tasks = sub.add_parser("tasks", help="list the tasks")
     tasks.set_defaults(func=cmd_tasks)
@@ -115,6 +126,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise UsageError(f"{name} must be >= 1, got {value}")
+
+
+def default_run_dir(task: str, policy: str, seed: int) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task}-{policy}-s{seed}-{stamp}"
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
@@ -156,10 +172,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
         raise UsageError(f"--device: {device.type} is not supported; use cpu or cuda[:index]")
     if task.needs_data_dir and (args.data_dir is None or not args.data_dir.is_dir()):
         raise UsageError(f"--data-dir: task {task.name} needs an existing data directory, got {args.data_dir}")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = (
-        args.run_dir if args.run_dir is not None else Path("runs") / f"{task.name}-{args.policy}-s{args.seed}-{stamp}"
-    )
+    run_dir = args.run_dir if args.run_dir is not None else default_run_dir(task.name, args.policy, args.seed)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UsageError(f"--run-dir: {run_dir} exists and is not empty")
     heuristic = args.policy == "heuristic"
