@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from esper.cli.train import (
     DEFAULT_ROUNDS,
@@ -48,6 +47,7 @@ from esper.simic import (
     check_reward_config,
     close_group,
     init_group,
+    is_peer_failure,
 )
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import DataError
@@ -146,7 +146,10 @@ def train_ppo(args: argparse.Namespace) -> int:
     try:
         group.barrier()  # every rank has validated before rank 0 creates the run directory
         summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data, group=group)
-    except dist.DistError as exc:  # a peer died or went silent: every surviving rank says so and exits 1
+    except RuntimeError as exc:
+        if not is_peer_failure(exc):
+            raise  # a bug, not a lost peer
+        # A peer died or went silent: every surviving rank says so and exits 1.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(
             f"esper train: error: rank {group.rank}/{group.world_size}: the process group failed ({first_line}); "

@@ -11,6 +11,7 @@ from esper.simic.distributed import (
     WorkerGroup,
     close_group,
     init_group,
+    is_peer_failure,
     under_torchrun,
 )
 from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, concat_buffers, gae
@@ -34,6 +35,7 @@ __all__ = [
     "close_group",
     "concat_buffers",
     "init_group",
+    "is_peer_failure",
     "under_torchrun",
     "STAGE_POTENTIALS",
     "InternalOpWindow",

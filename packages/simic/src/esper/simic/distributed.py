@@ -102,6 +102,18 @@ class WorkerGroup:
                     hub.forward(event)
 
 
+# Gloo reports a dead or silent peer as a plain RuntimeError from its transport (not a DistError); these markers tell
+# such an error from a bug, which must still propagate.
+_PEER_FAILURE_MARKERS = ("gloo", "nccl", "NCCL", "Connection closed", "Connection reset", "timed out", "Timed out")
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """Whether an exception raised inside a collective means another rank died or went silent."""
+    if isinstance(error, dist.DistError):
+        return True
+    return isinstance(error, RuntimeError) and any(marker in str(error) for marker in _PEER_FAILURE_MARKERS)
+
+
 def under_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_VARIABLES)
 

@@ -375,12 +375,13 @@ class Environment:
         """The module a training step calls: the model itself, or (data-parallel) its DistributedDataParallel
         wrapper, rebuilt whenever the set of trainable parameters changes (a seed germinated, pruned or frozen, a
         ladder level grown or shrunk). Parameters a stage leaves out of the forward are found by DDP's
-        unused-parameter detection."""
+        unused-parameter detection; buffers (batch-norm statistics) are synchronised from rank 0 at every forward
+        and after every epoch."""
         if self.world_size == 1:
             return self.model
         trainable = tuple(id(p) for p in self.model.parameters() if p.requires_grad)
         if self._ddp is None or trainable != self._ddp_params:
-            self._ddp = DistributedDataParallel(self.model, find_unused_parameters=True, broadcast_buffers=False)
+            self._ddp = DistributedDataParallel(self.model, find_unused_parameters=True, forward_sync_buffers=True)
             self._ddp_params = trainable
         return self._ddp
 
@@ -423,7 +424,13 @@ class Environment:
             correct += float((logits.argmax(-1) == y).float().sum())
             seen += y.numel()
         loss_sum, batches = sum(losses), len(losses)
-        if self.world_size > 1:  # every rank reports the whole batch's figures, not its shard's
+        if self.world_size > 1:
+            # Batch-norm statistics moved with each rank's shard: adopt rank 0's so validation (and the next epoch)
+            # sees one model everywhere.
+            with torch.no_grad():
+                for buffer in self.model.buffers():
+                    dist.broadcast(buffer, src=0)
+            # Every rank reports the whole batch's figures, not its shard's.
             totals = torch.tensor([loss_sum, float(batches), correct, float(seen)], dtype=torch.float64)
             dist.all_reduce(totals)
             loss_sum, batches, correct, seen = totals[0].item(), int(totals[1]), totals[2].item(), int(totals[3])
