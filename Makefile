@@ -48,6 +48,7 @@ bench: setup
 	$(UV) run --locked python bench/policy_step.py
 	$(UV) run --locked python bench/controller_step.py
 	$(UV) run --locked python bench/karn_store.py
+	$(UV) run --locked python bench/distributed_throughput.py
 
 # The main job: a heuristic morphogenetic run on the digits task (a few seconds per episode on a CPU).
 demo: setup

@@ -68,6 +68,7 @@ class SyntheticRun:
     episode_length: int = 20
     n_envs: int = 1
     policy: str = "lstm"
+    world_size: int = 1
     hub: TelemetryHub = field(init=False)
     _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)
     _counter: int = field(default=0, init=False)
@@ -89,8 +90,8 @@ class SyntheticRun:
                 seed=0,
                 device="cpu",
                 host_params=HOST_PARAMS,
-                world_size=1,
-                parallel_mode=ParallelMode.NONE,
+                world_size=self.world_size,
+                parallel_mode=ParallelMode.NONE if self.world_size == 1 else ParallelMode.ENVS,
             )
         )
 

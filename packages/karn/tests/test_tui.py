@@ -79,6 +79,20 @@ def test_the_tui_follows_a_run_that_is_still_writing(tmp_path: Path) -> None:
     asyncio.run(drive())
 
 
+def test_the_header_names_the_ranks_of_a_distributed_run(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "d", episode_length=4, world_size=2)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.WAIT)
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "d")
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause()
+            assert "digits / lstm · 2 ranks (envs) · running" in _text(app, "#header")
+
+    asyncio.run(drive())
+
+
 def test_a_narrow_terminal_stacks_the_panels(tmp_path: Path) -> None:
     ladder_run(tmp_path / "n")
 

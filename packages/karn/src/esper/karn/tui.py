@@ -169,6 +169,8 @@ class KarnApp(App[None]):
     def render_snapshot(self, snap: dict[str, Any]) -> None:
         started = snap["started"]
         what = "waiting for TRAINING_STARTED" if started is None else f"{started['task']} / {started['policy']}"
+        if started is not None and started["world_size"] > 1:
+            what += f" · {started['world_size']} ranks ({started['parallel_mode']})"
         state = "PAUSED" if self.paused else snap["status"]
         episodes = len(snap["episodes"])
         self.query_one("#header", Static).update(

@@ -64,7 +64,8 @@ function renderHeader(s) {
   const status = $("status");
   status.textContent = s.status;
   status.className = "status " + s.status;
-  const started = s.started ? `${s.started.task} / ${s.started.policy}, ${s.started.n_envs} env(s) × ${s.started.episode_length} epochs` : "waiting for TRAINING_STARTED";
+  const ranks = s.started && s.started.world_size > 1 ? `, ${s.started.world_size} ranks (${s.started.parallel_mode})` : "";
+  const started = s.started ? `${s.started.task} / ${s.started.policy}, ${s.started.n_envs} env(s) × ${s.started.episode_length} epochs${ranks}` : "waiting for TRAINING_STARTED";
   $("summary").textContent = `${started} · ${s.events} events · ${s.episodes.length} episode(s) · ${s.invalid_actions} rejected · ${s.internal_level_changes} level change(s) · ${s.governor_rollbacks} rollback(s)`;
 }
 
