@@ -98,8 +98,20 @@ PPO = [sys.executable, "-m", "esper.cli.main", "train", "ppo", "--distributed", 
 
 def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    # 1. A 2-process run writes a single event stream with both ranks in it.
-    finish(launch([*PPO, "--envs", "2", "--episode-length", "4", "--rounds", "1", "--run-dir", str(run_dir)]))
+    # 1. Under torchrun itself, a 2-process run writes a single event stream with both ranks in it.
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(free_port()),
+    ]
+    command = [*torchrun, *PPO[1:], "--envs", "2", "--episode-length", "4", "--rounds", "1", "--run-dir", str(run_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("final accuracy (mean of episodes)") == 1  # rank 0 alone prints the summary
     store = RunStore(run_dir)
     ranks = dict(store.query("SELECT env_id, min(rank) FROM events WHERE env_id IS NOT NULL GROUP BY env_id").rows)
     assert ranks == {0: 0, 1: 1}
