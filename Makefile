@@ -44,11 +44,7 @@ test-all: setup lint typecheck codegen-check
 
 # Benchmarks (not tests): ratios measured in one process; record results in docs/performance.md.
 bench: setup
-	$(UV) run --locked python bench/dormant_overhead.py
-	$(UV) run --locked python bench/policy_step.py
-	$(UV) run --locked python bench/controller_step.py
-	$(UV) run --locked python bench/karn_store.py
-	$(UV) run --locked python bench/distributed_throughput.py
+	$(UV) run --locked python bench/run_all.py
 
 # The main job: a heuristic morphogenetic run on the digits task (a few seconds per episode on a CPU).
 demo: setup

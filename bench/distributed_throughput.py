@@ -64,6 +64,7 @@ def main() -> None:
             rate = steps / seconds
             baseline = baseline or rate
             print(f"  {label:<36} {seconds:6.1f} s  {rate:6.1f} env-steps/s  x{rate / baseline:.2f}")
+            print(f"BENCH env-steps/s, {label} | {rate:.1f} | 2 processes > 1")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ def main() -> None:
     print(f"karn on {events} events ({args.envs} envs x {args.episodes} episodes x {args.epochs} epochs)")
     for label, seconds in rows:
         print(f"  {label:<40} {seconds:7.3f} s  {seconds / events * 1e6:7.1f} us/event")
+    load = dict(rows)["RunStore: read + DuckDB load + views"]
+    print(f"BENCH Karn RunStore load ({events} events) | {load:.2f} s | interactive")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import esper.leyline
 import esper.simic
 import esper.tamiyo
 import esper.tolaria
+from esper.cli.experiment import add_experiment_parser
 from esper.cli.karn import add_gates_parser, add_karn_parser
 from esper.cli.train import add_train_parser
 from esper.karn import read_event_log
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_karn_parser(sub)
     add_gates_parser(sub)
+    add_experiment_parser(sub)
     contracts = sub.add_parser("contracts", help="list the generated contract types per package")
     contracts.add_argument("--package", choices=sorted(PACKAGES), help="only this package")
     contracts.set_defaults(func=cmd_contracts)

@@ -46,6 +46,7 @@ from esper.tamiyo import (
     HeuristicConfig,
     HeuristicPolicy,
     MaskConfig,
+    RandomPolicy,
     compute_masks,
     to_factored,
 )
@@ -239,7 +240,12 @@ def _wait_for(env: Environment, epochs: int) -> float:
     return result.validation.accuracy
 
 
-def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
+def run_heuristic(plan: RunPlan, progress: Progress, policy_kind: str = "heuristic") -> RunSummary:
+    """A run of a policy that needs no training: the heuristic, or the random policy ("random", a baseline of the
+    experiment packs). Each episode is followed by the host-only baseline: the same host, seeded alike, trained
+    for the same epochs with every slot dormant."""
+    if policy_kind not in ("heuristic", "random"):
+        raise ValueError(f"policy_kind must be heuristic or random, got {policy_kind!r}")
     torch.manual_seed(plan.seed)
     data = plan.task.load(plan.data_dir)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +253,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
     heuristic_config = HeuristicConfig()
     config = {
         "run_id": run_id,
-        "policy": "heuristic",
+        "policy": policy_kind,
         "task": to_wire(plan.task.config),
         "slots": list(plan.slots),
         "blueprints": [b.name.lower() for b in plan.blueprints],
@@ -263,8 +269,11 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
     hub = TelemetryHub(run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
     started = time.perf_counter()
     env = Environment(plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device)
-    hub.emit(training_started(plan, "heuristic", n_envs=1))
-    policy = HeuristicPolicy(plan.slots, heuristic_config)
+    hub.emit(training_started(plan, policy_kind, n_envs=1))
+    policy: HeuristicPolicy | RandomPolicy = (
+        HeuristicPolicy(plan.slots, heuristic_config) if policy_kind == "heuristic" else RandomPolicy(len(plan.slots))
+    )
+    generator = torch.Generator().manual_seed(plan.seed)
     extractor = FeatureExtractor(plan.slots, 1)
     masks_config = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
     outcomes: list[EpisodeOutcome] = []
@@ -277,7 +286,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
         for epoch in range(1, plan.epochs + 1):
             views = [EnvView(signals, {r.slot_id: r for r in reports})]
             masks = compute_masks(views, masks_config)
-            out = policy.act(extractor.encode(views), masks, state, explain=True)
+            out = policy.act(extractor.encode(views), masks, state, generator=generator, explain=True)
             state = out.state
             action = to_factored(out.actions[0])
             step = env.step(action)
@@ -285,7 +294,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
             hub_slot = None if action.op is LifecycleOp.WAIT else plan.slots[action.slot]
             env.emitter.emit(
                 ActionTakenPayload(
-                    policy="heuristic",
+                    policy=policy_kind,
                     action=action,
                     success=step.action.success,
                     rejection_reason=step.action.reason,
@@ -330,7 +339,7 @@ def run_heuristic(plan: RunPlan, progress: Progress) -> RunSummary:
     summary = RunSummary(
         run_id=run_id,
         task=plan.task.name,
-        policy="heuristic",
+        policy=policy_kind,
         episodes=plan.episodes,
         final_accuracy=statistics.fmean(o.final_accuracy for o in outcomes),
         baseline_accuracy=statistics.fmean(baselines),

@@ -161,11 +161,17 @@ def _bundle(node: object, base: str) -> object:
             target = _bundle(_retrieve(uri).contents, uri)
             assert isinstance(target, dict)
             return {**target, **{k: v for k, v in node.items() if k not in _ANNOTATIONS and k != "$ref"}}
-        return {
-            key: value if key in ("default", "enum", "const") else _bundle(value, base)
-            for key, value in node.items()
-            if key not in _ANNOTATIONS
-        }
+        bundled: dict[str, object] = {}
+        for key, value in node.items():
+            if key in _ANNOTATIONS:
+                continue
+            if key in ("default", "enum", "const"):
+                bundled[key] = value
+            elif key == "properties":  # property names are data, even one called "description" or "title"
+                bundled[key] = {name: _bundle(schema, base) for name, schema in value.items()}
+            else:
+                bundled[key] = _bundle(value, base)
+        return bundled
     if isinstance(node, list):
         return [_bundle(item, base) for item in node]
     return node

@@ -3,10 +3,23 @@
 
 from __future__ import annotations
 
+from .arm_policy import ArmPolicy
+from .experiment_arm import Blueprint, ExperimentArm
+from .experiment_pack import ExperimentPack
+from .experiment_scale import Arm, ExperimentScale, Seed
+from .gate_pair import GatePair
 from .gate_thresholds import GateThresholds
 from .run_summary import RunSummary
 
 __all__ = [
+    "Arm",
+    "ArmPolicy",
+    "Blueprint",
+    "ExperimentArm",
+    "ExperimentPack",
+    "ExperimentScale",
+    "GatePair",
     "GateThresholds",
     "RunSummary",
+    "Seed",
 ]

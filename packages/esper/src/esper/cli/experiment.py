@@ -1,0 +1,176 @@
+"""`esper experiment list` and `esper experiment run PACK [--quick] [--out DIR]`: run an experiment pack (data: an
+ExperimentPack contract shipped in esper/karn/packs/) arm by arm and seed by seed, judge each gate pair with the
+Phase 0 gates (the code behind `esper gates`), and write the comparison report.
+
+Output: OUT/<arm>-s<seed>/ (ordinary run directories), OUT/comparison.html, OUT/results.json, OUT/verdict.txt.
+PPO arms train no host-only baseline of their own; their ROI uses the host-only accuracy that the heuristic arms of
+the same seed measured (same host, data, epochs and seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from esper.cli.train import Progress, RunPlan, UsageError, run_heuristic
+from esper.karn import RunStore, evaluate
+from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
+from esper.karn.contracts import ArmPolicy, ExperimentArm, ExperimentPack, ExperimentScale
+from esper.karn.gates import GateReport
+from esper.karn.packs import PackError, check_pack, load_packs, scale
+from esper.leyline import WireError, blueprint_from_id, loads
+from esper.tolaria import get_task
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for pack in load_packs().values():
+        print(f"{pack.name}: {pack.description}")
+        print(f"  task {pack.task}; gate pairs: " + ", ".join(f"{g.treatment} vs {g.control}" for g in pack.gate_pairs))
+        for arm in pack.arms:
+            print(f"  arm {arm.name:<14} {arm.policy.value:<9} {' '.join(arm.blueprints)}")
+        for name in ("quick", "full"):
+            s = scale(pack, name)
+            print(
+                f"  {name:<5} seeds {list(s.seeds)}, {s.episodes} episode(s) x {s.epochs} epochs, PPO "
+                f"{s.ppo_rounds} rounds x {s.ppo_envs} envs; arms {' '.join(s.arms)}"
+            )
+    return 0
+
+
+def run_arm(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> None:
+    if arm.policy is ArmPolicy.PPO:
+        from esper.cli.main import main  # the command itself: flags validated and the run written as usual
+
+        argv = ["train", "ppo", "--task", pack.task, "--rounds", str(size.ppo_rounds), "--envs", str(size.ppo_envs)]
+        argv += ["--episode-length", str(size.epochs), "--blueprints", *arm.blueprints]
+        argv += ["--seed", str(seed), "--run-dir", str(run_dir)]
+        if main(argv) != 0:
+            raise UsageError(f"arm {arm.name}: `esper {' '.join(argv)}` failed")
+        return
+    task = get_task(pack.task)
+    plan = RunPlan(
+        task=task,
+        slots=tuple(task.config.default_slots),
+        blueprints=tuple(blueprint_from_id(b) for b in arm.blueprints),
+        episodes=size.episodes,
+        epochs=size.epochs,
+        max_seeds=None,
+        seed=seed,
+        device=torch.device("cpu"),
+        run_dir=run_dir,
+        data_dir=None,
+    )
+    run_heuristic(plan, Progress(sys.stderr), policy_kind=arm.policy.value)
+
+
+def find_pack(name: str) -> ExperimentPack:
+    """A shipped pack by name, or a pack file of one's own (PATH.json, validated against the contract)."""
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"PACK: {path} is not a file")
+        try:
+            return check_pack(loads(ExperimentPack, path.read_text(encoding="utf-8")))
+        except WireError as exc:  # a broken pack file is misuse: name the field, exit 2
+            raise UsageError(f"PACK {path}: {exc}") from exc
+    packs = load_packs()
+    if name not in packs:
+        raise UsageError(f"PACK: no pack {name!r}; packs: {', '.join(packs)} (or give a pack file, PATH.json)")
+    return packs[name]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pack = find_pack(args.pack)
+    scale_name = "quick" if args.quick else "full"
+    size = scale(pack, scale_name)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out: Path = args.out if args.out is not None else Path("runs") / "experiments" / f"{pack.name}-{scale_name}-{stamp}"
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out: {out} exists and is not empty")
+    arms = {a.name: a for a in pack.arms}
+    for name in size.arms:
+        for blueprint in arms[name].blueprints:
+            try:
+                blueprint_from_id(blueprint)
+            except ValueError as exc:  # a pack naming an unknown blueprint is a broken pack: name it, exit 2
+                raise UsageError(f"pack {pack.name}, arm {name}: {exc}") from exc
+    out.mkdir(parents=True, exist_ok=True)
+    run_dirs: dict[tuple[str, int], Path] = {}
+    total = len(size.arms) * len(size.seeds)
+    for seed in size.seeds:
+        for name in size.arms:
+            run_dir = out / f"{name}-s{seed}"
+            print(f"[{len(run_dirs) + 1}/{total}] {name} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
+            run_arm(pack, size, arms[name], seed, run_dir)
+            run_dirs[(name, seed)] = run_dir
+    # The host-only accuracy of each seed, from the heuristic/random arms' own baseline training.
+    host_only: dict[int, float] = {}
+    for (name, seed), run_dir in run_dirs.items():
+        if arms[name].policy is not ArmPolicy.PPO:
+            summary = json.loads((run_dir / "summary.json").read_text())
+            host_only.setdefault(seed, summary["baseline_accuracy"])
+    stores = {key: RunStore(path, baseline_accuracy=host_only.get(key[1])) for key, path in run_dirs.items()}
+    metrics: list[ArmMetrics] = [arm_metrics(name, seed, store) for (name, seed), store in stores.items()]
+    reports: list[tuple[str, int, GateReport]] = []
+    for pair in pack.gate_pairs:
+        if pair.treatment not in size.arms or pair.control not in size.arms:
+            continue
+        for seed in size.seeds:
+            report = evaluate(stores[(pair.treatment, seed)], stores[(pair.control, seed)])
+            reports.append((f"{pair.treatment} vs {pair.control}", seed, report))
+    (out / "comparison.html").write_text(build_comparison(pack, scale_name, metrics, reports, run_dirs))
+    verdict = overall_verdict(reports)
+    results = {
+        "pack": pack.name,
+        "scale": scale_name,
+        "verdict": verdict,
+        "host_only_accuracy": {str(k): v for k, v in host_only.items()},
+        "arms": [dataclasses.asdict(m) for m in metrics],
+        "gates": [
+            {
+                "pair": pair,
+                "seed": seed,
+                "passed": report.passed,
+                "results": [
+                    {"gate": r.gate, "verdict": r.verdict.value, "measured": r.measured, "note": r.note}
+                    for r in report.results
+                ],
+            }
+            for pair, seed, report in reports
+        ],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "verdict.txt").write_text(verdict + "\n")
+    print(f"experiment {pack.name} ({scale_name}): {verdict}")
+    print(f"  report: {out / 'comparison.html'}; results: {out / 'results.json'}")
+    return 0 if all(report.passed for _, _, report in reports) and reports else 1
+
+
+def _guard(func: object) -> object:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = func(args)  # type: ignore[operator]
+        except (UsageError, PackError) as exc:  # misuse or a broken pack: name it, exit 2
+            print(f"esper experiment: error: {exc}", file=sys.stderr)
+            return 2
+        return result
+
+    return run
+
+
+def add_experiment_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    experiment = sub.add_parser("experiment", help="experiment packs: arms x seeds, gates, comparison report")
+    commands = experiment.add_subparsers(dest="experiment_command", required=True)
+    listing = commands.add_parser("list", help="the packs, their arms and sizes")
+    listing.set_defaults(func=_guard(cmd_list))
+    run = commands.add_parser("run", help="run a pack; exit 0 only when every gate pair passes on every seed")
+    run.add_argument("pack", help="pack name (see `esper experiment list`) or a pack file of your own, PATH.json")
+    run.add_argument("--quick", action="store_true", help="the CPU-sized scale (about 10 minutes on 2 cores)")
+    run.add_argument("--out", type=Path, help="output directory (default runs/experiments/<pack>-<scale>-<time>)")
+    run.set_defaults(func=_guard(cmd_run))

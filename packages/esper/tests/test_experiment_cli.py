@@ -1,0 +1,85 @@
+"""`esper experiment`: list the packs; run a tiny pack file end to end (real training, gates, comparison report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from esper.cli.main import main
+
+TINY = {
+    "name": "tiny",
+    "description": "A pack small enough for a test.",
+    "task": "digits",
+    "arms": [
+        {"name": "control", "description": "no ladder", "policy": "heuristic", "blueprints": ["conv_light"]},
+        {
+            "name": "treatment",
+            "description": "ladder",
+            "policy": "heuristic",
+            "blueprints": ["conv_light", "conv_ladder"],
+        },
+        {"name": "random", "description": "random", "policy": "random", "blueprints": ["conv_ladder"]},
+        {"name": "ppo_treatment", "description": "ppo", "policy": "ppo", "blueprints": ["conv_ladder"]},
+    ],
+    "quick": {
+        "seeds": [0],
+        "episodes": 1,
+        "epochs": 6,
+        "ppo_rounds": 1,
+        "ppo_envs": 1,
+        "arms": ["control", "treatment", "random", "ppo_treatment"],
+    },
+    "full": {"seeds": [0, 1], "episodes": 1, "epochs": 6, "ppo_rounds": 1, "ppo_envs": 1, "arms": ["control"]},
+    "gate_pairs": [{"treatment": "treatment", "control": "control"}],
+}
+
+
+def test_list_shows_the_phase0_pack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("phase0: ") and "arm static" in out and "quick seeds [0, 1, 2]" in out
+
+
+def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pack = tmp_path / "tiny.json"
+    pack.write_text(json.dumps(TINY))
+    out = tmp_path / "out"
+    code = main(["experiment", "run", str(pack), "--quick", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code in (0, 1)  # 0 only when every gate passes: a verdict, not a crash
+    results = json.loads((out / "results.json").read_text())
+    assert {(a["arm"], a["seed"]) for a in results["arms"]} == {
+        ("control", 0),
+        ("treatment", 0),
+        ("random", 0),
+        ("ppo_treatment", 0),
+    }
+    host_only = results["host_only_accuracy"]["0"]
+    ppo = next(a for a in results["arms"] if a["arm"] == "ppo_treatment")
+    assert ppo["baseline_accuracy"] == host_only  # PPO's ROI is measured against the heuristic arms' host-only run
+    assert [g["pair"] for g in results["gates"]] == ["treatment vs control"]
+    assert (code == 0) == results["gates"][0]["passed"]
+    verdict = (out / "verdict.txt").read_text().strip()
+    assert verdict == results["verdict"] and f"experiment tiny (quick): {verdict}" in printed
+    report = (out / "comparison.html").read_text()
+    assert "Experiment tiny" in report and "host_only" in report and "<svg" in report
+    for arm in ("control", "treatment", "random", "ppo_treatment"):
+        assert (out / f"{arm}-s0" / "summary.json").is_file()
+
+
+def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "run", "nope"]) == 2
+    assert "no pack 'nope'; packs: phase0" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**TINY, "gate_pairs": [{"treatment": "treatment", "control": "ghost"}]}))
+    assert main(["experiment", "run", str(broken), "--quick"]) == 2
+    assert "gate_pairs[0].control: unknown arm 'ghost'" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**TINY, "task": 3}))
+    assert main(["experiment", "run", str(bad)]) == 2
+    assert "ExperimentPack.task" in capsys.readouterr().err

@@ -1,0 +1,195 @@
+"""The comparison report of an experiment pack: per-arm tables and plots over every seed's run (accuracy, host-only
+baseline, parameters added, ROI, blueprint frequencies, internal-op density and share, invalid actions) and the gate
+verdicts seed by seed. Reads run stores only; torch-free."""
+
+from __future__ import annotations
+
+import html
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from esper.karn.contracts import ExperimentPack
+from esper.karn.gates import GateReport, Verdict
+from esper.karn.report import CSS, bar_chart, table
+from esper.karn.store import RunStore
+
+
+@dataclass(frozen=True)
+class ArmMetrics:
+    arm: str
+    seed: int
+    final_accuracy: float
+    baseline_accuracy: float | None
+    added_params: float
+    roi_per_kparam: float | None
+    blueprint_frequency: dict[str, float]
+    internal_op_density: float | None
+    internal_op_share: float | None
+    invalid_action_rate: float | None
+    internal_level_changes: int
+
+
+def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
+    roi = store.one("SELECT * FROM roi")
+    assert roi is not None, f"{store.run_dir}: no EPISODE_OUTCOME"
+    frequency = {bp: float(f) for bp, f in store.query("SELECT blueprint_id, frequency FROM blueprint_frequency").rows}
+    thrash = store.one("SELECT avg(internal_op_density) AS density FROM anti_thrash")
+    share = store.one("SELECT internal_op_share FROM internal_op_share")
+    invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
+    levels = store.one("SELECT count(*) AS n FROM internal_levels")
+    assert thrash is not None and levels is not None
+    return ArmMetrics(
+        arm=arm,
+        seed=seed,
+        final_accuracy=float(roi["mean_final_accuracy"]),
+        baseline_accuracy=roi["baseline_accuracy"],
+        added_params=float(roi["mean_added_params"]),
+        roi_per_kparam=roi["roi_per_kparam"],
+        blueprint_frequency=frequency,
+        internal_op_density=thrash["density"],
+        internal_op_share=None if share is None else share["internal_op_share"],
+        invalid_action_rate=None if invalid is None else invalid["invalid_action_rate"],
+        internal_level_changes=int(levels["n"]),
+    )
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.fmean(present) if present else None
+
+
+def _spread(values: Sequence[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "n/a"
+    if len(present) == 1:
+        return f"{present[0]:.2f}"
+    return f"{statistics.fmean(present):.2f} ± {statistics.stdev(present):.2f}"
+
+
+def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per arm (means over seeds), plus the host-only baseline as its own row."""
+    rows: list[dict[str, Any]] = []
+    baselines = [m.baseline_accuracy for m in metrics if m.baseline_accuracy is not None]
+    if baselines:
+        rows.append(
+            {
+                "arm": "host_only",
+                "seeds": len({m.seed for m in metrics}),
+                "final_accuracy": _spread(baselines),
+                "added_params": "0",
+                "roi_per_kparam": "-",
+                "internal_op_density": "-",
+                "internal_op_share": "-",
+                "invalid_action_rate": "-",
+                "internal_level_changes": "-",
+            }
+        )
+    for arm in arms:
+        mine = [m for m in metrics if m.arm == arm]
+        if not mine:
+            continue
+        rows.append(
+            {
+                "arm": arm,
+                "seeds": len(mine),
+                "final_accuracy": _spread([m.final_accuracy for m in mine]),
+                "added_params": _spread([m.added_params for m in mine]),
+                "roi_per_kparam": _spread([m.roi_per_kparam for m in mine]),
+                "internal_op_density": _spread([m.internal_op_density for m in mine]),
+                "internal_op_share": _spread([m.internal_op_share for m in mine]),
+                "invalid_action_rate": _spread([m.invalid_action_rate for m in mine]),
+                "internal_level_changes": _spread([float(m.internal_level_changes) for m in mine]),
+            }
+        )
+    return rows
+
+
+def gate_summary(reports: Sequence[tuple[str, int, GateReport]]) -> list[dict[str, Any]]:
+    """Per gate pair and gate: how many seeds passed."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for pair, _, report in reports:
+        for result in report.results:
+            row = rows.setdefault((pair, result.gate), {"pair": pair, "gate": result.gate, "passed": 0, "seeds": 0})
+            row["seeds"] += 1
+            row["passed"] += result.verdict is Verdict.PASS
+    return list(rows.values())
+
+
+def build_comparison(
+    pack: ExperimentPack,
+    scale_name: str,
+    metrics: Sequence[ArmMetrics],
+    reports: Sequence[tuple[str, int, GateReport]],
+    run_dirs: Mapping[tuple[str, int], Path],
+) -> str:
+    arms = [a.name for a in pack.arms]
+    summary = summarise(metrics, arms)
+    columns = list(summary[0]) if summary else []
+    present = [arm for arm in arms if any(m.arm == arm for m in metrics)]
+
+    def per_arm(value: str) -> list[tuple[str, float]]:
+        bars = []
+        for arm in present:
+            mean = _mean([getattr(m, value) for m in metrics if m.arm == arm])
+            if mean is not None:
+                bars.append((arm, mean))
+        return bars
+
+    host_only = _mean([m.baseline_accuracy for m in metrics])
+    accuracy_bars = ([("host_only", host_only)] if host_only is not None else []) + per_arm("final_accuracy")
+    params = per_arm("added_params")
+    density = per_arm("internal_op_density")
+    blueprints = sorted({bp for m in metrics for bp in m.blueprint_frequency})
+    frequency_rows = [
+        [
+            arm,
+            *[
+                f"{_mean([m.blueprint_frequency.get(bp, 0.0) for m in metrics if m.arm == arm]) or 0.0:.2f}"
+                for bp in blueprints
+            ],
+        ]
+        for arm in present
+    ]
+    gate_rows = [[r["pair"], r["gate"], f"{r['passed']}/{r['seeds']}"] for r in gate_summary(reports)]
+    per_seed = [
+        [pair, seed, result.gate, result.verdict.value.upper(), result.measured, result.note]
+        for pair, seed, report in reports
+        for result in report.results
+    ]
+    verdict = overall_verdict(reports)
+    runs = [[arm, seed, str(path)] for (arm, seed), path in sorted(run_dirs.items())]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Esper experiment {html.escape(pack.name)} ({scale_name})</title>
+<style>{CSS}</style></head><body>
+<h1>Experiment {html.escape(pack.name)} <small>({scale_name})</small></h1>
+<p class="facts">{html.escape(pack.description)}</p>
+<h2>Verdict: {html.escape(verdict)}</h2>
+{table(["gate pair", "gate", "seeds passed"], gate_rows)}
+<h2>Arms (mean ± sd over seeds)</h2>
+{table(columns, [[row[c] for c in columns] for row in summary])}
+<div class="grid">
+<figure>{bar_chart(accuracy_bars, unit="%")}
+<figcaption>Final validation accuracy (mean over seeds).</figcaption></figure>
+<figure>{bar_chart(params)}<figcaption>Trainable parameters added (mean over seeds).</figcaption></figure>
+<figure>{bar_chart(density)}<figcaption>Internal-op density (internal ops per decision while a seed was live).
+</figcaption></figure>
+</div>
+<h2>Blueprint selection frequency (applied germinations, mean over seeds)</h2>
+{table(["arm", *blueprints], frequency_rows)}
+<h2>Gates seed by seed</h2>
+{table(["gate pair", "seed", "gate", "verdict", "measured", "note"], per_seed)}
+<h2>Runs</h2>
+{table(["arm", "seed", "run directory"], runs)}
+</body></html>
+"""
+
+
+def overall_verdict(reports: Sequence[tuple[str, int, GateReport]]) -> str:
+    if not reports:
+        return "NO GATES (no gate pair ran at this scale)"
+    failed = sorted({f"{pair} seed {seed}" for pair, seed, report in reports if not report.passed})
+    return "ALL GATES PASS" if not failed else f"GATES NOT PASSED ({len(failed)} of {len(reports)} pair-seeds fail)"
