@@ -4,6 +4,7 @@ one table of the headline numbers: every script ends with lines `BENCH <what> | 
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def main() -> None:
     subprocess.run(["make", "-s", "codegen-check"], cwd=HERE.parent, check=True, capture_output=True)
     rows.append(("make codegen-check", f"{time.perf_counter() - started:.2f} s", "<= 5 s"))
     width = max(len(what) for what, _, _ in rows)
-    print(f"\nbench summary ({platform.processor() or platform.machine()}, {platform.python_version()}):")
+    print(f"\nbench summary ({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}):")
     print(f"  {'what'.ljust(width)}  {'measured':>12}  target")
     for what, measured, target in rows:
         print(f"  {what.ljust(width)}  {measured:>12}  {target}")
