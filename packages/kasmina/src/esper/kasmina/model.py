@@ -112,7 +112,18 @@ class MorphogeneticModel(nn.Module):
     ) -> ValidationResult:
         """Validate all seeds as they are plus, for each blending or holding seed, the model with that seed
         switched off: K = 1 + contributing seeds configurations in one batched pass. The host prefix before the
-        first contributing slot runs once; the batch is replicated K times from there on."""
+        first contributing slot runs once; the batch is replicated K times from there on. No autograd graph is
+        built: validation never backpropagates."""
+        with torch.no_grad():
+            return self._fused_validation(inputs, targets, loss_fn, accuracy_fn)
+
+    def _fused_validation(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        loss_fn: LossFn,
+        accuracy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> ValidationResult:
         host = self._host
         contributing = [s for s in self.execution if self.slot(s).counterfactual_eligible()]
         configs = len(contributing) + 1
