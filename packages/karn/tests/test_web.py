@@ -54,7 +54,7 @@ def get(srv: DashboardServer, path: str) -> tuple[int, Any]:
             body = response.read()
             kind = response.headers["Content-Type"]
             return response.status, json.loads(body) if kind.startswith("application/json") else body.decode()
-    except urllib.error.HTTPError as exc:
+    except urllib.error.HTTPError as exc:  # an error status is an answer under test: return it with its JSON body
         return exc.code, json.loads(exc.read())
 
 

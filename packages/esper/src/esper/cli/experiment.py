@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from esper.cli.train import Progress, RunPlan, UsageError, run_heuristic
+from esper.cli.train import Progress, RunPlan, UsageError, exit_2_on, run_heuristic
 from esper.karn import RunStore, evaluate
 from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
 from esper.karn.contracts import ArmPolicy, ExperimentArm, ExperimentPack, ExperimentScale
@@ -152,16 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(report.passed for _, _, report in reports) and reports else 1
 
 
-def _guard(func: object) -> object:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            result: int = func(args)  # type: ignore[operator]
-        except (UsageError, PackError) as exc:  # misuse or a broken pack: name it, exit 2
-            print(f"esper experiment: error: {exc}", file=sys.stderr)
-            return 2
-        return result
-
-    return run
+_guard = exit_2_on("esper experiment", UsageError, PackError)  # misuse or a broken pack
 
 
 def add_experiment_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

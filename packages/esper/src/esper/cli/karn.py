@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from esper.cli.train import UsageError
+from esper.cli.train import UsageError, exit_2_on
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
 from esper.karn.render import format_cell
 from esper.karn.runs import RunListing, describe_run
@@ -186,19 +186,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            result: int = func(args)
-        except UsageError as exc:  # misuse: one line naming the flag, exit 2
-            print(f"esper: error: {exc}", file=sys.stderr)
-            return 2
-        except (FileNotFoundError, WireError) as exc:  # unreadable run: say where, exit 2
-            print(f"esper: error: {exc}", file=sys.stderr)
-            return 2
-        return result
-
-    return run
+_guard = exit_2_on("esper", UsageError, FileNotFoundError, WireError)  # misuse or an unreadable run
 
 
 def _runs_dir(parser: argparse.ArgumentParser) -> None:

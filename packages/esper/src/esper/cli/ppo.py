@@ -146,7 +146,7 @@ def train_ppo(args: argparse.Namespace) -> int:
     try:
         group.barrier()  # every rank has validated before rank 0 creates the run directory
         summary = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data, group=group)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # gloo reports a lost peer as a plain RuntimeError; anything else is re-raised
         if not is_peer_failure(exc):
             raise  # a bug, not a lost peer
         # A peer died or went silent: every surviving rank says so and exits 1.

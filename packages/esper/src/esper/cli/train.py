@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,25 @@ DEFAULT_ROUNDS = 10
 
 class UsageError(Exception):
     """A flag or config the run cannot use; reported with exit code 2 before anything is written."""
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def exit_2_on(prefix: str, *errors: type[Exception]) -> Callable[[Command], Command]:
+    """Wrap a command so that the listed errors (misuse, unreadable input) print one line and exit with code 2."""
+
+    def wrap(command: Command) -> Command:
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return command(args)
+            except errors as exc:  # the listed errors are the user's input: one line naming it, exit 2
+                print(f"{prefix}: error: {exc}", file=sys.stderr)
+                return 2
+
+        return run
+
+    return wrap
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from esper.karn.contracts import ExperimentPack
 from esper.karn.gates import GateReport, Verdict
 from esper.karn.report import CSS, bar_chart, table
 from esper.karn.store import RunStore
+from esper.leyline import BLUEPRINT_IDS
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class ArmMetrics:
 def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
     roi = store.one("SELECT * FROM roi")
     assert roi is not None, f"{store.run_dir}: no EPISODE_OUTCOME"
-    frequency = {bp: float(f) for bp, f in store.query("SELECT blueprint_id, frequency FROM blueprint_frequency").rows}
+    # Every blueprint id, 0.0 where the run never germinated it (the view lists germinated blueprints only).
+    frequency = dict.fromkeys(BLUEPRINT_IDS.values(), 0.0)
+    frequency |= {bp: float(f) for bp, f in store.query("SELECT blueprint_id, frequency FROM blueprint_frequency").rows}
     thrash = store.one("SELECT avg(internal_op_density) AS density FROM anti_thrash")
     share = store.one("SELECT internal_op_share FROM internal_op_share")
     invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
@@ -131,26 +134,23 @@ def build_comparison(
     columns = list(summary[0]) if summary else []
     present = [arm for arm in arms if any(m.arm == arm for m in metrics)]
 
-    def per_arm(value: str) -> list[tuple[str, float]]:
+    def per_arm(value: Callable[[ArmMetrics], float | None]) -> list[tuple[str, float]]:
         bars = []
         for arm in present:
-            mean = _mean([getattr(m, value) for m in metrics if m.arm == arm])
+            mean = _mean([value(m) for m in metrics if m.arm == arm])
             if mean is not None:
                 bars.append((arm, mean))
         return bars
 
     host_only = _mean([m.baseline_accuracy for m in metrics])
-    accuracy_bars = ([("host_only", host_only)] if host_only is not None else []) + per_arm("final_accuracy")
-    params = per_arm("added_params")
-    density = per_arm("internal_op_density")
-    blueprints = sorted({bp for m in metrics for bp in m.blueprint_frequency})
+    accuracy_bars = ([("host_only", host_only)] if host_only is not None else []) + per_arm(lambda m: m.final_accuracy)
+    params = per_arm(lambda m: m.added_params)
+    density = per_arm(lambda m: m.internal_op_density)
+    blueprints = sorted({bp for m in metrics for bp, share in m.blueprint_frequency.items() if share > 0})
     frequency_rows = [
         [
             arm,
-            *[
-                f"{_mean([m.blueprint_frequency.get(bp, 0.0) for m in metrics if m.arm == arm]) or 0.0:.2f}"
-                for bp in blueprints
-            ],
+            *[f"{_mean([m.blueprint_frequency[bp] for m in metrics if m.arm == arm]) or 0.0:.2f}" for bp in blueprints],
         ]
         for arm in present
     ]

@@ -255,8 +255,9 @@ def build_report(store: RunStore) -> str:
         keep = [result.columns.index(c) for c in columns]
         rows = [[row[i] for i in keep] for row in result.rows[:200]]
         sections.append(f"<h3>{_esc(title)} <small>({_esc(view)})</small></h3>{table(columns, rows)}")
-    counts = dict(store.query("SELECT event_type, count(*) FROM events GROUP BY event_type").rows)
-    count_rows = [[t.name, counts.get(t.name, 0)] for t in TelemetryEventType]
+    counts = dict.fromkeys((t.name for t in TelemetryEventType), 0)  # every type, 0 where none was emitted
+    counts |= dict(store.query("SELECT event_type, count(*) FROM events GROUP BY event_type").rows)
+    count_rows = [[name, n] for name, n in counts.items()]
     lifecycle = store.query(
         "SELECT seq, event_type, env_id, episode, epoch, slot_id FROM events WHERE event_type IN "
         "('SEED_GERMINATED', 'SEED_FOSSILIZED', 'SEED_PRUNED', 'SEED_INTERNAL_LEVEL_CHANGED', 'GOVERNOR_ROLLBACK') "

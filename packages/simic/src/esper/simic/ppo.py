@@ -117,8 +117,13 @@ def concat_buffers(buffers: list[RolloutBuffer]) -> RolloutBuffer:
         if (other.steps, other.n_slots, other.cursor) != (first.steps, first.n_slots, first.steps):
             raise ValueError("concat_buffers needs full buffers with the same steps and slots")
     joined = RolloutBuffer(sum(b.n_envs for b in buffers), first.steps, first.n_slots)
-    for name in ("features", "blueprints", "actions", "log_probs", "values", "rewards", "dones"):
-        setattr(joined, name, torch.cat([getattr(b, name) for b in buffers]))
+    joined.features = torch.cat([b.features for b in buffers])
+    joined.blueprints = torch.cat([b.blueprints for b in buffers])
+    joined.actions = torch.cat([b.actions for b in buffers])
+    joined.log_probs = torch.cat([b.log_probs for b in buffers])
+    joined.values = torch.cat([b.values for b in buffers])
+    joined.rewards = torch.cat([b.rewards for b in buffers])
+    joined.dones = torch.cat([b.dones for b in buffers])
     joined.masks = [
         ActionMasks(
             torch.cat([b.masks[t].op for b in buffers]),
