@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -91,7 +92,17 @@ def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, caps
         (["--blueprints", "conv_huge"], "--blueprints: unknown blueprint 'conv_huge'"),
         (["--episodes", "0"], "--episodes must be >= 1"),
         (["--max-seeds", "0"], "--max-seeds must be >= 1"),
-        (["--device", "cuda:0"], "--device: CUDA is not available"),
+        pytest.param(
+            ["--device", "cuda:0"],
+            "--device: CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
+        pytest.param(
+            ["--device", "mps"],
+            "--device: mps is not available",
+            marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has Apple's GPU"),
+        ),
+        (["--device", "meta"], "--device: meta is not supported; use cpu, cuda[:index] or mps"),
         (["--task", "cifar10"], "--data-dir: task cifar10 needs an existing data directory"),
     ],
 )
@@ -105,9 +116,8 @@ def test_misuse_exits_2_and_writes_nothing(
 
 
 def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["train", "heuristic", "--task", "mnist"])
-    assert caught.value.code == 2
+    assert main(["train", "heuristic", "--task", "mnist"]) == 2
+    assert "--task: unknown task 'mnist'; tasks: digits, cifar10, charlm, tinystories" in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")

@@ -18,7 +18,7 @@ import torch
 from esper.karn import RunStore
 from esper.kasmina import data_parallel
 from esper.leyline import ParallelMode
-from esper.simic import DistributedError, WorkerGroup, init_group, is_peer_failure
+from esper.simic import DistributedError, WorkerGroup, init_group, is_peer_failure, read_checkpoint
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 
@@ -120,23 +120,37 @@ def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_p
     assert json.loads((run_dir / "summary.json").read_text())["episodes"] == 2
 
     # 2. Rank 1 dies during the resumed run: rank 0 stops with a clear error instead of hanging.
-    procs = launch([*PPO, "--resume", str(run_dir), "--rounds", "30"])
     events = run_dir / "events.jsonl"
-    size, deadline = events.stat().st_size, time.monotonic() + 120
-    while time.monotonic() < deadline and events.stat().st_size == size:
-        time.sleep(0.2)  # wait until the resumed run is writing
-    time.sleep(1.0)
-    procs[1].send_signal(signal.SIGKILL)
+    procs = launch([*PPO, "--resume", str(run_dir), "--rounds", "30"])
+    wait_for_line(events, '"event_type":"CHECKPOINT_SAVED"', after=events.stat().st_size, alive=procs)
+    procs[1].send_signal(signal.SIGKILL)  # the resumed run has finished a round: it dies in a later one
     output, _ = procs[0].communicate(timeout=120)
     procs[1].communicate(timeout=10)
     assert procs[0].returncode == 1, output
     assert "esper train: error: rank 0/2: the process group failed" in output
     assert f"--resume {run_dir}" in output
+    saved = int(read_checkpoint(run_dir / "checkpoint.pt")["round"])
+    assert 2 <= saved < 30
 
-    # 3. The same command resumes from the last checkpoint (rank 0 wrote it) and finishes.
-    finish(launch([*PPO, "--resume", str(run_dir), "--rounds", "3"]))
-    assert json.loads((run_dir / "summary.json").read_text())["episodes"] == 6  # 3 rounds x 2 environments
-    RunStore(run_dir)  # the event log is still valid after the crash (a torn tail at most)
+    # 3. The same command resumes from the last checkpoint (rank 0 wrote it) and finishes one more round.
+    finish(launch([*PPO, "--resume", str(run_dir), "--rounds", str(saved + 1)]))
+    assert json.loads((run_dir / "summary.json").read_text())["episodes"] == (saved + 1) * 2  # 2 envs a round
+    store = RunStore(run_dir)  # the event log is valid after the crash, and the rewind left each round once
+    rounds = [r for (r,) in store.query("SELECT round FROM ppo_updates ORDER BY seq").rows]
+    assert rounds == list(range(1, saved + 2))
+
+
+def wait_for_line(path: Path, marker: str, after: int, alive: list[subprocess.Popen[str]]) -> None:
+    """Block until a complete line containing `marker` appears in `path` past byte `after` (while every process
+    lives). Polls the file: the synchronisation is on the line, not on elapsed time."""
+    deadline = time.monotonic() + 240
+    while True:
+        complete = path.read_bytes()[after:].rpartition(b"\n")[0]
+        if marker.encode() in complete:
+            return
+        assert all(p.poll() is None for p in alive), "a rank ended before the awaited line"
+        assert time.monotonic() < deadline, f"no {marker} line within the deadline"
+        time.sleep(0.05)
 
 
 def test_misuse_is_named() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from esper.leyline import BlueprintAction, LifecycleOp, ListSink, TelemetryHub, Topology, dumps
-from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer
+from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, read_checkpoint
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import get_task
 
@@ -71,9 +71,9 @@ def test_a_round_emits_every_kind_of_training_telemetry(tmp_path: Path) -> None:
 def test_checkpoint_round_trip_restores_policy_and_counters(tmp_path: Path) -> None:
     first = trainer(ListSink())
     first.run_round()
-    first.save(tmp_path / "ckpt.pt")
+    first.save(tmp_path / "ckpt.pt", 0)
     second = trainer(ListSink(), seed=5)
-    second.load(tmp_path / "ckpt.pt")
+    second.restore(read_checkpoint(tmp_path / "ckpt.pt"), tmp_path / "ckpt.pt")
     assert second.round == 1
     for a, b in zip(
         first.policy.network.state_dict().values(), second.policy.network.state_dict().values(), strict=True
@@ -81,3 +81,34 @@ def test_checkpoint_round_trip_restores_policy_and_counters(tmp_path: Path) -> N
         assert torch.equal(a, b)
     assert torch.equal(first.normalizer.mean, second.normalizer.mean)
     assert torch.equal(first.generator.get_state(), second.generator.get_state())
+
+
+def test_a_round_stopped_early_checkpoints_the_last_boundary_and_resumes_exactly(tmp_path: Path) -> None:
+    """Stop in the middle of round 2, checkpoint, resume in a fresh trainer: its round 2 equals an uninterrupted
+    trainer's round 2 (the abandoned epochs leave no trace in the policy, the RNG streams or the baselines)."""
+    straight = trainer(ListSink())
+    straight.run_round()
+    expected = straight.run_round()
+    assert expected is not None
+
+    stopped = trainer(ListSink())
+    stopped.run_round()
+    epochs_seen: list[int] = []
+
+    def stop_after_two_epochs() -> bool:
+        epochs_seen.append(len(epochs_seen))
+        return len(epochs_seen) > 2
+
+    assert stopped.run_round(stop=stop_after_two_epochs) is None
+    assert stopped.round == 1 and len(epochs_seen) == 3  # checked at every epoch boundary, stopped at the third
+    stopped.save(tmp_path / "ckpt.pt", 0)
+    torch.manual_seed(99)  # a fresh process's RNG: the checkpoint must bring back every stream
+    resumed = trainer(ListSink())
+    resumed.restore(read_checkpoint(tmp_path / "ckpt.pt"), tmp_path / "ckpt.pt")
+    again = resumed.run_round()
+    assert again is not None
+    assert again.mean_reward == expected.mean_reward and again.mean_accuracy == expected.mean_accuracy
+    for a, b in zip(
+        straight.policy.network.state_dict().values(), resumed.policy.network.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)

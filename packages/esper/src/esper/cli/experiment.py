@@ -18,7 +18,10 @@ from pathlib import Path
 
 import torch
 
-from esper.cli.train import Progress, RunPlan, UsageError, exit_2_on, run_heuristic
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError, exit_2_on
+from esper.cli.flags import build_parser
+from esper.cli.ppo import cmd_train_ppo
+from esper.cli.train import RunPlan, run_heuristic
 from esper.karn import RunStore, evaluate
 from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
 from esper.karn.contracts import ArmPolicy, ExperimentArm, ExperimentPack, ExperimentScale
@@ -27,7 +30,10 @@ from esper.karn.packs import PackError, check_pack, load_packs, scale
 from esper.leyline import WireError, blueprint_from_id, loads
 from esper.tolaria import get_task
 
+_guard = exit_2_on("esper experiment", UsageError, PackError)  # misuse or a broken pack
 
+
+@_guard
 def cmd_list(args: argparse.Namespace) -> int:
     for pack in load_packs().values():
         print(f"{pack.name}: {pack.description}")
@@ -43,16 +49,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_arm(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> None:
+def run_arm(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> bool:
+    """One arm on one seed, written to `run_dir` as an ordinary run; False when a stop request ended it early."""
     if arm.policy is ArmPolicy.PPO:
-        from esper.cli.main import main  # the command itself: flags validated and the run written as usual
-
         argv = ["train", "ppo", "--task", pack.task, "--rounds", str(size.ppo_rounds), "--envs", str(size.ppo_envs)]
         argv += ["--episode-length", str(size.epochs), "--blueprints", *arm.blueprints]
         argv += ["--seed", str(seed), "--run-dir", str(run_dir)]
-        if main(argv) != 0:
+        code = cmd_train_ppo(build_parser().parse_args(argv))  # flags validated and the run written as usual
+        if code not in (0, EXIT_INTERRUPTED):
             raise UsageError(f"arm {arm.name}: `esper {' '.join(argv)}` failed")
-        return
+        return code == 0
     task = get_task(pack.task)
     plan = RunPlan(
         task=task,
@@ -66,7 +72,7 @@ def run_arm(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, see
         run_dir=run_dir,
         data_dir=None,
     )
-    run_heuristic(plan, Progress(sys.stderr), policy_kind=arm.policy.value)
+    return not isinstance(run_heuristic(plan, Progress(sys.stderr), policy_kind=arm.policy.value), Interrupted)
 
 
 def find_pack(name: str) -> ExperimentPack:
@@ -85,6 +91,7 @@ def find_pack(name: str) -> ExperimentPack:
     return packs[name]
 
 
+@_guard
 def cmd_run(args: argparse.Namespace) -> int:
     pack = find_pack(args.pack)
     scale_name = "quick" if args.quick else "full"
@@ -103,11 +110,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     run_dirs: dict[tuple[str, int], Path] = {}
     total = len(size.arms) * len(size.seeds)
-    for seed in size.seeds:
-        for name in size.arms:
+    with STOP.armed():
+        for seed, name in ((seed, name) for seed in size.seeds for name in size.arms):
             run_dir = out / f"{name}-s{seed}"
             print(f"[{len(run_dirs) + 1}/{total}] {name} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-            run_arm(pack, size, arms[name], seed, run_dir)
+            if not run_arm(pack, size, arms[name], seed, run_dir):
+                print(
+                    f"esper experiment: {STOP.describe()} during {name} seed {seed}; {len(run_dirs)} of {total} "
+                    f"runs finished in {out}; no comparison was written",
+                    file=sys.stderr,
+                )
+                return EXIT_INTERRUPTED
             run_dirs[(name, seed)] = run_dir
     # The host-only accuracy of each seed, from the heuristic/random arms' own baseline training.
     host_only: dict[int, float] = {}
@@ -150,18 +163,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"experiment {pack.name} ({scale_name}): {verdict}")
     print(f"  report: {out / 'comparison.html'}; results: {out / 'results.json'}")
     return 0 if all(report.passed for _, _, report in reports) and reports else 1
-
-
-_guard = exit_2_on("esper experiment", UsageError, PackError)  # misuse or a broken pack
-
-
-def add_experiment_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    experiment = sub.add_parser("experiment", help="experiment packs: arms x seeds, gates, comparison report")
-    commands = experiment.add_subparsers(dest="experiment_command", required=True)
-    listing = commands.add_parser("list", help="the packs, their arms and sizes")
-    listing.set_defaults(func=_guard(cmd_list))
-    run = commands.add_parser("run", help="run a pack; exit 0 only when every gate pair passes on every seed")
-    run.add_argument("pack", help="pack name (see `esper experiment list`) or a pack file of your own, PATH.json")
-    run.add_argument("--quick", action="store_true", help="the CPU-sized scale (about 10 minutes on 2 cores)")
-    run.add_argument("--out", type=Path, help="output directory (default runs/experiments/<pack>-<scale>-<time>)")
-    run.set_defaults(func=_guard(cmd_run))

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from esper.cli.train import UsageError, exit_2_on
+from esper.cli.common import UsageError, exit_2_on
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
 from esper.karn.render import format_cell
 from esper.karn.runs import RunListing, describe_run
 from esper.karn.store import VIEWS, is_run_dir
 from esper.leyline import WireError, loads
 
-DEFAULT_RUNS_DIR = Path("runs")
+_guard = exit_2_on("esper", UsageError, FileNotFoundError, WireError)  # misuse or an unreadable run
 
 
 def resolve_run(run: str, runs_dir: Path) -> Path:
@@ -51,6 +51,7 @@ def open_store(path: Path, baseline_accuracy: float | None = None) -> RunStore:
     return store
 
 
+@_guard
 def cmd_runs(args: argparse.Namespace) -> int:
     listings: list[RunListing] = [describe_run(p) for p in list_run_dirs(args.runs_dir)]
     if args.json:
@@ -65,6 +66,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
 def cmd_views(args: argparse.Namespace) -> int:
     width = max(len(name) for name in VIEWS)
     for name, (description, _) in VIEWS.items():
@@ -72,6 +74,7 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
 def cmd_sql(args: argparse.Namespace) -> int:
     with open_store(resolve_run(args.run, args.runs_dir)) as store:
         try:
@@ -104,6 +107,7 @@ def load_thresholds(path: Path | None) -> GateThresholds:
         raise UsageError(f"--thresholds: {exc}") from exc
 
 
+@_guard
 def cmd_gates(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds)
     run = open_store(resolve_run(args.run, args.runs_dir), args.baseline_accuracy)
@@ -132,6 +136,7 @@ def cmd_gates(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+@_guard
 def cmd_tui(args: argparse.Namespace) -> int:
     from esper.karn.tui import KarnApp  # Textual is imported only by the commands that need it
 
@@ -166,6 +171,7 @@ def train_with_tui(args: argparse.Namespace, run_dir: Path) -> int:
     return code if code >= 0 else 1
 
 
+@_guard
 def cmd_serve(args: argparse.Namespace) -> int:
     from esper.karn.web import serve
 
@@ -175,6 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
 def cmd_report(args: argparse.Namespace) -> int:
     from esper.karn.report import write_report
 
@@ -184,60 +191,3 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_report(store, out)
     print(f"wrote {out}")
     return 0
-
-
-_guard = exit_2_on("esper", UsageError, FileNotFoundError, WireError)  # misuse or an unreadable run
-
-
-def _runs_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_RUNS_DIR, help="where runs live (default: runs)")
-
-
-def add_karn_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    karn = sub.add_parser("karn", help="look at runs: list, SQL, TUI, web dashboard, report")
-    commands = karn.add_subparsers(dest="karn_command", required=True)
-
-    runs = commands.add_parser("runs", help="list the runs under --runs-dir")
-    _runs_dir(runs)
-    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    runs.set_defaults(func=_guard(cmd_runs))
-
-    views = commands.add_parser("views", help="list the DuckDB views a query can use")
-    views.set_defaults(func=_guard(cmd_views))
-
-    sql = commands.add_parser("sql", help="run a SQL query over a run's views (see `esper karn views`)")
-    sql.add_argument("run", help="run directory or run id under --runs-dir")
-    sql.add_argument("query", help='e.g. "SELECT op, count(*) FROM actions GROUP BY op"')
-    _runs_dir(sql)
-    sql.add_argument("--json", action="store_true", help="print the rows as JSON records")
-    sql.set_defaults(func=_guard(cmd_sql))
-
-    tui = commands.add_parser("tui", help="terminal view of a running or finished run")
-    tui.add_argument("run", help="run directory or run id under --runs-dir")
-    _runs_dir(tui)
-    tui.set_defaults(func=_guard(cmd_tui))
-
-    serve = commands.add_parser("serve", help="web dashboard over every run in --runs-dir")
-    _runs_dir(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    serve.set_defaults(func=_guard(cmd_serve))
-
-    report = commands.add_parser("report", help="write a self-contained HTML report of a run")
-    report.add_argument("run", help="run directory or run id under --runs-dir")
-    _runs_dir(report)
-    report.add_argument("--out", type=Path, help="output file (default RUN/report.html)")
-    report.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for ROI (default: summary.json)")
-    report.set_defaults(func=_guard(cmd_report))
-
-
-def add_gates_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    gates = sub.add_parser("gates", help="evaluate the Phase 0 exit gates (exit 0 only when all pass)")
-    gates.add_argument("run", help="treatment run: directory or run id under --runs-dir")
-    gates.add_argument("--control", help="control run (no ladder) for the comparative gates")
-    _runs_dir(gates)
-    gates.add_argument("--thresholds", type=Path, help="GateThresholds JSON (default: the contract's defaults)")
-    gates.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for the run's ROI")
-    gates.add_argument("--control-baseline-accuracy", type=float, help="host-only accuracy for the control's ROI")
-    gates.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    gates.set_defaults(func=_guard(cmd_gates))

@@ -1,85 +1,68 @@
 """`esper`: the command that composes the packages.
 
-`esper train heuristic|ppo` runs a morphogenetic training run; `esper tasks` lists the tasks; `esper contracts` lists
-the generated contracts; `esper check-events` validates a run's event log against the telemetry schema; `esper karn`
-looks at runs (list, SQL, TUI, web dashboard, report); `esper gates` evaluates the Phase 0 exit gates.
+`esper train heuristic|ppo` runs a morphogenetic training run; `esper tasks` lists the tasks; `esper experiment`
+runs experiment packs; `esper karn` looks at runs (list, SQL, TUI, web dashboard, report); `esper gates` evaluates
+the Phase 0 exit gates; `esper contracts` lists the generated contracts; `esper check-events` validates an event log.
+
+Flags live in `esper.cli.flags`; a command's module is imported only when it runs (torch only for training).
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib
+import importlib.metadata
+import os
 import sys
-from pathlib import Path
 
-import esper.karn
-import esper.kasmina
-import esper.leyline
-import esper.simic
-import esper.tamiyo
-import esper.tolaria
-from esper.cli.experiment import add_experiment_parser
-from esper.cli.karn import add_gates_parser, add_karn_parser
-from esper.cli.train import add_train_parser
-from esper.karn import read_event_log
-from esper.leyline import WireError
+from esper.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Command, UsageError
+from esper.cli.flags import build_parser
 
-PACKAGES = {
-    "leyline": esper.leyline.CONTRACT_NAMES,
-    "kasmina": esper.kasmina.__all__,
-    "tolaria": esper.tolaria.__all__,
-    "tamiyo": esper.tamiyo.__all__,
-    "simic": esper.simic.__all__,
-    "karn": esper.karn.CONTRACT_NAMES,
-}
+DISTRIBUTIONS = ("esper", *(f"esper-{p}" for p in ("leyline", "kasmina", "tolaria", "tamiyo", "simic", "karn")))
 
 
-def cmd_contracts(args: argparse.Namespace) -> int:
-    for package, names in PACKAGES.items():
-        if args.package is not None and package != args.package:
-            continue
-        print(f"esper.{package} ({len(names)})")
-        for name in sorted(names):
-            print(f"  {name}")
-    return 0
-
-
-def cmd_check_events(args: argparse.Namespace) -> int:
-    path: Path = args.file
-    if not path.is_file():
-        print(f"esper check-events: {path} is not a file", file=sys.stderr)
-        return 2
+def versions() -> str:
+    """`esper --version`: every esper distribution and the torch it would use (read from metadata, not imported)."""
+    parts = [f"{name} {importlib.metadata.version(name)}" for name in DISTRIBUTIONS]
     try:
-        log = read_event_log(path)
-    except WireError as exc:  # the finding this command exists to report (with its line number): exit 1
-        print(f"esper check-events: {exc}", file=sys.stderr)
-        return 1
-    if log.torn_tail is not None:
-        print(f"esper check-events: warning: {log.torn_tail.describe(path)}", file=sys.stderr)
-    print(f"{path}: {len(log.events)} valid events")
-    return 0
+        parts.append(f"torch {importlib.metadata.version('torch')}")
+    except importlib.metadata.PackageNotFoundError:  # leyline and karn install without torch
+        parts.append("torch not installed")
+    return "\n".join(parts)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="esper", description="Morphogenetic neural networks: grow, blend, prune.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
-    add_karn_parser(sub)
-    add_gates_parser(sub)
-    add_experiment_parser(sub)
-    contracts = sub.add_parser("contracts", help="list the generated contract types per package")
-    contracts.add_argument("--package", choices=sorted(PACKAGES), help="only this package")
-    contracts.set_defaults(func=cmd_contracts)
-    check = sub.add_parser("check-events", help="validate every line of a run's events.jsonl")
-    check.add_argument("file", type=Path)
-    check.set_defaults(func=cmd_check_events)
-    return parser
+def resolve(target: str) -> Command:
+    """The handler "module:function" a subcommand names in esper.cli.flags."""
+    module, _, function = target.partition(":")
+    handler: Command = vars(importlib.import_module(module))[function]
+    return handler
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (`esper tasks | head -n 1`): end quietly, as a Unix tool does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's final flush of stdout must not fail again
+    return 141  # 128 + SIGPIPE
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(versions())
+        return 0
+    if args.group is None:
+        parser.error("a command is required (see `esper --help`)")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `--tui` re-runs the same command as a child
-    result: int = args.func(args)
-    return result
+    try:
+        return resolve(args.command)(args)
+    except UsageError as exc:  # misuse found by the command: one line naming the flag or file, exit 2
+        print(f"esper {args.group}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:  # a second Ctrl-C while a run was already stopping: stop at once
+        print(f"\nesper {args.group}: interrupted twice: stopped at once", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -13,14 +13,14 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 import torch
 
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, StopRequest, UsageError
+from esper.cli.karn import train_with_tui
 from esper.karn import JsonlSink
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
@@ -59,29 +59,6 @@ WAIT = canonical_action(LifecycleOp.WAIT)
 DEFAULT_ROUNDS = 10
 
 
-class UsageError(Exception):
-    """A flag or config the run cannot use; reported with exit code 2 before anything is written."""
-
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def exit_2_on(prefix: str, *errors: type[Exception]) -> Callable[[Command], Command]:
-    """Wrap a command so that the listed errors (misuse, unreadable input) print one line and exit with code 2."""
-
-    def wrap(command: Command) -> Command:
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return command(args)
-            except errors as exc:  # the listed errors are the user's input: one line naming it, exit 2
-                print(f"{prefix}: error: {exc}", file=sys.stderr)
-                return 2
-
-        return run
-
-    return wrap
-
-
 @dataclass(frozen=True, slots=True)
 class RunPlan:
     task: TaskSpec
@@ -96,57 +73,28 @@ class RunPlan:
     data_dir: Path | None
 
 
-def add_train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    train = sub.add_parser("train", help="run a morphogenetic training run")
-    policies = train.add_subparsers(dest="policy", required=True)
-    heuristic = policies.add_parser("heuristic", help="the rule-based Tamiyo (no learning)")
-    heuristic.add_argument("--task", default="digits", choices=sorted(TASKS), help="task (default: digits)")
-    heuristic.add_argument("--episodes", type=int, default=2, help="episodes (default 2)")
-    heuristic.add_argument("--epochs", type=int, help="host epochs per episode (default: the task's)")
-    heuristic.add_argument("--slots", nargs="+", help="enabled slots, e.g. r0c0 r0c1 (default: the task's)")
-    heuristic.add_argument("--blueprints", nargs="+", help="blueprint ids Tamiyo may germinate (default: all)")
-    heuristic.add_argument("--max-seeds", type=int, help="most live + fossilized seeds per episode (default: no cap)")
-    heuristic.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    heuristic.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    heuristic.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
-    heuristic.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
-    heuristic.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
-    heuristic.set_defaults(func=cmd_train_heuristic)
-    ppo = policies.add_parser("ppo", help="learn Tamiyo with PPO over N environments")
-    ppo.add_argument("--task", default="digits", choices=sorted(TASKS), help="task (default: digits)")
-    ppo.add_argument("--rounds", type=int, help="PPO rounds, one episode per environment each (default 10)")
-    ppo.add_argument("--envs", type=int, default=4, help="environments per round (default 4)")
-    ppo.add_argument("--episode-length", type=int, help="host epochs per episode (default: the task's)")
-    ppo.add_argument("--slots", nargs="+", help="enabled slots (default: the task's)")
-    ppo.add_argument("--blueprints", nargs="+", help="blueprint ids Tamiyo may germinate (default: all)")
-    ppo.add_argument("--max-seeds", type=int, help="most live + fossilized seeds per environment")
-    ppo.add_argument("--config-json", type=Path, help='JSON with optional "ppo", "reward", "policy" sections')
-    ppo.add_argument("--checkpoint-every", type=int, default=1, help="save a checkpoint every K rounds (default 1)")
-    ppo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    ppo.add_argument("--resume", type=Path, help="continue the run in this directory from its last checkpoint")
-    ppo.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    ppo.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
-    ppo.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
-    ppo.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
-    ppo.add_argument(
-        "--distributed",
-        choices=[m.value for m in ParallelMode if m is not ParallelMode.NONE],
-        help="under torchrun: envs = environment-parallel PPO, data = data-parallel hosts (see docs/distributed.md)",
-    )
-    ppo.add_argument(
-        "--dist-timeout",
-        type=float,
-        default=300.0,
-        help="seconds a collective waits for a silent rank before the run fails (default 300)",
-    )
-    ppo.set_defaults(func=cmd_train_ppo)
-    tasks = sub.add_parser("tasks", help="list the tasks")
-    tasks.set_defaults(func=cmd_tasks)
-
-
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise UsageError(f"{name} must be >= 1, got {value}")
+
+
+def parse_device(text: str) -> torch.device:
+    """--device: cpu, cuda[:index] where torch sees a CUDA device, mps where torch reports Apple's GPU available."""
+    try:
+        device = torch.device(text)
+    except RuntimeError as exc:  # torch's parse error for a malformed device string; a usage error (exit 2)
+        raise UsageError(f"--device: {exc}; use cpu, cuda[:index] or mps") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device: CUDA is not available on this machine (torch sees no CUDA device); use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device: {text} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError("--device: mps is not available (torch reports no Apple GPU here); use cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"--device: {device.type} is not supported; use cpu, cuda[:index] or mps")
+    return device
 
 
 def default_run_dir(task: str, policy: str, seed: int) -> Path:
@@ -156,7 +104,10 @@ def default_run_dir(task: str, policy: str, seed: int) -> Path:
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
     """Validate the flags both policies share (and the heuristic's own)."""
-    task = get_task(args.task)
+    try:
+        task = get_task(args.task)
+    except ValueError as exc:  # unknown task name, with the list of tasks: a usage error (exit 2)
+        raise UsageError(f"--task: {exc}") from exc
     if args.policy == "heuristic":
         _positive("--episodes", args.episodes)
         _positive("--epochs", args.epochs)
@@ -183,14 +134,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
             )
     else:
         blueprints = allowed
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:  # torch's parse error for a malformed device string; a usage error (exit 2)
-        raise UsageError(f"--device: {exc}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device: CUDA is not available on this machine; use cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device: {device.type} is not supported; use cpu or cuda[:index]")
+    device = parse_device(args.device)
     if task.needs_data_dir and (args.data_dir is None or not args.data_dir.is_dir()):
         raise UsageError(f"--data-dir: task {task.name} needs an existing data directory, got {args.data_dir}")
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(task.name, args.policy, args.seed)
@@ -237,33 +181,23 @@ def training_started(
     )
 
 
-class Progress:
-    """One live line on a terminal; a line per episode otherwise."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
-
-    def update(self, text: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[2K" + text)
-            self.stream.flush()
-
-    def done(self, text: str) -> None:
-        self.stream.write(("\r\033[2K" if self.live else "") + text + "\n")
-        self.stream.flush()
-
-
-def _wait_for(env: Environment, epochs: int) -> float:
+def _host_only(env: Environment, epochs: int, stop: StopRequest) -> float | None:
+    """The host-only baseline's final accuracy; None when a stop was requested first."""
+    accuracy = None
     for _ in range(epochs):
-        result = env.step(WAIT)
-    return result.validation.accuracy
+        if stop.requested:
+            return None
+        accuracy = env.step(WAIT).validation.accuracy
+    return accuracy
 
 
-def run_heuristic(plan: RunPlan, progress: Progress, policy_kind: str = "heuristic") -> RunSummary:
+def run_heuristic(
+    plan: RunPlan, progress: Progress, policy_kind: str = "heuristic", stop: StopRequest = STOP
+) -> RunSummary | Interrupted:
     """A run of a policy that needs no training: the heuristic, or the random policy ("random", a baseline of the
     experiment packs). Each episode is followed by the host-only baseline: the same host, seeded alike, trained
-    for the same epochs with every slot dormant."""
+    for the same epochs with every slot dormant. A stop request ends the run at the next epoch boundary: the log
+    closes with TRAINING_COMPLETED(interrupted) and no summary.json is written."""
     if policy_kind not in ("heuristic", "random"):
         raise ValueError(f"policy_kind must be heuristic or random, got {policy_kind!r}")
     torch.manual_seed(plan.seed)
@@ -336,6 +270,10 @@ def run_heuristic(plan: RunPlan, progress: Progress, policy_kind: str = "heurist
                 f"acc {signals.metrics.val_accuracy:5.1f}% (best {best:5.1f}) seeds live {live} "
                 f"fossilized {tally['fossilized']} pruned {tally['pruned']}"
             )
+            if stop.requested:
+                break
+        if stop.requested:
+            break
         outcome = env.outcome(reward_components=None)
         env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
         outcomes.append(outcome)
@@ -344,7 +282,10 @@ def run_heuristic(plan: RunPlan, progress: Progress, policy_kind: str = "heurist
             plan.task, data, plan.slots, TelemetryHub(f"{run_id}-baseline").emitter(0), plan.seed, plan.device
         )
         baseline_env.reset(episode)
-        baselines.append(_wait_for(baseline_env, plan.epochs))
+        baseline = _host_only(baseline_env, plan.epochs, stop)
+        if baseline is None:
+            break
+        baselines.append(baseline)
         progress.done(
             f"episode {episode + 1}/{plan.episodes}: accuracy {outcome.final_accuracy:.1f}% "
             f"(host-only {baselines[-1]:.1f}%), germinated {outcome.germinated}, fossilized "
@@ -352,10 +293,13 @@ def run_heuristic(plan: RunPlan, progress: Progress, policy_kind: str = "heurist
         )
     hub.emit(
         TrainingCompletedPayload(
-            episodes_completed=plan.episodes, wall_seconds=time.perf_counter() - started, interrupted=False
+            episodes_completed=len(baselines), wall_seconds=time.perf_counter() - started, interrupted=stop.requested
         )
     )
     hub.close()
+    if stop.requested:
+        progress.done("")
+        return Interrupted(stop.describe(), f"episode {len(baselines) + 1}/{plan.episodes}")
     summary = RunSummary(
         run_id=run_id,
         task=plan.task.name,
@@ -399,28 +343,23 @@ def summary_table(summary: RunSummary, run_dir: Path) -> str:
 
 
 def cmd_train_heuristic(args: argparse.Namespace) -> int:
-    try:
-        plan = plan_run(args)
-    except (UsageError, ValueError) as exc:  # misuse: report it, exit 2, nothing written yet
-        print(f"esper train: error: {exc}", file=sys.stderr)
-        return 2
+    plan = plan_run(args)
     if args.tui:
-        from esper.cli.karn import train_with_tui
-
         return train_with_tui(args, plan.run_dir)
-    try:
-        summary = run_heuristic(plan, Progress(sys.stderr))
-    except DataError as exc:  # the data directory does not hold the task's files: a usage error (exit 2)
-        print(f"esper train: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_table(summary, plan.run_dir))
+    with STOP.armed():
+        try:
+            result = run_heuristic(plan, Progress(sys.stderr))
+        except DataError as exc:  # the data directory does not hold the task's files: a usage error (exit 2)
+            raise UsageError(str(exc)) from exc
+    if isinstance(result, Interrupted):
+        print(
+            f"esper train: {result.reason} at {result.where}; the events so far are in {plan.run_dir}. A heuristic "
+            "run keeps no checkpoint: run the same command again to start over (the same --seed gives the same run)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(summary_table(result, plan.run_dir))
     return 0
-
-
-def cmd_train_ppo(args: argparse.Namespace) -> int:
-    from esper.cli.ppo import train_ppo  # imported here: esper.cli.ppo builds on this module
-
-    return train_ppo(args)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

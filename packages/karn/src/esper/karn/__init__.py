@@ -7,7 +7,7 @@ from esper.karn.contracts import *  # noqa: F403
 from esper.karn.contracts import __all__ as CONTRACT_NAMES
 from esper.karn.eventlog import EventLog, EventTail, TornTail, read_event_log
 from esper.karn.gates import GateReport, GateResult, Verdict, evaluate
-from esper.karn.sinks import JsonlSink, read_events, repair_torn_tail
+from esper.karn.sinks import JsonlSink, read_events, rewind_to_checkpoint
 from esper.karn.store import VIEW_FOR_EVENT, VIEWS, QueryError, QueryResult, RunStore, list_run_dirs
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "list_run_dirs",
     "read_event_log",
     "read_events",
-    "repair_torn_tail",
+    "rewind_to_checkpoint",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from esper.karn.eventlog import read_event_log
+from esper.karn.eventlog import parse_line, read_event_log
 from esper.leyline import TelemetryEvent, dumps, from_wire
 
 
@@ -30,17 +30,21 @@ class JsonlSink:
             self._file = None
 
 
-def repair_torn_tail(path: Path) -> int:
-    """Cut a torn last line (a killed run's half-written event) so appending can resume; returns bytes removed."""
-    if not path.is_file():
-        return 0
+def rewind_to_checkpoint(path: Path, size: int, round_: int) -> int:
+    """Cut the log back to where a checkpoint of round `round_` was taken (`size` bytes: the checkpoint stores it),
+    keeping the CHECKPOINT_SAVED line that follows, so that a resumed run appends exactly after its checkpoint:
+    the unfinished round's events (and any torn line) go. Returns the bytes removed."""
     data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return 0
-    keep = data.rfind(b"\n") + 1
+    if len(data) < size:
+        raise ValueError(f"{path} holds {len(data)} bytes, fewer than the {size} its checkpoint recorded")
+    line, newline, _ = data[size:].partition(b"\n")
+    if newline:
+        event = parse_line(path, data[:size].count(b"\n") + 1, line.decode("utf-8"))
+        if event["event_type"] == "CHECKPOINT_SAVED" and event["payload"]["round"] == round_:
+            size += len(line) + 1
     with path.open("r+b") as f:
-        f.truncate(keep)
-    return len(data) - keep
+        f.truncate(size)
+    return len(data) - size
 
 
 def read_events(path: Path) -> list[TelemetryEvent]:

@@ -3,6 +3,14 @@
 Its contracts (PPO and reward configs) are generated into `esper.simic.contracts` and re-exported here.
 """
 
+from esper.simic.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    load_latest,
+    previous_path,
+    read_checkpoint,
+    write_checkpoint,
+)
 from esper.simic.contracts import *  # noqa: F403
 from esper.simic.contracts import __all__ as CONTRACT_NAMES
 from esper.simic.distributed import (
@@ -29,6 +37,12 @@ from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer
 __all__ = [
     *CONTRACT_NAMES,
     "CONTRACT_NAMES",
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "load_latest",
+    "previous_path",
+    "read_checkpoint",
+    "write_checkpoint",
     "DistributedError",
     "EventRelay",
     "WorkerGroup",

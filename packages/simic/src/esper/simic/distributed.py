@@ -14,6 +14,7 @@ instead of a hang.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,6 +53,7 @@ class WorkerGroup:
     rank: int
     world_size: int
     mode: ParallelMode
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where collectives' tensors live
     relay_sink: EventRelay = field(default_factory=EventRelay)
 
     @property
@@ -89,6 +91,12 @@ class WorkerGroup:
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def any(self, flag: bool) -> bool:
+        """Whether `flag` is true on any rank (a stop request reaches ranks at different moments)."""
+        box = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
+        dist.all_reduce(box, op=dist.ReduceOp.MAX)
+        return bool(box.item())
 
     def relay(self, hub: TelemetryHub) -> None:
         """Send the events other ranks buffered to rank 0, which writes them in rank order (ENVS mode)."""
@@ -132,9 +140,13 @@ def init_group(mode: ParallelMode, device: torch.device, timeout_seconds: float)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds))
-    return WorkerGroup(dist.get_rank(), dist.get_world_size(), mode)
+    # Tear the group down on every way out, an uncaught exception included: a process that exits with a live gloo
+    # group can abort in its C++ destructors ("terminate called without an active exception").
+    atexit.register(close_group)
+    return WorkerGroup(dist.get_rank(), dist.get_world_size(), mode, device)
 
 
 def close_group() -> None:
+    """Leave the process group if this process is in one (safe to call more than once)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

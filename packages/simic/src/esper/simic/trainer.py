@@ -8,8 +8,10 @@ Python in the loop), compute rewards, store the step -> PPO update -> telemetry 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,6 +33,7 @@ from esper.leyline import (
     TelemetryHub,
     obs_dim,
 )
+from esper.simic.checkpoint import write_checkpoint
 from esper.simic.contracts.ppo_config import PpoConfig
 from esper.simic.contracts.reward_config import RewardConfig
 from esper.simic.distributed import WorkerGroup
@@ -132,6 +135,8 @@ class VectorizedTrainer:
         self.round = 0
         self._baseline_delta: list[float | None] = [None] * len(self.envs)
         self._baseline_count = [0] * len(self.envs)
+        # This rank's state at the last round boundary: what a checkpoint stores, also after an abandoned round.
+        self._boundary_state = self._rank_state()
 
     @property
     def is_main(self) -> bool:
@@ -139,7 +144,9 @@ class VectorizedTrainer:
         return self.group is None or self.group.is_main
 
     # ------------------------------------------------------------------ one round
-    def run_round(self) -> RoundResult:
+    def run_round(self, stop: Callable[[], bool] | None = None) -> RoundResult | None:
+        """One round; None when `stop` asked for it to end early (checked at every epoch boundary, agreed by every
+        rank): the round is abandoned, and the policy and checkpoint state stay those of the last round boundary."""
         c = self.config
         started = time.perf_counter()
         n, steps = len(self.envs), c.episode_length
@@ -156,6 +163,10 @@ class VectorizedTrainer:
         raw_features = []
         previous = [(s.metrics.val_loss, s.metrics.val_accuracy) for s in signals]
         for t in range(steps):
+            if stop is not None and self._stop_agreed(stop()):
+                if self.group is not None:
+                    self.group.relay(self.hub)  # the abandoned round's events of every rank, as far as they got
+                return None
             views = [EnvView(signals[i], {r.slot_id: r for r in reports[i]}) for i in range(n)]
             observation = self.extractor.encode(views)
             masks = compute_masks(views, c.masks)
@@ -267,6 +278,7 @@ class VectorizedTrainer:
             added_all = [a for part in parts for a in part[2]]
         if self.group is not None:
             self.group.relay(self.hub)
+        self._boundary_state = self._rank_state()
         return RoundResult(
             round=self.round,
             mean_reward=float(buffer.rewards.sum(1).mean()),
@@ -276,6 +288,10 @@ class VectorizedTrainer:
             tallies=tuple(tallies),
             added_params=tuple(added_all),
         )
+
+    def _stop_agreed(self, local: bool) -> bool:
+        """Whether any rank was asked to stop (every rank must leave the round at the same epoch)."""
+        return local if self.group is None else self.group.any(local)
 
     def _emit_main(self, payload: PpoUpdateCompletedPayload | CheckpointSavedPayload | CheckpointLoadedPayload) -> None:
         """Run-level events come from rank 0 only."""
@@ -354,9 +370,11 @@ class VectorizedTrainer:
             "baseline_count": list(self._baseline_count),
         }
 
-    def save(self, path: Path) -> None:
-        """Every rank calls this (the per-rank state is gathered); rank 0 alone writes the file."""
-        ranks = [self._rank_state()] if self.group is None else self.group.gather(self._rank_state())
+    def save(self, path: Path, log_position: int) -> None:
+        """Every rank calls this (the per-rank state is gathered); rank 0 alone writes the file, keeping the previous
+        one (esper.simic.checkpoint), then emits CHECKPOINT_SAVED. `log_position` is the event log's size at the
+        round boundary being saved: resuming rewinds the log to it (see esper.karn.rewind_to_checkpoint)."""
+        ranks = [self._boundary_state] if self.group is None else self.group.gather(self._boundary_state)
         if not self.is_main:
             return
         payload = {
@@ -367,15 +385,14 @@ class VectorizedTrainer:
             "normalizer": self.normalizer.state_dict(),
             "ppo_generator": self.ppo.generator.get_state(),
             "ranks": ranks,
+            "events_bytes": log_position,
         }
-        temporary = path.with_suffix(".tmp")
-        torch.save(payload, temporary)
-        temporary.replace(path)  # atomic: a kill never leaves a half-written checkpoint
+        write_checkpoint(path, payload)
         self._emit_main(CheckpointSavedPayload(path=str(path), round=self.round))
 
-    def load(self, path: Path) -> None:
-        """Every rank reads the same file (a shared filesystem under multi-node runs) and takes its own rank state."""
-        payload = torch.load(path, weights_only=True)
+    def restore(self, payload: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint's payload (read and verified by esper.simic.checkpoint.load_latest; every rank
+        reads the same file, on a shared filesystem under multi-node runs, and takes its own rank state)."""
         world_size = 1 if self.group is None else self.group.world_size
         if int(payload["world_size"]) != world_size:
             raise ValueError(
@@ -392,4 +409,5 @@ class VectorizedTrainer:
         self._baseline_delta = list(mine["baseline_delta"])
         self._baseline_count = list(mine["baseline_count"])
         self.round = int(payload["round"])
+        self._boundary_state = self._rank_state()
         self._emit_main(CheckpointLoadedPayload(path=str(path), round=self.round))
