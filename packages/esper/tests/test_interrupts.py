@@ -130,3 +130,16 @@ def test_both_checkpoints_damaged_is_one_line_and_exit_2(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoint.pt: damaged" in err and "checkpoint.prev.pt: damaged" in err
     assert (run_dir / "events.jsonl").read_bytes() == before  # nothing written
+
+
+def test_ctrl_c_ends_an_experiment_pack_after_closing_its_current_run(tmp_path: Path) -> None:
+    out = tmp_path / "pack"
+    process = start("experiment", "run", "phase0", "--quick", "--out", str(out))
+    first = out / "control-s0" / "events.jsonl"  # the pack's first run (the quick scale starts with control, seed 0)
+    wait_for_event(process, first, of_type("ACTION_TAKEN"))
+    process.send_signal(signal.SIGINT)
+    code, _, err = finish(process)
+    assert code == 130, err
+    assert_ended_interrupted(first.parent, err, "SIGINT")
+    assert "0 of " in err and "no comparison was written" in err
+    assert not (out / "comparison.html").exists() and not (out / "results.json").exists()
