@@ -25,7 +25,7 @@ lint:
 	$(UV) run --locked ruff format --check .
 
 typecheck:
-	$(UV) run --locked mypy --strict -p esper.leyline -p esper.karn
+	$(UV) run --locked mypy --strict $(foreach p,leyline kasmina tolaria tamiyo simic karn cli,-p esper.$(p))
 
 codegen:
 	$(UV) run --locked python -m codegen

@@ -19,6 +19,7 @@ from esper.leyline import (
     BlueprintAction,
     EpochCompletedPayload,
     LifecycleOp,
+    PolicyKind,
     RewardComputedPayload,
     TelemetryHub,
     Topology,
@@ -71,7 +72,7 @@ def main() -> None:
             reward = compute_reward(reward_config, 0.995, outcome, window)
             env.emitter.emit(
                 ActionTakenPayload(
-                    policy="bench",
+                    policy=PolicyKind.HEURISTIC,
                     action=action,
                     success=True,
                     rejection_reason=None,

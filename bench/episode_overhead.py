@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from esper.karn import JsonlSink
-from esper.leyline import ActionTakenPayload, LifecycleOp, TelemetryHub, blueprints_for, canonical_action
+from esper.leyline import ActionTakenPayload, LifecycleOp, PolicyKind, TelemetryHub, blueprints_for, canonical_action
 from esper.tamiyo import EnvView, FeatureExtractor, HeuristicPolicy, MaskConfig, compute_masks
 from esper.tolaria import Environment, TaskSpec, TensorData, get_task
 
@@ -67,7 +67,7 @@ def esper_episode(task: TaskSpec, data: TensorData, epochs: int, seed: int, even
         step = env.step(WAIT)  # the controller decided; the slots stay dormant
         env.emitter.emit(
             ActionTakenPayload(
-                policy="heuristic",
+                policy=PolicyKind.HEURISTIC,
                 action=WAIT,
                 success=step.action.success,
                 rejection_reason=None,

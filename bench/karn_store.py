@@ -18,6 +18,7 @@ from esper.leyline import (
     EpochCompletedPayload,
     LifecycleOp,
     ParallelMode,
+    PolicyKind,
     RewardComponents,
     RewardComputedPayload,
     TelemetryHub,
@@ -32,7 +33,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
     hub.emit(
         TrainingStartedPayload(
             task="digits",
-            policy="lstm",
+            policy=PolicyKind.PPO,
             topology=Topology.CNN,
             slot_ids=("r0c0", "r0c1", "r0c2"),
             blueprints=("conv_ladder",),
@@ -84,7 +85,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
                 )
                 emitter.emit(
                     ActionTakenPayload(
-                        policy="lstm",
+                        policy=PolicyKind.PPO,
                         action=action,
                         success=True,
                         rejection_reason=None,

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from codegen.generate import CodegenError, Workspace, drift_report, write
+from codegen.errors import CodegenError
+from codegen.generate import Workspace, drift_report, write
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,25 +74,33 @@ def document(here: Path, node: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind in ("integer", "number"):
         return _number(node, kind == "integer")
     if kind == "string":
-        if node.get("format") == "uuid":
-            return st.uuids().map(str)
-        if node.get("format") == "date-time":
-            return st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1)).map(lambda d: d.isoformat())
-        if "pattern" in node:
-            return SLOT_IDS if node["pattern"].startswith("^r") else st.from_regex(node["pattern"], fullmatch=True)
-        return NAME_TEXT if node.get("minLength", 0) >= 1 else st.one_of(st.just(""), NAME_TEXT)
+        return _string(node)
     if kind == "array":
         return st.lists(document(here, node["items"]), min_size=node.get("minItems", 0), max_size=4)
     if kind == "object":
-        if "properties" not in node:
-            keys = node.get("propertyNames", {"type": "string", "minLength": 1})
-            key_strategy = document(here, keys) if ("$ref" in keys or "enum" in keys) else NAME_TEXT.map(str.upper)
-            return st.dictionaries(key_strategy, document(here, node["additionalProperties"]), max_size=4)
-        required = set(node.get("required", []))
-        fixed = {k: document(here, v) for k, v in node["properties"].items() if k in required}
-        optional = {k: document(here, v) for k, v in node["properties"].items() if k not in required}
-        return st.fixed_dictionaries(fixed, optional=optional)
+        return _object(here, node)
     raise NotImplementedError(f"schema node of type {kind!r}")
+
+
+def _string(node: dict[str, Any]) -> st.SearchStrategy[str]:
+    if node.get("format") == "uuid":
+        return st.uuids().map(str)
+    if node.get("format") == "date-time":
+        return st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1)).map(lambda d: d.isoformat())
+    if "pattern" in node:
+        return SLOT_IDS if node["pattern"].startswith("^r") else st.from_regex(node["pattern"], fullmatch=True)
+    return NAME_TEXT if node.get("minLength", 0) >= 1 else st.one_of(st.just(""), NAME_TEXT)
+
+
+def _object(here: Path, node: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    if "properties" not in node:
+        keys = node.get("propertyNames", {"type": "string", "minLength": 1})
+        key_strategy = document(here, keys) if ("$ref" in keys or "enum" in keys) else NAME_TEXT.map(str.upper)
+        return st.dictionaries(key_strategy, document(here, node["additionalProperties"]), max_size=4)
+    required = set(node.get("required", []))
+    fixed = {k: document(here, v) for k, v in node["properties"].items() if k in required}
+    optional = {k: document(here, v) for k, v in node["properties"].items() if k not in required}
+    return st.fixed_dictionaries(fixed, optional=optional)
 
 
 def valid_documents(rel: str) -> st.SearchStrategy[dict[str, Any]]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import shutil
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -77,3 +81,52 @@ def test_generated_contracts_live_in_their_owner(root: Path) -> None:
         for schema in owner_dir.glob("*.json"):
             assert (contracts / f"{schema.stem}.py").is_file(), schema
             assert (contracts / "schemas" / schema.name).read_bytes() == schema.read_bytes()
+
+
+IMPORT_NAMES = {m: ("cli" if m == "esper" else m) for m in MEMBERS}
+MEMBER_OF_IMPORT = {name: member for member, name in IMPORT_NAMES.items()}
+
+
+def imported_members(source: str) -> set[str]:
+    """The workspace members a module's source imports (`import esper.x...` / `from esper.x... import ...`)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "esper" and len(parts) > 1 and parts[1] in MEMBER_OF_IMPORT:
+                found.add(MEMBER_OF_IMPORT[parts[1]])
+    return found
+
+
+def import_violations(src: Path, member: str) -> list[str]:
+    """Every real import in a member's source tree that the dependency direction forbids, as "file: member"."""
+    allowed = ALLOWED_WORKSPACE_DEPS[member] | {member}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        for imported in sorted(imported_members(path.read_text(encoding="utf-8")) - allowed):
+            found.append(f"{path.relative_to(src)}: esper.{IMPORT_NAMES[imported]}")
+    return found
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_real_imports_follow_the_dependency_direction(member: str) -> None:
+    violations = import_violations(ROOT / "packages" / member / "src", member)
+    assert not violations, f"esper-{member} imports what it may not: {violations}"
+
+
+def test_a_forbidden_import_is_caught(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "packages" / "karn" / "src", tmp_path / "src")
+    assert import_violations(tmp_path / "src", "karn") == []
+    store = tmp_path / "src" / "esper" / "karn" / "store.py"
+    store.write_text(store.read_text(encoding="utf-8") + "\nfrom esper.simic import RunConfig  # noqa\n")
+    nested = tmp_path / "src" / "esper" / "karn" / "tui.py"
+    nested.write_text(nested.read_text(encoding="utf-8") + "\ndef late() -> None:\n    import esper.kasmina.slot\n")
+    assert import_violations(tmp_path / "src", "karn") == [
+        "esper/karn/store.py: esper.simic",
+        "esper/karn/tui.py: esper.kasmina",
+    ]

@@ -30,7 +30,7 @@ def test_runs_lists_runs_as_a_table_and_as_json(tmp_path: Path, capsys: pytest.C
     assert code == 0
     header, _, row = out.splitlines()
     assert header.split() == ["run", "task", "policy", "status", "episodes", "final", "acc", "%", "events", "started"]
-    assert row.split()[:5] == ["alpha", "digits", "lstm", "finished", "1"]
+    assert row.split()[:5] == ["alpha", "digits", "ppo", "finished", "1"]
     code, out, _ = run_cli(["karn", "runs", "--runs-dir", str(tmp_path), "--json"], capsys)
     listing = json.loads(out)
     assert listing[0]["run_id"] == "alpha" and listing[0]["events"] > 20

@@ -60,7 +60,7 @@ def test_a_real_run_in_the_tui_the_web_api_and_the_report(runs: Path, run: str, 
         async with app.run_test(size=(140, 48)) as pilot:
             await pilot.pause()
             header = str(app.query_one("#header", Static).render())
-            policy = "heuristic" if run == "heuristic" else "lstm"
+            policy = "heuristic" if run == "heuristic" else "ppo"
             assert f"{run} · digits / {policy} · finished" in header
             assert app.query_one("#envs", DataTable).row_count == (1 if run == "heuristic" else 2)
 

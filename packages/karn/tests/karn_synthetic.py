@@ -26,6 +26,7 @@ from esper.leyline import (
     InternalOpMetricsPayload,
     LifecycleOp,
     ParallelMode,
+    PolicyKind,
     PpoUpdateCompletedPayload,
     PruneInitiator,
     RewardComponents,
@@ -67,7 +68,7 @@ class SyntheticRun:
     run_dir: Path
     episode_length: int = 20
     n_envs: int = 1
-    policy: str = "lstm"
+    policy: PolicyKind = PolicyKind.PPO
     world_size: int = 1
     hub: TelemetryHub = field(init=False)
     _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)

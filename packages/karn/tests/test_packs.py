@@ -6,18 +6,18 @@ import dataclasses
 
 import pytest
 
-from esper.karn.contracts import ArmPolicy, ExperimentArm, GatePair
+from esper.karn.contracts import ExperimentArm, GatePair
 from esper.karn.packs import PackError, arm, check_pack, load_packs, scale
-from esper.leyline import WireError, from_wire
+from esper.leyline import PolicyKind, WireError, from_wire
 
 
 def test_the_phase0_pack_loads_with_control_treatment_and_the_baselines() -> None:
     pack = load_packs()["phase0"]
-    assert arm(pack, "control").policy is ArmPolicy.HEURISTIC
+    assert arm(pack, "control").policy is PolicyKind.HEURISTIC
     assert "conv_ladder" not in arm(pack, "control").blueprints
     assert set(arm(pack, "treatment").blueprints) == set(arm(pack, "control").blueprints) | {"conv_ladder"}
     assert arm(pack, "static").blueprints == ("conv_heavy",)
-    assert arm(pack, "random").policy is ArmPolicy.RANDOM
+    assert arm(pack, "random").policy is PolicyKind.RANDOM
     assert set(scale(pack, "quick").arms) == {"control", "treatment", "static", "random"}
     assert {"ppo_control", "ppo_treatment"} <= set(scale(pack, "full").arms)
     assert GatePair(treatment="treatment", control="control") in pack.gate_pairs

@@ -18,7 +18,7 @@ def test_every_event_type_renders_to_a_line_naming_its_facts(tmp_path: Path) -> 
     rendered = {event["event_type"]: render_event(event) for event in store.log.events}
     assert set(rendered) == {t.name for t in TelemetryEventType} == {t.name for t in RENDERERS}
     assert rendered["SEED_INTERNAL_LEVEL_CHANGED"].endswith("internal shrink 2 -> 1 of 4 (40 active params)")
-    assert rendered["ACTION_TAKEN"] == "lstm chose PRUNE"
+    assert rendered["ACTION_TAKEN"] == "ppo chose PRUNE"
     assert rendered["SEED_GATE_EVALUATED"] == "env0-seed99: gate G1 failed: too early"
     assert rendered["COUNTERFACTUAL_DELTA"] == "GROW_INTERNAL 1 -> 2: accuracy +2.00 vs NOOP +0.50 after 1 epoch(s)"
     assert where(store.log.events[0]) == ""  # TRAINING_STARTED is run-level: no env, episode, epoch or slot

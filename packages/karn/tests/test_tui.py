@@ -37,7 +37,7 @@ def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
         app = KarnApp(tmp_path / "r")
         async with app.run_test(size=(140, 48)) as pilot:
             await pilot.pause()
-            assert "r · digits / lstm · finished" in _text(app, "#header")
+            assert "r · digits / ppo · finished" in _text(app, "#header")
             assert "1 rollback(s)" in _text(app, "#header")
             table = app.query_one("#envs", DataTable)
             assert table.row_count == 2
@@ -88,7 +88,7 @@ def test_the_header_names_the_ranks_of_a_distributed_run(tmp_path: Path) -> None
         app = KarnApp(tmp_path / "d")
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause()
-            assert "digits / lstm · 2 ranks (envs) · running" in _text(app, "#header")
+            assert "digits / ppo · 2 ranks (envs) · running" in _text(app, "#header")
 
     asyncio.run(drive())
 

@@ -36,7 +36,7 @@ def test_a_round_emits_every_kind_of_training_telemetry(tmp_path: Path) -> None:
     sink = ListSink()
     t = trainer(sink)
     result = t.run_round()
-    assert result.round == 1 and len(result.tallies) == 2 and result.update_seconds < result.round_seconds
+    assert result.round == 1 and len(result.outcomes) == 2 and result.update_seconds < result.round_seconds
     events = sink.events
     kinds = {e.event_type.name for e in events}
     assert {"ACTION_TAKEN", "REWARD_COMPUTED", "EPOCH_COMPLETED", "EPISODE_OUTCOME", "PPO_UPDATE_COMPLETED"} <= kinds

@@ -69,6 +69,11 @@ class Progress:
             self.stream.write("\r\033[2K" + text)
             self.stream.flush()
 
+    def clear(self) -> None:
+        if self.live:
+            self.stream.write("\r\033[2K")
+            self.stream.flush()
+
     def done(self, text: str) -> None:
         self.stream.write(("\r\033[2K" if self.live else "") + text + "\n")
         self.stream.flush()

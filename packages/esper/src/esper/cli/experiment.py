@@ -16,18 +16,20 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
-
 from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError, exit_2_on
-from esper.cli.flags import build_parser
-from esper.cli.ppo import cmd_train_ppo
-from esper.cli.train import RunPlan, run_heuristic
+from esper.cli.plan import RunPlan, resolve
+from esper.cli.ppo import PpoStart, run_ppo
+from esper.cli.record import SUMMARY_FILE
+from esper.cli.train import run_policy
 from esper.karn import RunStore, evaluate
 from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
-from esper.karn.contracts import ArmPolicy, ExperimentArm, ExperimentPack, ExperimentScale
+from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
+from esper.karn.contracts.run_summary import RunSummary
 from esper.karn.gates import GateReport
 from esper.karn.packs import PackError, check_pack, load_packs, scale
-from esper.leyline import WireError, blueprint_from_id, loads
+from esper.leyline import ParallelMode, PolicyKind, WireError, loads
+from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig
+from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
 from esper.tolaria import get_task
 
 _guard = exit_2_on("esper experiment", UsageError, PackError)  # misuse or a broken pack
@@ -49,30 +51,47 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_arm(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> bool:
-    """One arm on one seed, written to `run_dir` as an ordinary run; False when a stop request ended it early."""
-    if arm.policy is ArmPolicy.PPO:
-        argv = ["train", "ppo", "--task", pack.task, "--rounds", str(size.ppo_rounds), "--envs", str(size.ppo_envs)]
-        argv += ["--episode-length", str(size.epochs), "--blueprints", *arm.blueprints]
-        argv += ["--seed", str(seed), "--run-dir", str(run_dir)]
-        code = cmd_train_ppo(build_parser().parse_args(argv))  # flags validated and the run written as usual
-        if code not in (0, EXIT_INTERRUPTED):
-            raise UsageError(f"arm {arm.name}: `esper {' '.join(argv)}` failed")
-        return code == 0
+def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> RunPlan:
+    """The RunConfig of one arm on one seed (the pack's task with its default slots), resolved."""
     task = get_task(pack.task)
-    plan = RunPlan(
-        task=task,
+    policy = arm.policy
+    ppo = None
+    if policy is PolicyKind.PPO:
+        ppo = PpoRun(
+            rounds=size.ppo_rounds,
+            envs=size.ppo_envs,
+            checkpoint_every=1,
+            distributed=ParallelMode.NONE,
+            world_size=1,
+            ppo=PpoConfig(),
+            policy=LstmPolicyConfig(),
+        )
+    config = RunConfig(
+        run_id=run_dir.name,
+        policy=policy,
+        task=task.config,
         slots=tuple(task.config.default_slots),
-        blueprints=tuple(blueprint_from_id(b) for b in arm.blueprints),
-        episodes=size.episodes,
-        epochs=size.epochs,
+        blueprints=tuple(arm.blueprints),
+        episodes=None if policy is PolicyKind.PPO else size.episodes,
+        episode_length=size.epochs,
         max_seeds=None,
         seed=seed,
-        device=torch.device("cpu"),
-        run_dir=run_dir,
+        device="cpu",
         data_dir=None,
+        reward=RewardConfig(),
+        heuristic=HeuristicConfig() if policy is PolicyKind.HEURISTIC else None,
+        ppo=ppo,
     )
-    return not isinstance(run_heuristic(plan, Progress(sys.stderr), policy_kind=arm.policy.value), Interrupted)
+    return resolve(config, run_dir, f"pack {pack.name}, arm {arm.name}")
+
+
+def run_arm(plan: RunPlan) -> bool:
+    """One arm on one seed, written as an ordinary run; False when a stop request ended it early."""
+    if plan.config.policy is PolicyKind.PPO:
+        result = run_ppo(PpoStart(plan, plan.task.load(None), resume=False, group=None))
+    else:
+        result = run_policy(plan, Progress(sys.stderr))
+    return not isinstance(result, Interrupted)
 
 
 def find_pack(name: str) -> ExperimentPack:
@@ -101,20 +120,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out: {out} exists and is not empty")
     arms = {a.name: a for a in pack.arms}
-    for name in size.arms:
-        for blueprint in arms[name].blueprints:
-            try:
-                blueprint_from_id(blueprint)
-            except ValueError as exc:  # a pack naming an unknown blueprint is a broken pack: name it, exit 2
-                raise UsageError(f"pack {pack.name}, arm {name}: {exc}") from exc
+    plans = {
+        (name, seed): arm_plan(pack, size, arms[name], seed, out / f"{name}-s{seed}")
+        for seed in size.seeds
+        for name in size.arms
+    }  # every arm checked (blueprints, policy) before anything runs
     out.mkdir(parents=True, exist_ok=True)
     run_dirs: dict[tuple[str, int], Path] = {}
     total = len(size.arms) * len(size.seeds)
     with STOP.armed():
-        for seed, name in ((seed, name) for seed in size.seeds for name in size.arms):
-            run_dir = out / f"{name}-s{seed}"
+        for (name, seed), plan in plans.items():
+            run_dir = plan.run_dir
             print(f"[{len(run_dirs) + 1}/{total}] {name} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-            if not run_arm(pack, size, arms[name], seed, run_dir):
+            if not run_arm(plan):
                 print(
                     f"esper experiment: {STOP.describe()} during {name} seed {seed}; {len(run_dirs)} of {total} "
                     f"runs finished in {out}; no comparison was written",
@@ -125,9 +143,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The host-only accuracy of each seed, from the heuristic/random arms' own baseline training.
     host_only: dict[int, float] = {}
     for (name, seed), run_dir in run_dirs.items():
-        if arms[name].policy is not ArmPolicy.PPO:
-            summary = json.loads((run_dir / "summary.json").read_text())
-            host_only.setdefault(seed, summary["baseline_accuracy"])
+        if arms[name].policy is not PolicyKind.PPO:
+            baseline = loads(RunSummary, (run_dir / SUMMARY_FILE).read_text()).baseline_accuracy
+            if seed not in host_only and baseline is not None:
+                host_only[seed] = baseline
     stores = {key: RunStore(path, baseline_accuracy=host_only.get(key[1])) for key, path in run_dirs.items()}
     metrics: list[ArmMetrics] = [arm_metrics(name, seed, store) for (name, seed), store in stores.items()]
     reports: list[tuple[str, int, GateReport]] = []

@@ -1,96 +1,73 @@
-"""`esper train ppo`: learn Tamiyo with PPO (Simic's vectorized trainer), with checkpoints and `--resume`."""
+"""`esper train ppo`: learn Tamiyo with PPO (Simic's vectorized trainer), with checkpoints and `--resume`.
+
+Flow: the flags (or, with --resume, the run's config.json) become a RunPlan -> rounds of the trainer (collect /
+update / summarize) with a checkpoint every K rounds -> summary.json. Under torchrun (`--distributed`) every rank
+runs this; rank 0 alone writes the run directory and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
-import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, StopRequest, UsageError, read_json_file
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, StopRequest, UsageError
 from esper.cli.karn import train_with_tui
-from esper.cli.train import DEFAULT_ROUNDS, RunPlan, default_run_dir, plan_run, summary_table, training_started
-from esper.karn import JsonlSink, rewind_to_checkpoint
+from esper.cli.plan import (
+    RunPlan,
+    default_run_dir,
+    plan_from_flags,
+    read_config,
+    resolve,
+    training_started,
+    with_rounds,
+    write_config,
+)
+from esper.cli.record import summarize, summary_table, write_summary
+from esper.karn import JsonlSink, read_events, rewind_to_checkpoint
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
+    EpisodeOutcomePayload,
     ParallelMode,
+    PolicyKind,
     TelemetryHub,
     TelemetrySink,
     TrainingCompletedPayload,
-    WireError,
-    dumps,
-    from_wire,
-    to_wire,
 )
 from esper.simic import (
     CheckpointError,
     DistributedError,
     LoadedCheckpoint,
-    PpoConfig,
-    RewardConfig,
     RoundResult,
     TrainerConfig,
     VectorizedTrainer,
     WorkerGroup,
-    check_reward_config,
     close_group,
     init_group,
     is_peer_failure,
     load_latest,
 )
-from esper.tamiyo import LstmPolicyConfig, MaskConfig
-from esper.tolaria import DataError
+from esper.tamiyo import MaskConfig
+from esper.tolaria import DataError, TensorData
 
 CHECKPOINT = "checkpoint.pt"
-SECTIONS: dict[str, type] = {"ppo": PpoConfig, "reward": RewardConfig, "policy": LstmPolicyConfig}
 
 
-def _sections(data: dict[str, Any], source: str) -> dict[str, Any]:
-    unknown = sorted(set(data) - set(SECTIONS))
-    if unknown:
-        raise UsageError(f"{source}: unknown section(s) {unknown}; allowed: {sorted(SECTIONS)}")
-    try:
-        return {name: from_wire(cls, data[name] if name in data else {}) for name, cls in SECTIONS.items()}
-    except WireError as exc:  # a config section breaks its contract: name the field, exit 2
-        raise UsageError(f"{source}: {exc}") from exc
+@dataclass(frozen=True, slots=True)
+class PpoStart:
+    plan: RunPlan
+    data: TensorData
+    resume: bool
+    group: WorkerGroup | None
 
-
-def _fresh(args: argparse.Namespace) -> tuple[RunPlan, dict[str, Any], int, int]:
-    raw = read_json_file("--config-json", args.config_json) if args.config_json is not None else {}
-    if not isinstance(raw, dict):
-        raise UsageError(f"--config-json: {args.config_json} must hold a JSON object")
-    sections = _sections(raw, f"--config-json {args.config_json}")
-    return plan_run(args), sections, args.envs, args.checkpoint_every
-
-
-def _resumed(args: argparse.Namespace) -> tuple[RunPlan, dict[str, Any], int, int]:
-    run_dir: Path = args.resume
-    if not (run_dir / "config.json").is_file() or not (run_dir / CHECKPOINT).is_file():
-        raise UsageError(f"--resume: {run_dir} has no config.json and {CHECKPOINT} to resume from")
-    config = read_json_file("--resume", run_dir / "config.json")
-    stored = argparse.Namespace(
-        policy="ppo",
-        task=config["task"]["name"],
-        slots=config["slots"],
-        blueprints=config["blueprints"],
-        max_seeds=config["max_seeds"],
-        seed=config["seed"],
-        device=config["device"],
-        data_dir=None if config["data_dir"] is None else Path(config["data_dir"]),
-        run_dir=run_dir / "__validation_only__",  # the real directory exists; only the other flags are checked
-        rounds=args.rounds if args.rounds is not None else config["rounds"],
-        episode_length=config["episode_length"],
-    )
-    plan = dataclasses.replace(plan_run(stored), run_dir=run_dir)
-    sections = _sections({name: config[name] for name in SECTIONS}, f"{run_dir}/config.json")
-    return plan, sections, config["envs"], config["checkpoint_every"]
+    @property
+    def main(self) -> bool:
+        return self.group is None or self.group.is_main
 
 
 def _join_group(args: argparse.Namespace) -> WorkerGroup:
@@ -107,69 +84,76 @@ def _join_group(args: argparse.Namespace) -> WorkerGroup:
     except DistributedError as exc:  # not under torchrun: misuse, exit 2
         raise UsageError(str(exc)) from exc
     if args.resume is None:
-        chosen = args.run_dir if args.run_dir is not None else default_run_dir(args.task, "ppo", args.seed)
+        chosen = args.run_dir if args.run_dir is not None else default_run_dir(args.task, PolicyKind.PPO, args.seed)
         args.run_dir = group.broadcast(chosen)
     return group
 
 
-def cmd_train_ppo(args: argparse.Namespace) -> int:
-    group: WorkerGroup | None = None
+def _plan(args: argparse.Namespace, group: WorkerGroup | None) -> RunPlan:
+    if args.resume is None:
+        parallel = (ParallelMode.NONE, 1) if group is None else (group.mode, group.world_size)
+        return plan_from_flags(args, PolicyKind.PPO, parallel)
+    run_dir: Path = args.resume
+    if not (run_dir / CHECKPOINT).is_file():
+        raise UsageError(f"--resume: {run_dir} has no {CHECKPOINT} to resume from")
+    plan = resolve(read_config(run_dir), run_dir, f"--resume {run_dir}/config.json")
+    if plan.config.policy is not PolicyKind.PPO:
+        raise UsageError(f"--resume: {run_dir} is a {plan.config.policy.value} run; only PPO runs resume")
+    return with_rounds(plan, args.rounds) if args.rounds is not None else plan
+
+
+def _start(args: argparse.Namespace) -> PpoStart:
+    """Everything checked before anything is written (a misuse leaves the process group too)."""
+    group = None
     try:
-        if args.distributed is not None:
-            group = _join_group(args)
-        plan, sections, envs, every = _resumed(args) if args.resume is not None else _fresh(args)
-        for name, value in (("--envs", envs), ("--checkpoint-every", every)):
-            if value < 1:
-                raise UsageError(f"{name} must be >= 1, got {value}")
+        group = _join_group(args) if args.distributed is not None else None
+        plan = _plan(args, group)
         if group is not None:
-            group.local_envs(envs)  # environment-parallel: --envs must split evenly over the ranks
-        check_reward_config(sections["reward"])
-        data = plan.task.load(plan.data_dir)
-    except (ValueError, DataError) as exc:  # misuse found below the CLI: report, exit 2, write nothing
+            group.local_envs(plan.ppo.envs)  # environment-parallel: --envs must split evenly over the ranks
+        return PpoStart(plan, plan.task.load(plan.data_dir), args.resume is not None, group)
+    except (ValueError, DataError) as exc:  # misuse found below the CLI: exit 2, nothing written
         close_group()
         raise UsageError(str(exc)) from exc
     except UsageError:
         close_group()
         raise
+
+
+def cmd_train_ppo(args: argparse.Namespace) -> int:
+    start = _start(args)
     if args.tui:
-        return train_with_tui(args, plan.run_dir)
-    result: RunSummary | Interrupted | int
+        return train_with_tui(args, start.plan.run_dir)
     with STOP.armed():
-        if group is None:
-            result = run_ppo(plan, sections, envs, every, resume=args.resume is not None, data=data)
-        else:
-            result = _run_distributed(plan, sections, envs, every, args.resume is not None, data, group)
+        result = run_ppo(start) if start.group is None else _run_distributed(start, start.group)
     if isinstance(result, int):
         return result
     if isinstance(result, Interrupted):
-        if group is None or group.is_main:
+        if start.main:
             print(
                 f"esper train: {result.reason} at {result.where}; checkpoint saved: continue with "
-                f"`esper train ppo --resume {plan.run_dir}`",
+                f"`esper train ppo --resume {start.plan.run_dir}`",
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
-    if group is None or group.is_main:
-        print(summary_table(result, plan.run_dir))
+    if start.main:
+        print(summary_table(result, start.plan.run_dir))
     return 0
 
 
-def _run_distributed(
-    plan: RunPlan, sections: dict[str, Any], envs: int, every: int, resume: bool, data: Any, group: WorkerGroup
-) -> RunSummary | Interrupted | int:
+def _run_distributed(start: PpoStart, group: WorkerGroup) -> RunSummary | Interrupted | int:
     """run_ppo on one rank of a torchrun job; a lost peer ends this rank with one line and exit 1. The process
     group is always torn down here, whatever happened."""
     try:
         group.barrier()  # every rank has validated before rank 0 creates the run directory
-        return run_ppo(plan, sections, envs, every, resume=resume, data=data, group=group)
+        return run_ppo(start)
     except RuntimeError as exc:  # gloo reports a lost peer as a plain RuntimeError; anything else is re-raised
         if not is_peer_failure(exc):
             raise  # a bug, not a lost peer
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(
             f"esper train: error: rank {group.rank}/{group.world_size}: the process group failed ({first_line}); "
-            f"another rank probably died. Checkpoints so far are in {plan.run_dir}: resume with the same torchrun "
-            f"command and --resume {plan.run_dir}",
+            f"another rank probably died. Checkpoints so far are in {start.plan.run_dir}: resume with the same "
+            f"torchrun command and --resume {start.plan.run_dir}",
             file=sys.stderr,
         )
         return 1
@@ -199,133 +183,94 @@ def _load_checkpoint(run_dir: Path, events: Path, progress: Progress, main: bool
     return loaded
 
 
-def _write_config(plan: RunPlan, sections: dict[str, Any], envs: int, every: int, group: WorkerGroup | None) -> None:
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "run_id": plan.run_dir.name,
-        "policy": "ppo",
-        "task": to_wire(plan.task.config),
-        "slots": list(plan.slots),
-        "blueprints": [b.name.lower() for b in plan.blueprints],
-        "rounds": plan.episodes,
-        "envs": envs,
-        "episode_length": plan.epochs,
-        "max_seeds": plan.max_seeds,
-        "seed": plan.seed,
-        "device": str(plan.device),
-        "data_dir": None if plan.data_dir is None else str(plan.data_dir),
-        "checkpoint_every": every,
-        "distributed": None if group is None else group.mode.value,
-        "world_size": 1 if group is None else group.world_size,
-        **{name: to_wire(value) for name, value in sections.items()},
-    }
-    (plan.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
-def run_ppo(
-    plan: RunPlan,
-    sections: dict[str, Any],
-    envs: int,
-    every: int,
-    resume: bool,
-    data: Any,
-    group: WorkerGroup | None = None,
-    stop: StopRequest = STOP,
-) -> RunSummary | Interrupted:
-    """One PPO run. Under torch.distributed every rank calls this; rank 0 alone writes the run directory (config,
-    events of every rank, checkpoints, summary) and prints progress. A stop request ends the run at the next epoch
-    boundary (every rank agrees on which): the unfinished round is dropped, the checkpoint of the last finished
-    round is written, the log closes with TRAINING_COMPLETED(interrupted) and no summary.json is written."""
-    main = group is None or group.is_main
-    run_id = plan.run_dir.name
-    events = plan.run_dir / "events.jsonl"
-    progress = Progress(sys.stderr)
-    loaded = _load_checkpoint(plan.run_dir, events, progress, main) if resume else None
-    if main and not resume:
-        _write_config(plan, sections, envs, every, group)
-    sinks: tuple[TelemetrySink, ...] = (JsonlSink(events),)
-    if not main:
-        assert group is not None
-        sinks = (group.relay_sink,) if group.mode is ParallelMode.ENVS else ()  # data-parallel: rank 0's events
-    hub = TelemetryHub(run_id, sinks=sinks, rank=0 if group is None else group.rank)
-    masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.max_seeds)
-    trainer = VectorizedTrainer(
-        TrainerConfig(
-            task=plan.task,
-            slots=plan.slots,
-            masks=masks,
-            n_envs=envs,
-            episode_length=plan.epochs,
-            seed=plan.seed,
-            device=plan.device,
-            ppo=sections["ppo"],
-            reward=sections["reward"],
-            policy=sections["policy"],
-        ),
-        data,
-        hub,
-        group,
+def _trainer(start: PpoStart, hub: TelemetryHub) -> VectorizedTrainer:
+    plan, ppo = start.plan, start.plan.ppo
+    masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.config.max_seeds)
+    config = TrainerConfig(
+        task=plan.task,
+        slots=plan.slots,
+        masks=masks,
+        n_envs=ppo.envs,
+        episode_length=plan.epochs,
+        seed=plan.seed,
+        device=plan.device,
+        ppo=ppo.ppo,
+        reward=plan.config.reward,
+        policy=ppo.policy,
     )
+    return VectorizedTrainer(config, start.data, hub, start.group)
+
+
+def _hub(start: PpoStart, events: Path) -> TelemetryHub:
+    """Rank 0 writes events.jsonl; the other ranks relay theirs to it (ENVS) or repeat its own (DATA: none)."""
+    group = start.group
+    sinks: tuple[TelemetrySink, ...] = (JsonlSink(events),)
+    if group is not None and not group.is_main:
+        sinks = (group.relay_sink,) if group.mode is ParallelMode.ENVS else ()
+    return TelemetryHub(start.plan.config.run_id, sinks=sinks, rank=0 if group is None else group.rank)
+
+
+def run_ppo(start: PpoStart, stop: StopRequest = STOP) -> RunSummary | Interrupted:
+    """One PPO run. A stop request ends it at the next epoch boundary (every rank agrees on which): the unfinished
+    round is dropped, the checkpoint of the last finished round is written, the log closes with
+    TRAINING_COMPLETED(interrupted) and no summary.json is written."""
+    plan, progress = start.plan, Progress(sys.stderr)
+    events = plan.run_dir / "events.jsonl"
+    loaded = _load_checkpoint(plan.run_dir, events, progress, start.main) if start.resume else None
+    if start.main:
+        write_config(plan)
+    hub = _hub(start, events)
+    trainer = _trainer(start, hub)
     if loaded is not None:
         trainer.restore(loaded.payload, loaded.path)
-    if main:
-        world, mode = (1, ParallelMode.NONE) if group is None else (group.world_size, group.mode)
-        hub.emit(training_started(plan, "lstm", n_envs=envs, world_size=world, parallel_mode=mode))
+    if start.main:
+        hub.emit(training_started(plan, n_envs=plan.ppo.envs))
     started = time.perf_counter()
+    results = _rounds(start, trainer, events, progress, stop, saved_round=-1 if loaded is None else trainer.round)
+    interrupted = trainer.round < plan.ppo.rounds
+    if start.main:
+        wall = time.perf_counter() - started
+        completed = sum(len(r.outcomes) for r in results)
+        hub.emit(TrainingCompletedPayload(episodes_completed=completed, wall_seconds=wall, interrupted=interrupted))
+    hub.close()
+    if interrupted:
+        return Interrupted(stop.describe(), f"round {trainer.round + 1}/{plan.ppo.rounds}")
+    outcomes = [o for r in results for o in r.outcomes]
+    if start.resume and start.main:  # the rounds before the resume too: the rewound log holds each exactly once
+        outcomes = [e.payload.outcome for e in read_events(events) if isinstance(e.payload, EpisodeOutcomePayload)]
+    summary = summarize(plan, outcomes, results[-1].outcomes if results else (), None)
+    if start.main:
+        write_summary(plan, summary)
+    return summary
+
+
+def _rounds(
+    start: PpoStart,
+    trainer: VectorizedTrainer,
+    events: Path,
+    progress: Progress,
+    stop: StopRequest,
+    saved_round: int,
+) -> list[RoundResult]:
+    """Rounds until the plan's last or a stop request, a checkpoint every K rounds and at the end; a stop also
+    checkpoints the last finished round (with the log's size at that round boundary, so resume drops the rest)."""
+    ppo, checkpoint = start.plan.ppo, start.plan.run_dir / CHECKPOINT
     results: list[RoundResult] = []
-    checkpoint = plan.run_dir / CHECKPOINT
-    saved_round = trainer.round if loaded is not None else -1
-    boundary = events.stat().st_size if main else 0  # the log's size at the last round boundary
-    while trainer.round < plan.episodes:
+    boundary = events.stat().st_size if start.main else 0  # the log's size at the last round boundary
+    while trainer.round < ppo.rounds:
         result = trainer.run_round(stop=lambda: stop.requested)
         if result is None:  # stopped mid-round: the unfinished round is dropped
             break
         results.append(result)
-        boundary = events.stat().st_size if main else 0
-        if main:
+        boundary = events.stat().st_size if start.main else 0
+        if start.main:
             progress.done(
-                f"round {result.round}/{plan.episodes}: reward {result.mean_reward:+.3f}, accuracy "
+                f"round {result.round}/{ppo.rounds}: reward {result.mean_reward:+.3f}, accuracy "
                 f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s"
             )
-        if result.round % every == 0 or result.round == plan.episodes:
+        if result.round % ppo.checkpoint_every == 0 or result.round == ppo.rounds:
             trainer.save(checkpoint, boundary)
             saved_round = trainer.round
-    if trainer.round < plan.episodes and saved_round != trainer.round:
+    if trainer.round < ppo.rounds and saved_round != trainer.round:
         trainer.save(checkpoint, boundary)  # stopped early: the last finished round is resumable
-    interrupted = trainer.round < plan.episodes
-    if main:
-        hub.emit(
-            TrainingCompletedPayload(
-                episodes_completed=len(results) * envs,
-                wall_seconds=time.perf_counter() - started,
-                interrupted=interrupted,
-            )
-        )
-    hub.close()
-    if interrupted:
-        return Interrupted(stop.describe(), f"round {trainer.round + 1}/{plan.episodes}")
-    tallies = [t for r in results for t in r.tallies]
-    last = results[-1] if results else None
-    summary = RunSummary(
-        run_id=run_id,
-        task=plan.task.name,
-        policy="ppo",
-        episodes=trainer.round * envs,
-        final_accuracy=last.mean_accuracy if last is not None else 0.0,
-        baseline_accuracy=None,
-        germinated=sum(t["germinated"] for t in tallies),
-        fossilized=sum(t["fossilized"] for t in tallies),
-        pruned=sum(t["pruned"] for t in tallies),
-        internal_level_changes=sum(t["internal_level_changes"] for t in tallies),
-        added_params=round(statistics.fmean(last.added_params)) if last is not None else 0,
-        invalid_actions=sum(t["invalid_actions"] for t in tallies),
-        governor_rollbacks=sum(t["governor_rollbacks"] for t in tallies),
-        seed=plan.seed,
-        epochs_per_episode=plan.epochs,
-    )
-    if main:
-        (plan.run_dir / "summary.json").write_text(dumps(summary) + "\n")
-    return summary
-
-
-__all__ = ["CHECKPOINT", "DEFAULT_ROUNDS", "cmd_train_ppo", "run_ppo"]
+    return results

@@ -6,7 +6,7 @@ Its contracts (run summary, gate thresholds) are generated into `esper.karn.cont
 from esper.karn.contracts import *  # noqa: F403
 from esper.karn.contracts import __all__ as CONTRACT_NAMES
 from esper.karn.eventlog import EventLog, EventTail, TornTail, read_event_log
-from esper.karn.gates import GateReport, GateResult, Verdict, evaluate
+from esper.karn.gates import ExitGateResult, GateReport, GateVerdict, evaluate
 from esper.karn.sinks import JsonlSink, read_events, rewind_to_checkpoint
 from esper.karn.store import VIEW_FOR_EVENT, VIEWS, QueryError, QueryResult, RunStore, list_run_dirs
 
@@ -14,8 +14,9 @@ __all__ = [
     *CONTRACT_NAMES,
     "EventLog",
     "EventTail",
+    "ExitGateResult",
     "GateReport",
-    "GateResult",
+    "GateVerdict",
     "JsonlSink",
     "QueryError",
     "QueryResult",
@@ -23,7 +24,6 @@ __all__ = [
     "TornTail",
     "VIEWS",
     "VIEW_FOR_EVENT",
-    "Verdict",
     "evaluate",
     "list_run_dirs",
     "read_event_log",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from esper.karn.contracts import ExperimentPack
-from esper.karn.gates import GateReport, Verdict
+from esper.karn.gates import GateReport, GateVerdict
 from esper.karn.report import CSS, bar_chart, table
 from esper.karn.store import RunStore
 from esper.leyline import BLUEPRINT_IDS
@@ -118,7 +118,7 @@ def gate_summary(reports: Sequence[tuple[str, int, GateReport]]) -> list[dict[st
         for result in report.results:
             row = rows.setdefault((pair, result.gate), {"pair": pair, "gate": result.gate, "passed": 0, "seeds": 0})
             row["seeds"] += 1
-            row["passed"] += result.verdict is Verdict.PASS
+            row["passed"] += result.verdict is GateVerdict.PASS
     return list(rows.values())
 
 

@@ -29,16 +29,20 @@ from esper.karn.contracts import GateThresholds
 from esper.karn.store import CONV_HEAVY_BLUEPRINT, RunStore
 
 
-class Verdict(enum.Enum):
+class GateVerdict(enum.Enum):
+    """The outcome of one exit gate (not tolaria's governor Verdict)."""
+
     PASS = "pass"
     FAIL = "fail"
     SKIP = "skip"
 
 
 @dataclass(frozen=True)
-class GateResult:
+class ExitGateResult:
+    """One exit gate of a phase, measured on a run (not leyline's GateResult, a seed's quality gate)."""
+
     gate: str
-    verdict: Verdict
+    verdict: GateVerdict
     measured: str
     threshold: str
     note: str = ""
@@ -48,11 +52,11 @@ class GateResult:
 class GateReport:
     run: str
     control: str | None
-    results: list[GateResult]
+    results: list[ExitGateResult]
 
     @property
     def passed(self) -> bool:
-        return all(r.verdict is Verdict.PASS for r in self.results)
+        return all(r.verdict is GateVerdict.PASS for r in self.results)
 
 
 @dataclass(frozen=True)
@@ -116,15 +120,17 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _verdict(ok: bool) -> Verdict:
-    return Verdict.PASS if ok else Verdict.FAIL
+def _verdict(ok: bool) -> GateVerdict:
+    return GateVerdict.PASS if ok else GateVerdict.FAIL
 
 
-def gate_internal_op_share(t: RunMetrics, th: GateThresholds) -> GateResult:
+def gate_internal_op_share(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     name, bound = "internal_op_share", f">= {th.min_internal_op_share:.3f}"
     if t.internal_op_share is None:
-        return GateResult(name, Verdict.FAIL, "n/a", bound, "no non-WAIT decision was taken with a ladder seed live")
-    return GateResult(
+        return ExitGateResult(
+            name, GateVerdict.FAIL, "n/a", bound, "no non-WAIT decision was taken with a ladder seed live"
+        )
+    return ExitGateResult(
         name,
         _verdict(t.internal_op_share >= th.min_internal_op_share),
         f"{t.internal_op_share:.3f} of {t.ladder_decisions} decisions",
@@ -132,10 +138,10 @@ def gate_internal_op_share(t: RunMetrics, th: GateThresholds) -> GateResult:
     )
 
 
-def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
     name = "conv_heavy_vs_control"
     if c is None:
-        return GateResult(name, Verdict.SKIP, f"freq {t.conv_heavy_frequency:.3f}", "needs --control")
+        return ExitGateResult(name, GateVerdict.SKIP, f"freq {t.conv_heavy_frequency:.3f}", "needs --control")
     bound = f"freq < {th.max_conv_heavy_frequency_ratio:g} x {c.conv_heavy_frequency:.3f}; ROI not lower"
     measured = (
         f"freq {t.conv_heavy_frequency:.3f} vs {c.conv_heavy_frequency:.3f}; "
@@ -143,8 +149,8 @@ def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> 
     )
     lower = t.conv_heavy_frequency < th.max_conv_heavy_frequency_ratio * c.conv_heavy_frequency
     if t.roi_per_kparam is None or c.roi_per_kparam is None:
-        return GateResult(
-            name, Verdict.FAIL, measured, bound, "ROI needs a host-only baseline and added parameters in both runs"
+        return ExitGateResult(
+            name, GateVerdict.FAIL, measured, bound, "ROI needs a host-only baseline and added parameters in both runs"
         )
     if c.roi_per_kparam > 0:
         roi_ok = t.roi_per_kparam >= th.min_roi_ratio * c.roi_per_kparam
@@ -153,16 +159,16 @@ def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> 
     note = "" if lower else "conv_heavy not selected less often than in the control"
     if not roi_ok:
         note = (note + "; " if note else "") + "lower ROI than the control"
-    return GateResult(name, _verdict(lower and roi_ok), measured, bound, note)
+    return ExitGateResult(name, _verdict(lower and roi_ok), measured, bound, note)
 
 
-def gate_entropy(t: RunMetrics, th: GateThresholds) -> GateResult:
+def gate_entropy(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     name = "no_entropy_collapse"
     bound = f"collapsed streak <= {th.max_collapsed_update_fraction:.2f} (op entropy < {th.entropy_collapse_threshold})"
     if not t.op_entropies:
-        return GateResult(name, Verdict.PASS, "no PPO updates", bound, "nothing to collapse")
+        return ExitGateResult(name, GateVerdict.PASS, "no PPO updates", bound, "nothing to collapse")
     fraction = longest_collapse_fraction(t.op_entropies, th.entropy_collapse_threshold)
-    return GateResult(
+    return ExitGateResult(
         name,
         _verdict(fraction <= th.max_collapsed_update_fraction),
         f"{fraction:.2f} of {len(t.op_entropies)} updates (min {min(t.op_entropies):.3f})",
@@ -170,36 +176,36 @@ def gate_entropy(t: RunMetrics, th: GateThresholds) -> GateResult:
     )
 
 
-def gate_rollbacks(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+def gate_rollbacks(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
     name = "no_rollback_rise"
     if c is None:
-        return GateResult(name, Verdict.SKIP, f"{_fmt(t.rollbacks_per_episode)} per episode", "needs --control")
+        return ExitGateResult(name, GateVerdict.SKIP, f"{_fmt(t.rollbacks_per_episode)} per episode", "needs --control")
     if t.rollbacks_per_episode is None or c.rollbacks_per_episode is None:
-        return GateResult(name, Verdict.FAIL, "n/a", "", "a run has no finished episode")
+        return ExitGateResult(name, GateVerdict.FAIL, "n/a", "", "a run has no finished episode")
     bound = f"<= {c.rollbacks_per_episode:.3f} + {th.max_rollback_rate_increase:g}"
     ok = t.rollbacks_per_episode <= c.rollbacks_per_episode + th.max_rollback_rate_increase
-    return GateResult(name, _verdict(ok), f"{t.rollbacks_per_episode:.3f} per episode", bound)
+    return ExitGateResult(name, _verdict(ok), f"{t.rollbacks_per_episode:.3f} per episode", bound)
 
 
-def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> GateResult:
+def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
     name = "invalid_action_rate"
     if c is None:
-        return GateResult(name, Verdict.SKIP, _fmt(t.invalid_action_rate), "needs --control")
+        return ExitGateResult(name, GateVerdict.SKIP, _fmt(t.invalid_action_rate), "needs --control")
     if t.invalid_action_rate is None or c.invalid_action_rate is None:
-        return GateResult(name, Verdict.FAIL, "n/a", "", "a run has no decisions")
+        return ExitGateResult(name, GateVerdict.FAIL, "n/a", "", "a run has no decisions")
     bound = f"<= {c.invalid_action_rate:.3f} + {th.max_invalid_action_rate_increase:g}"
     ok = t.invalid_action_rate <= c.invalid_action_rate + th.max_invalid_action_rate_increase
-    return GateResult(name, _verdict(ok), f"{t.invalid_action_rate:.3f}", bound)
+    return ExitGateResult(name, _verdict(ok), f"{t.invalid_action_rate:.3f}", bound)
 
 
-def gate_thrash(t: RunMetrics, th: GateThresholds) -> GateResult:
+def gate_thrash(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     name = "bounded_thrash"
     bound = (
         f"density <= {th.max_internal_op_density:g}, reversal <= {th.max_reversal_rate:g}, "
         f"convergence >= {th.min_level_convergence:g}"
     )
     if t.mean_internal_op_density is None or t.mean_reversal_rate is None:
-        return GateResult(name, Verdict.PASS, "no internal ops", bound, "nothing to thrash")
+        return ExitGateResult(name, GateVerdict.PASS, "no internal ops", bound, "nothing to thrash")
     measured = (
         f"density {t.mean_internal_op_density:.3f}, reversal {t.mean_reversal_rate:.3f}, "
         f"convergence {_fmt(t.level_convergence)}"
@@ -211,7 +217,7 @@ def gate_thrash(t: RunMetrics, th: GateThresholds) -> GateResult:
         problems.append("levels reverse too often")
     if t.level_convergence is not None and t.level_convergence < th.min_level_convergence:
         problems.append("levels oscillate instead of converging")
-    return GateResult(name, _verdict(not problems), measured, bound, "; ".join(problems))
+    return ExitGateResult(name, _verdict(not problems), measured, bound, "; ".join(problems))
 
 
 def evaluate(run: RunStore, control: RunStore | None = None, thresholds: GateThresholds | None = None) -> GateReport:

@@ -135,38 +135,69 @@ ANALYTICS_SECTIONS: Final = (
 
 
 def build_report(store: RunStore) -> str:
-    run = store.one("SELECT * FROM runs ORDER BY seq DESC LIMIT 1")
+    """The whole report page: facts, curves, gates, analytics, lifecycle and event counts."""
     run_id = store.run_dir.name
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Esper run report: {_esc(run_id)}</title>
+<style>{CSS}</style></head><body>
+<h1>Run {_esc(run_id)}</h1>
+<p class="facts">{_esc(run_facts(store))}</p>{_torn_tail_notice(store)}
+<h2>Curves</h2><div class="grid">{"".join(curves(store))}</div>
+<h2>Phase 0 gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
+{gates_table(store)}
+<h2>Analytics</h2>{"".join(analytics_sections(store))}
+<h2>Seed lifecycle and rollbacks</h2>{table(["seq", "env", "episode", "epoch", "slot", "event"], lifecycle_rows(store))}
+<h2>Events by type</h2>{table(["event type", "count"], event_count_rows(store))}
+<p class="facts">Source of truth: {_esc(store.log.path)} ({len(store.log.events)} events). Query it with
+<code>esper karn sql {_esc(run_id)} "SELECT ..."</code>.</p>
+</body></html>
+"""
+
+
+def run_facts(store: RunStore) -> str:
+    """One line about the latest training start: task, policy, scale, seed, host, slots, and how it ended."""
+    run = store.one("SELECT * FROM runs ORDER BY seq DESC LIMIT 1")
+    if run is None:
+        return "no TRAINING_STARTED event"
     facts = (
-        "no TRAINING_STARTED event"
-        if run is None
-        else (
-            f"{run['task']} · policy {run['policy']} · {run['n_envs']} env(s) × {run['episode_length']} epochs · "
-            f"seed {run['seed']} · host {run['host_params']} params · slots {' '.join(run['slot_ids'])} · "
-            f"started {format_cell(run['started_at'])}"
-            + (
-                ""
-                if run["completed_at"] is None
-                else f" · {run['episodes_completed']} episode(s) in "
-                f"{run['wall_seconds']:.1f}s{' (interrupted)' if run['interrupted'] else ''}"
-            )
-        )
+        f"{run['task']} · policy {run['policy']} · {run['n_envs']} env(s) × {run['episode_length']} epochs · "
+        f"seed {run['seed']} · host {run['host_params']} params · slots {' '.join(run['slot_ids'])} · "
+        f"started {format_cell(run['started_at'])}"
     )
-    torn = "" if store.torn_tail is None else f"<p class='fail'>{_esc(store.torn_tail.describe(store.log.path))}</p>"
-    curves = [
+    if run["completed_at"] is None:
+        return facts
+    interrupted = " (interrupted)" if run["interrupted"] else ""
+    return facts + f" · {run['episodes_completed']} episode(s) in {run['wall_seconds']:.1f}s{interrupted}"
+
+
+def _torn_tail_notice(store: RunStore) -> str:
+    if store.torn_tail is None:
+        return ""
+    return f"<p class='fail'>{_esc(store.torn_tail.describe(store.log.path))}</p>"
+
+
+def _in_order(column: str, view: str, where: str = "") -> str:
+    """SQL: (1, 2, 3, ...) in file order against `column` of `view`."""
+    return f"SELECT row_number() OVER (ORDER BY seq), {column} FROM {view} {where} ORDER BY seq"
+
+
+def _bars(store: RunStore, sql: str) -> list[tuple[str, float]]:
+    return [(str(label), float(value)) for label, value in store.query(sql).rows]
+
+
+PPO_CURVES: Final = (("policy loss", "policy_loss"), ("value loss", "value_loss"), ("op entropy", "entropy_op"))
+
+
+def curves(store: RunStore) -> list[str]:
+    """The report's figures: accuracy, reward and PPO curves, then the op and blueprint distributions."""
+    ppo = [
+        (name, _points(store, f"SELECT round, {column} FROM ppo_updates ORDER BY seq")) for name, column in PPO_CURVES
+    ]
+    return [
         _figure(
             "Validation accuracy of env 0, every epoch of every episode (x: epoch across episodes).",
             line_chart(
-                [
-                    (
-                        "env 0 val acc",
-                        _points(
-                            store,
-                            """SELECT row_number() OVER (ORDER BY seq), val_accuracy
-                    FROM epochs WHERE env_id = 0 ORDER BY seq""",
-                        ),
-                    )
-                ],
+                [("env 0 val acc", _points(store, _in_order("val_accuracy", "epochs", "WHERE env_id = 0")))],
                 x_label="epoch (all episodes)",
                 y_label="%",
             ),
@@ -174,16 +205,7 @@ def build_report(store: RunStore) -> str:
         _figure(
             "Final validation accuracy per episode (all environments, in finishing order).",
             line_chart(
-                [
-                    (
-                        "final acc",
-                        _points(
-                            store,
-                            "SELECT row_number() OVER (ORDER BY seq), final_accuracy "
-                            "FROM episode_outcomes ORDER BY seq",
-                        ),
-                    )
-                ],
+                [("final acc", _points(store, _in_order("final_accuracy", "episode_outcomes")))],
                 x_label="episode",
                 y_label="%",
             ),
@@ -191,63 +213,35 @@ def build_report(store: RunStore) -> str:
         _figure(
             "Episode reward (policies trained by reward only).",
             line_chart(
-                [
-                    (
-                        "episode reward",
-                        _points(
-                            store,
-                            "SELECT row_number() OVER (ORDER BY seq), episode_reward "
-                            "FROM episode_outcomes ORDER BY seq",
-                        ),
-                    )
-                ],
+                [("episode reward", _points(store, _in_order("episode_reward", "episode_outcomes")))],
                 x_label="episode",
                 y_label="reward",
             ),
         ),
-        _figure(
-            "PPO losses and op-head entropy per update.",
-            line_chart(
-                [
-                    (name, _points(store, f"SELECT round, {column} FROM ppo_updates ORDER BY seq"))
-                    for name, column in (
-                        ("policy loss", "policy_loss"),
-                        ("value loss", "value_loss"),
-                        ("op entropy", "entropy_op"),
-                    )
-                ],
-                x_label="PPO round",
-                y_label="",
-            ),
-        ),
+        _figure("PPO losses and op-head entropy per update.", line_chart(ppo, x_label="PPO round", y_label="")),
         _figure(
             "Decisions per op.",
-            bar_chart(
-                [
-                    (op, float(n))
-                    for op, n in store.query(
-                        "SELECT op, decisions FROM action_distribution ORDER BY decisions DESC"
-                    ).rows
-                ]
-            ),
+            bar_chart(_bars(store, "SELECT op, decisions FROM action_distribution ORDER BY decisions DESC")),
         ),
         _figure(
             "Applied germinations per blueprint (share).",
-            bar_chart(
-                [
-                    (bp, float(f))
-                    for bp, f in store.query(
-                        "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC"
-                    ).rows
-                ]
-            ),
+            bar_chart(_bars(store, "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC")),
         ),
     ]
+
+
+def gates_table(store: RunStore) -> str:
+    """The Phase 0 gates of this run alone, verdicts coloured."""
     gates = evaluate(store)
     gate_rows = [[r.gate, r.verdict.value.upper(), r.measured, r.threshold, r.note] for r in gates.results]
     gate_html = table(["gate", "verdict", "measured", "threshold", "note"], gate_rows)
     for verdict in ("PASS", "FAIL", "SKIP"):
         gate_html = gate_html.replace(f"<td>{verdict}</td>", f'<td class="{verdict.lower()}">{verdict}</td>')
+    return gate_html
+
+
+def analytics_sections(store: RunStore) -> list[str]:
+    """One table per analytics view (at most 200 rows, without the timestamp and JSON columns)."""
     sections = []
     for title, view in ANALYTICS_SECTIONS:
         result = store.view(view)
@@ -255,33 +249,24 @@ def build_report(store: RunStore) -> str:
         keep = [result.columns.index(c) for c in columns]
         rows = [[row[i] for i in keep] for row in result.rows[:200]]
         sections.append(f"<h3>{_esc(title)} <small>({_esc(view)})</small></h3>{table(columns, rows)}")
+    return sections
+
+
+def event_count_rows(store: RunStore) -> list[list[object]]:
     counts = dict.fromkeys((t.name for t in TelemetryEventType), 0)  # every type, 0 where none was emitted
     counts |= dict(store.query("SELECT event_type, count(*) FROM events GROUP BY event_type").rows)
-    count_rows = [[name, n] for name, n in counts.items()]
+    return [[name, n] for name, n in counts.items()]
+
+
+def lifecycle_rows(store: RunStore) -> list[list[object]]:
+    """The first 300 germinations, fossilizations, prunes, level changes and rollbacks, rendered."""
     lifecycle = store.query(
         "SELECT seq, event_type, env_id, episode, epoch, slot_id FROM events WHERE event_type IN "
         "('SEED_GERMINATED', 'SEED_FOSSILIZED', 'SEED_PRUNED', 'SEED_INTERNAL_LEVEL_CHANGED', 'GOVERNOR_ROLLBACK') "
         "ORDER BY seq LIMIT 300"
     ).rows
     by_seq = {event["seq"]: event for event in store.log.events}
-    lifecycle_rows = [
-        [seq, env, ep, epoch, slot, render_event(by_seq[seq])] for seq, _, env, ep, epoch, slot in lifecycle
-    ]
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Esper run report: {_esc(run_id)}</title>
-<style>{CSS}</style></head><body>
-<h1>Run {_esc(run_id)}</h1>
-<p class="facts">{_esc(facts)}</p>{torn}
-<h2>Curves</h2><div class="grid">{"".join(curves)}</div>
-<h2>Phase 0 gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
-{gate_html}
-<h2>Analytics</h2>{"".join(sections)}
-<h2>Seed lifecycle and rollbacks</h2>{table(["seq", "env", "episode", "epoch", "slot", "event"], lifecycle_rows)}
-<h2>Events by type</h2>{table(["event type", "count"], count_rows)}
-<p class="facts">Source of truth: {_esc(store.log.path)} ({len(store.log.events)} events). Query it with
-<code>esper karn sql {_esc(run_id)} "SELECT ..."</code>.</p>
-</body></html>
-"""
+    return [[seq, env, ep, epoch, slot, render_event(by_seq[seq])] for seq, _, env, ep, epoch, slot in lifecycle]
 
 
 def write_report(store: RunStore, out: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import duckdb
 
@@ -64,33 +64,99 @@ def _names(enum: type[Enum], expr: str, *, lower: bool = False) -> str:
     return f"(CASE {expr} {arms} END)"
 
 
-def _int(path: str) -> str:
-    return f"CAST(payload->>'$.{path}' AS BIGINT)"
-
-
-def _num(path: str) -> str:
-    return f"CAST(payload->>'$.{path}' AS DOUBLE)"
-
-
-def _str(path: str) -> str:
-    return f"(payload->>'$.{path}')"
-
-
-def _bool(path: str) -> str:
-    return f"CAST(payload->>'$.{path}' AS BOOLEAN)"
-
-
 _KEYS: Final = "seq, run_id, rank, env_id, episode, epoch, slot_id, timestamp"
 # Reward component columns, in the contract's order (the last is the total).
 REWARD_PARTS: Final = tuple(f.name for f in dataclasses.fields(RewardComponents))
 HEADS: Final = tuple(head.value for head in ActionHead)
+
+E = TelemetryEventType
 
 
 def _of(*types: TelemetryEventType) -> str:
     return "event_type IN (" + ", ".join(f"'{t.name}'" for t in types) + ")"
 
 
-E = TelemetryEventType
+# ---------------------------------------------------------------- payload paths
+JsonType = Literal["integer", "number", "string", "boolean", "array"]
+
+
+@dataclass(frozen=True)
+class PayloadPath:
+    """One JSON path a view reads from the payload of one event type. The views' SQL is built from these (through
+    `_Payload`), and a test resolves every one against that event type's payload schema: a renamed or misspelt
+    field fails the test instead of silently reading NULL."""
+
+    view: str
+    event_type: TelemetryEventType
+    path: str  # dotted, as in the SQL's '$.a.b'; a key of a map is a segment too ('head_entropies.op')
+    json_type: JsonType | None  # what the SQL expects there (None: kept as JSON, any type)
+
+
+_PATHS: dict[PayloadPath, None] = {}  # every path read so far, in order, without repeats
+
+
+class _Payload:
+    """The payload column of the rows a view reads (events of `event_types`, under the table alias `alias`). Each
+    method returns the SQL reading one field and records its path for every event type carrying it: `of` when
+    given (a view over several event types reads some fields from only some of them), else all of them."""
+
+    def __init__(self, view: str, *event_types: TelemetryEventType, alias: str = "") -> None:
+        self.view = view
+        self.event_types = event_types
+        self.column = f"{alias}.payload" if alias else "payload"
+
+    @property
+    def where(self) -> str:
+        """The filter selecting this view's events."""
+        return _of(*self.event_types)
+
+    def _path(self, path: str, json_type: JsonType | None, of: tuple[TelemetryEventType, ...]) -> str:
+        carriers = of or self.event_types
+        if not set(carriers) <= set(self.event_types):
+            raise ValueError(f"view {self.view}: {path} is read from events the view does not select")
+        for event_type in carriers:
+            _PATHS[PayloadPath(self.view, event_type, path, json_type)] = None
+        return f"'$.{path}'"
+
+    def integer(self, path: str, *of: TelemetryEventType, sql_type: str = "BIGINT") -> str:
+        return f"CAST({self.column}->>{self._path(path, 'integer', of)} AS {sql_type})"
+
+    def number(self, path: str, *of: TelemetryEventType) -> str:
+        return f"CAST({self.column}->>{self._path(path, 'number', of)} AS DOUBLE)"
+
+    def text(self, path: str, *of: TelemetryEventType) -> str:
+        return f"({self.column}->>{self._path(path, 'string', of)})"
+
+    def boolean(self, path: str, *of: TelemetryEventType) -> str:
+        return f"CAST({self.column}->>{self._path(path, 'boolean', of)} AS BOOLEAN)"
+
+    def array(self, path: str, *of: TelemetryEventType, sql_type: str) -> str:
+        return f"CAST({self.column}->{self._path(path, 'array', of)} AS {sql_type})"
+
+    def json(self, path: str, *of: TelemetryEventType) -> str:
+        return f"{self.column}->{self._path(path, None, of)}"
+
+
+_STARTED = _Payload("runs", E.TRAINING_STARTED, alias="s")
+_COMPLETED = _Payload("runs", E.TRAINING_COMPLETED, alias="c")
+_EPOCH = _Payload("epochs", E.EPOCH_COMPLETED)
+_SEED = _Payload(
+    "seed_lifecycle", E.SEED_GERMINATED, E.SEED_STAGE_CHANGED, E.SEED_GATE_EVALUATED, E.SEED_FOSSILIZED, E.SEED_PRUNED
+)
+_GERMINATED = _Payload("seeds", E.SEED_GERMINATED, alias="g")
+_ENDED = _Payload("seeds", E.SEED_FOSSILIZED, E.SEED_PRUNED, alias="e")
+_LEVEL = _Payload("internal_levels", E.SEED_INTERNAL_LEVEL_CHANGED)
+_ACTION = _Payload("actions", E.ACTION_TAKEN)
+_REWARD = _Payload("rewards", E.REWARD_COMPUTED)
+_OUTCOME = _Payload("episode_outcomes", E.EPISODE_OUTCOME)
+_PPO = _Payload("ppo_updates", E.PPO_UPDATE_COMPLETED)
+_WINDOW = _Payload("internal_op_metrics", E.INTERNAL_OP_METRICS)
+_DELTA = _Payload("counterfactual_deltas", E.COUNTERFACTUAL_DELTA)
+_ROLLBACK = _Payload("governor_rollbacks", E.GOVERNOR_ROLLBACK)
+_CHECKPOINT = _Payload("checkpoints", E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)
+
+_STAGED = (E.SEED_STAGE_CHANGED, E.SEED_PRUNED)  # the seed_lifecycle events with a from_stage
+_ENDING = (E.SEED_FOSSILIZED, E.SEED_PRUNED)
 
 # name -> (description, SQL). Order matters: later views use earlier ones.
 VIEWS: Final[dict[str, tuple[str, str]]] = {
@@ -98,119 +164,126 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     "runs": (
         "One row per training start, with its completion when there is one.",
         f"""
-        WITH s AS (SELECT * FROM raw_events WHERE {_of(E.TRAINING_STARTED)}),
-             c AS (SELECT * FROM raw_events WHERE {_of(E.TRAINING_COMPLETED)})
+        WITH s AS (SELECT * FROM raw_events WHERE {_STARTED.where}),
+             c AS (SELECT * FROM raw_events WHERE {_COMPLETED.where})
         SELECT s.seq, s.run_id, s.timestamp AS started_at,
-          s.payload->>'task' AS task, s.payload->>'policy' AS policy, s.payload->>'topology' AS topology,
-          CAST(s.payload->>'n_envs' AS INTEGER) AS n_envs,
-          CAST(s.payload->>'episode_length' AS INTEGER) AS episode_length,
-          CAST(s.payload->>'max_seeds' AS INTEGER) AS max_seeds,
-          CAST(s.payload->>'seed' AS BIGINT) AS seed, s.payload->>'device' AS device,
-          CAST(s.payload->>'host_params' AS BIGINT) AS host_params,
-          CAST(s.payload->>'world_size' AS INTEGER) AS world_size, s.payload->>'parallel_mode' AS parallel_mode,
-          CAST(s.payload->'slot_ids' AS VARCHAR[]) AS slot_ids,
-          CAST(s.payload->'blueprints' AS VARCHAR[]) AS blueprints,
+          {_STARTED.text("task")} AS task, {_STARTED.text("policy")} AS policy,
+          {_STARTED.text("topology")} AS topology,
+          {_STARTED.integer("n_envs", sql_type="INTEGER")} AS n_envs,
+          {_STARTED.integer("episode_length", sql_type="INTEGER")} AS episode_length,
+          {_STARTED.integer("max_seeds", sql_type="INTEGER")} AS max_seeds,
+          {_STARTED.integer("seed")} AS seed, {_STARTED.text("device")} AS device,
+          {_STARTED.integer("host_params")} AS host_params,
+          {_STARTED.integer("world_size", sql_type="INTEGER")} AS world_size,
+          {_STARTED.text("parallel_mode")} AS parallel_mode,
+          {_STARTED.array("slot_ids", sql_type="VARCHAR[]")} AS slot_ids,
+          {_STARTED.array("blueprints", sql_type="VARCHAR[]")} AS blueprints,
           c.seq AS completed_seq, c.timestamp AS completed_at,
-          CAST(c.payload->>'episodes_completed' AS INTEGER) AS episodes_completed,
-          CAST(c.payload->>'wall_seconds' AS DOUBLE) AS wall_seconds,
-          CAST(c.payload->>'interrupted' AS BOOLEAN) AS interrupted
+          {_COMPLETED.integer("episodes_completed", sql_type="INTEGER")} AS episodes_completed,
+          {_COMPLETED.number("wall_seconds")} AS wall_seconds,
+          {_COMPLETED.boolean("interrupted")} AS interrupted
         FROM s ASOF LEFT JOIN c ON c.seq >= s.seq
         """,
     ),
     "epochs": (
         "Host epochs per environment: losses, accuracies, parameters, live seeds, timing.",
-        f"""SELECT {_KEYS}, {_num("train_loss")} AS train_loss, {_num("train_accuracy")} AS train_accuracy,
-          {_num("val_loss")} AS val_loss, {_num("val_accuracy")} AS val_accuracy,
-          {_int("host_params")} AS host_params, {_int("seed_params")} AS seed_params,
-          {_int("live_seeds")} AS live_seeds, {_int("fossilized_seeds")} AS fossilized_seeds,
-          {_num("epoch_seconds")} AS epoch_seconds, {_bool("governor_rollback")} AS governor_rollback
-        FROM raw_events WHERE {_of(E.EPOCH_COMPLETED)}""",
+        f"""SELECT {_KEYS}, {_EPOCH.number("train_loss")} AS train_loss,
+          {_EPOCH.number("train_accuracy")} AS train_accuracy,
+          {_EPOCH.number("val_loss")} AS val_loss, {_EPOCH.number("val_accuracy")} AS val_accuracy,
+          {_EPOCH.integer("host_params")} AS host_params, {_EPOCH.integer("seed_params")} AS seed_params,
+          {_EPOCH.integer("live_seeds")} AS live_seeds, {_EPOCH.integer("fossilized_seeds")} AS fossilized_seeds,
+          {_EPOCH.number("epoch_seconds")} AS epoch_seconds,
+          {_EPOCH.boolean("governor_rollback")} AS governor_rollback
+        FROM raw_events WHERE {_EPOCH.where}""",
     ),
     "seed_lifecycle": (
         "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each.",
-        f"""SELECT {_KEYS}, event_type, {_str("seed_id")} AS seed_id, {_str("blueprint_id")} AS blueprint_id,
-          {_names(SeedStage, _int("from_stage"))} AS from_stage, {_names(SeedStage, _int("to_stage"))} AS to_stage,
-          {_names(GateLevel, _int("result.gate"))} AS gate, {_bool("result.passed")} AS gate_passed,
-          {_str("result.message")} AS gate_message,
-          {_str("reason")} AS prune_reason, {_str("initiator")} AS prune_initiator,
-          COALESCE({_int("params")}, {_int("params_added")}, -{_int("params_removed")}) AS params_delta,
-          {_num("counterfactual_contribution")} AS counterfactual_contribution,
-          {_names(SeedInternalKind, _int("internal_kind"))} AS internal_kind,
-          {_int("internal_level")} AS internal_level
-        FROM raw_events WHERE {
-            _of(
-                E.SEED_GERMINATED,
-                E.SEED_STAGE_CHANGED,
-                E.SEED_GATE_EVALUATED,
-                E.SEED_FOSSILIZED,
-                E.SEED_PRUNED,
-            )
-        }""",
+        f"""SELECT {_KEYS}, event_type, {_SEED.text("seed_id")} AS seed_id,
+          {_SEED.text("blueprint_id", E.SEED_GERMINATED, E.SEED_STAGE_CHANGED, *_ENDING)} AS blueprint_id,
+          {_names(SeedStage, _SEED.integer("from_stage", *_STAGED))} AS from_stage,
+          {_names(SeedStage, _SEED.integer("to_stage", E.SEED_STAGE_CHANGED))} AS to_stage,
+          {_names(GateLevel, _SEED.integer("result.gate", E.SEED_GATE_EVALUATED))} AS gate,
+          {_SEED.boolean("result.passed", E.SEED_GATE_EVALUATED)} AS gate_passed,
+          {_SEED.text("result.message", E.SEED_GATE_EVALUATED)} AS gate_message,
+          {_SEED.text("reason", E.SEED_PRUNED)} AS prune_reason,
+          {_SEED.text("initiator", E.SEED_PRUNED)} AS prune_initiator,
+          COALESCE({_SEED.integer("params", E.SEED_GERMINATED)}, {_SEED.integer("params_added", E.SEED_FOSSILIZED)},
+            -{_SEED.integer("params_removed", E.SEED_PRUNED)}) AS params_delta,
+          {_SEED.number("counterfactual_contribution", *_ENDING)} AS counterfactual_contribution,
+          {_names(SeedInternalKind, _SEED.integer("internal_kind", E.SEED_GERMINATED))} AS internal_kind,
+          {_SEED.integer("internal_level", E.SEED_GERMINATED)} AS internal_level
+        FROM raw_events WHERE {_SEED.where}""",
     ),
     "seeds": (
         "One row per germinated seed: where, which blueprint, when it started and how it ended (NULL: still live).",
         f"""
-        WITH g AS (SELECT * FROM raw_events WHERE {_of(E.SEED_GERMINATED)}),
-             e AS (SELECT * FROM raw_events WHERE {_of(E.SEED_FOSSILIZED, E.SEED_PRUNED)})
-        SELECT g.run_id, g.env_id, g.episode, g.slot_id, g.payload->>'seed_id' AS seed_id,
-          g.payload->>'blueprint_id' AS blueprint_id, CAST(g.payload->>'params' AS BIGINT) AS params,
+        WITH g AS (SELECT * FROM raw_events WHERE {_GERMINATED.where}),
+             e AS (SELECT * FROM raw_events WHERE {_ENDED.where})
+        SELECT g.run_id, g.env_id, g.episode, g.slot_id, {_GERMINATED.text("seed_id")} AS seed_id,
+          {_GERMINATED.text("blueprint_id")} AS blueprint_id, {_GERMINATED.integer("params")} AS params,
           g.epoch AS germinated_epoch, g.seq AS germinated_seq,
           CASE e.event_type WHEN '{E.SEED_FOSSILIZED.name}' THEN 'FOSSILIZED'
                             WHEN '{E.SEED_PRUNED.name}' THEN 'PRUNED' END AS ended_as,
           e.epoch AS ended_epoch, e.seq AS ended_seq
-        FROM g LEFT JOIN e ON e.run_id = g.run_id AND e.payload->>'seed_id' = g.payload->>'seed_id'
+        FROM g LEFT JOIN e ON e.run_id = g.run_id AND {_ENDED.text("seed_id")} = {_GERMINATED.text("seed_id")}
         """,
     ),
     "internal_levels": (
         "SEED_INTERNAL_LEVEL_CHANGED: each successful GROW/SHRINK_INTERNAL with its level delta.",
-        f"""SELECT {_KEYS}, {_str("seed_id")} AS seed_id, {_str("blueprint_id")} AS blueprint_id,
-          {_names(SeedInternalKind, _int("internal_kind"))} AS internal_kind,
-          {_int("from_level")} AS from_level, {_int("to_level")} AS to_level,
-          {_int("to_level")} - {_int("from_level")} AS level_delta,
-          {_int("max_level")} AS max_level, {_int("active_params")} AS active_params
-        FROM raw_events WHERE {_of(E.SEED_INTERNAL_LEVEL_CHANGED)}""",
+        f"""SELECT {_KEYS}, {_LEVEL.text("seed_id")} AS seed_id, {_LEVEL.text("blueprint_id")} AS blueprint_id,
+          {_names(SeedInternalKind, _LEVEL.integer("internal_kind"))} AS internal_kind,
+          {_LEVEL.integer("from_level")} AS from_level, {_LEVEL.integer("to_level")} AS to_level,
+          {_LEVEL.integer("to_level")} - {_LEVEL.integer("from_level")} AS level_delta,
+          {_LEVEL.integer("max_level")} AS max_level, {_LEVEL.integer("active_params")} AS active_params
+        FROM raw_events WHERE {_LEVEL.where}""",
     ),
     "actions": (
         "Every decision: the chosen op and heads, whether it was applied, the ops the mask allowed.",
-        f"""SELECT {_KEYS}, {_str("policy")} AS policy,
-          {_names(LifecycleOp, _int("action.op"))} AS op, {_int("action.slot")} AS slot_index,
-          {_names(BlueprintAction, _int("action.blueprint"), lower=True)} AS blueprint_id,
-          {_names(GerminationStyle, _int("action.style"))} AS style,
-          {_int("action.tempo")} AS tempo, {_int("action.alpha_target")} AS alpha_target,
-          {_int("action.alpha_speed")} AS alpha_speed, {_int("action.alpha_curve")} AS alpha_curve,
-          {_bool("success")} AS success, {_str("rejection_reason")} AS rejection_reason,
-          list_transform(CAST(payload->'valid_ops' AS INTEGER[]), lambda v: {_names(LifecycleOp, "v")}) AS valid_ops,
-          payload->'op_probabilities' AS op_probabilities
-        FROM raw_events WHERE {_of(E.ACTION_TAKEN)}""",
+        f"""SELECT {_KEYS}, {_ACTION.text("policy")} AS policy,
+          {_names(LifecycleOp, _ACTION.integer("action.op"))} AS op, {_ACTION.integer("action.slot")} AS slot_index,
+          {_names(BlueprintAction, _ACTION.integer("action.blueprint"), lower=True)} AS blueprint_id,
+          {_names(GerminationStyle, _ACTION.integer("action.style"))} AS style,
+          {_ACTION.integer("action.tempo")} AS tempo, {_ACTION.integer("action.alpha_target")} AS alpha_target,
+          {_ACTION.integer("action.alpha_speed")} AS alpha_speed,
+          {_ACTION.integer("action.alpha_curve")} AS alpha_curve,
+          {_ACTION.boolean("success")} AS success, {_ACTION.text("rejection_reason")} AS rejection_reason,
+          list_transform({_ACTION.array("valid_ops", sql_type="INTEGER[]")},
+            lambda v: {_names(LifecycleOp, "v")}) AS valid_ops,
+          {_ACTION.json("op_probabilities")} AS op_probabilities
+        FROM raw_events WHERE {_ACTION.where}""",
     ),
     "rewards": (
         "REWARD_COMPUTED: every reward component per step.",
-        f"SELECT {_KEYS}, {_names(LifecycleOp, _int('op'))} AS op, "
-        + ", ".join(f"{_num('components.' + part)} AS {part}" for part in REWARD_PARTS)
-        + f" FROM raw_events WHERE {_of(E.REWARD_COMPUTED)}",
+        f"SELECT {_KEYS}, {_names(LifecycleOp, _REWARD.integer('op'))} AS op, "
+        + ", ".join(f"{_REWARD.number('components.' + part)} AS {part}" for part in REWARD_PARTS)
+        + f" FROM raw_events WHERE {_REWARD.where}",
     ),
     "episode_outcomes": (
         "EPISODE_OUTCOME: one row per finished episode.",
-        f"""SELECT {_KEYS}, {_num("outcome.final_accuracy")} AS final_accuracy,
-          {_num("outcome.best_accuracy")} AS best_accuracy, {_int("outcome.episode_length")} AS episode_length,
-          {_num("outcome.episode_reward")} AS episode_reward, {_int("outcome.host_params")} AS host_params,
-          {_int("outcome.added_params")} AS added_params, {_num("outcome.param_ratio")} AS param_ratio,
-          {_int("outcome.germinated")} AS germinated, {_int("outcome.fossilized")} AS fossilized,
-          {_int("outcome.pruned")} AS pruned, {_int("outcome.internal_level_changes")} AS internal_level_changes,
-          {_int("outcome.invalid_actions")} AS invalid_actions,
-          {_int("outcome.governor_rollbacks")} AS governor_rollbacks
-        FROM raw_events WHERE {_of(E.EPISODE_OUTCOME)}""",
+        f"""SELECT {_KEYS}, {_OUTCOME.number("outcome.final_accuracy")} AS final_accuracy,
+          {_OUTCOME.number("outcome.best_accuracy")} AS best_accuracy,
+          {_OUTCOME.integer("outcome.episode_length")} AS episode_length,
+          {_OUTCOME.number("outcome.episode_reward")} AS episode_reward,
+          {_OUTCOME.integer("outcome.host_params")} AS host_params,
+          {_OUTCOME.integer("outcome.added_params")} AS added_params,
+          {_OUTCOME.number("outcome.param_ratio")} AS param_ratio,
+          {_OUTCOME.integer("outcome.germinated")} AS germinated,
+          {_OUTCOME.integer("outcome.fossilized")} AS fossilized, {_OUTCOME.integer("outcome.pruned")} AS pruned,
+          {_OUTCOME.integer("outcome.internal_level_changes")} AS internal_level_changes,
+          {_OUTCOME.integer("outcome.invalid_actions")} AS invalid_actions,
+          {_OUTCOME.integer("outcome.governor_rollbacks")} AS governor_rollbacks
+        FROM raw_events WHERE {_OUTCOME.where}""",
     ),
     "ppo_updates": (
         "PPO_UPDATE_COMPLETED: losses, KL, clipping, explained variance, per-head entropies, Q(s, op).",
-        f"""SELECT {_KEYS}, {_int("round")} AS round, {_num("policy_loss")} AS policy_loss,
-          {_num("value_loss")} AS value_loss, {_num("entropy")} AS entropy, {_num("approx_kl")} AS approx_kl,
-          {_num("clip_fraction")} AS clip_fraction, {_num("explained_variance")} AS explained_variance,
-          {_num("grad_norm")} AS grad_norm, {_num("learning_rate")} AS learning_rate,
-          {_num("update_seconds")} AS update_seconds, """
-        + ", ".join(f"{_num('head_entropies.' + head)} AS entropy_{head}" for head in HEADS)
-        + f""", payload->'op_q_values' AS op_q_values
-        FROM raw_events WHERE {_of(E.PPO_UPDATE_COMPLETED)}""",
+        f"""SELECT {_KEYS}, {_PPO.integer("round")} AS round, {_PPO.number("policy_loss")} AS policy_loss,
+          {_PPO.number("value_loss")} AS value_loss, {_PPO.number("entropy")} AS entropy,
+          {_PPO.number("approx_kl")} AS approx_kl, {_PPO.number("clip_fraction")} AS clip_fraction,
+          {_PPO.number("explained_variance")} AS explained_variance, {_PPO.number("grad_norm")} AS grad_norm,
+          {_PPO.number("learning_rate")} AS learning_rate, {_PPO.number("update_seconds")} AS update_seconds, """
+        + ", ".join(f"{_PPO.number('head_entropies.' + head)} AS entropy_{head}" for head in HEADS)
+        + f""", {_PPO.json("op_q_values")} AS op_q_values
+        FROM raw_events WHERE {_PPO.where}""",
     ),
     "head_entropies": (
         "Per-head policy entropy per PPO update, one row per (update, head).",
@@ -220,35 +293,38 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     ),
     "internal_op_metrics": (
         "INTERNAL_OP_METRICS: Simic's rolling anti-thrash window per slot.",
-        f"""SELECT {_KEYS}, {_int("window")} AS window, {_int("op_count")} AS op_count,
-          {_num("internal_op_density")} AS internal_op_density, {_int("net_level_change")} AS net_level_change,
-          {_num("reversal_rate")} AS reversal_rate
-        FROM raw_events WHERE {_of(E.INTERNAL_OP_METRICS)}""",
+        f"""SELECT {_KEYS}, {_WINDOW.integer("window")} AS window, {_WINDOW.integer("op_count")} AS op_count,
+          {_WINDOW.number("internal_op_density")} AS internal_op_density,
+          {_WINDOW.integer("net_level_change")} AS net_level_change,
+          {_WINDOW.number("reversal_rate")} AS reversal_rate
+        FROM raw_events WHERE {_WINDOW.where}""",
     ),
     "counterfactual_deltas": (
         "COUNTERFACTUAL_DELTA: loss/accuracy/params before and after an internal op, and the advantage over the "
         "NOOP baseline (observational, not reward).",
-        f"""SELECT {_KEYS}, {_names(LifecycleOp, _int("op"))} AS op, {_int("from_level")} AS from_level,
-          {_int("to_level")} AS to_level, {_int("horizon_epochs")} AS horizon_epochs,
-          {_num("loss_before")} AS loss_before, {_num("loss_after")} AS loss_after,
-          {_num("accuracy_before")} AS accuracy_before, {_num("accuracy_after")} AS accuracy_after,
-          {_int("params_before")} AS params_before, {_int("params_after")} AS params_after,
-          {_num("loss_delta")} AS loss_delta, {_num("accuracy_delta")} AS accuracy_delta,
-          {_num("baseline_accuracy_delta")} AS baseline_accuracy_delta,
-          {_num("accuracy_delta")} - {_num("baseline_accuracy_delta")} AS accuracy_advantage
-        FROM raw_events WHERE {_of(E.COUNTERFACTUAL_DELTA)}""",
+        f"""SELECT {_KEYS}, {_names(LifecycleOp, _DELTA.integer("op"))} AS op,
+          {_DELTA.integer("from_level")} AS from_level,
+          {_DELTA.integer("to_level")} AS to_level, {_DELTA.integer("horizon_epochs")} AS horizon_epochs,
+          {_DELTA.number("loss_before")} AS loss_before, {_DELTA.number("loss_after")} AS loss_after,
+          {_DELTA.number("accuracy_before")} AS accuracy_before, {_DELTA.number("accuracy_after")} AS accuracy_after,
+          {_DELTA.integer("params_before")} AS params_before, {_DELTA.integer("params_after")} AS params_after,
+          {_DELTA.number("loss_delta")} AS loss_delta, {_DELTA.number("accuracy_delta")} AS accuracy_delta,
+          {_DELTA.number("baseline_accuracy_delta")} AS baseline_accuracy_delta,
+          {_DELTA.number("accuracy_delta")} - {_DELTA.number("baseline_accuracy_delta")} AS accuracy_advantage
+        FROM raw_events WHERE {_DELTA.where}""",
     ),
     "governor_rollbacks": (
         "GOVERNOR_ROLLBACK: why the governor restored a snapshot and which slots it pruned.",
-        f"""SELECT {_KEYS}, {_str("reason")} AS reason, {_num("loss")} AS loss, {_num("threshold")} AS threshold,
-          {_int("restored_epoch")} AS restored_epoch, CAST(payload->'pruned_slots' AS VARCHAR[]) AS pruned_slots
-        FROM raw_events WHERE {_of(E.GOVERNOR_ROLLBACK)}""",
+        f"""SELECT {_KEYS}, {_ROLLBACK.text("reason")} AS reason, {_ROLLBACK.number("loss")} AS loss,
+          {_ROLLBACK.number("threshold")} AS threshold, {_ROLLBACK.integer("restored_epoch")} AS restored_epoch,
+          {_ROLLBACK.array("pruned_slots", sql_type="VARCHAR[]")} AS pruned_slots
+        FROM raw_events WHERE {_ROLLBACK.where}""",
     ),
     "checkpoints": (
         "CHECKPOINT_SAVED / CHECKPOINT_LOADED.",
         f"""SELECT {_KEYS}, CASE event_type WHEN '{E.CHECKPOINT_SAVED.name}' THEN 'saved' ELSE 'loaded' END AS kind,
-          {_str("path")} AS path, {_int("round")} AS round
-        FROM raw_events WHERE {_of(E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)}""",
+          {_CHECKPOINT.text("path")} AS path, {_CHECKPOINT.integer("round")} AS round
+        FROM raw_events WHERE {_CHECKPOINT.where}""",
     ),
     # ---------------------------------------------------------------- analytics
     "internal_op_summary": (
@@ -349,6 +425,13 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         FROM episode_outcomes o CROSS JOIN baseline b GROUP BY o.run_id""",
     ),
 }
+
+# Every payload path the views read, per view and event type: packages/karn/tests/test_store_paths.py checks each
+# against the payload's JSON Schema, and that the views' SQL reads no payload path outside this table.
+PAYLOAD_PATHS: Final[tuple[PayloadPath, ...]] = tuple(_PATHS)
+_UNKNOWN_VIEWS = {path.view for path in PAYLOAD_PATHS} - VIEWS.keys()
+if _UNKNOWN_VIEWS:
+    raise ValueError(f"payload paths name views that do not exist: {sorted(_UNKNOWN_VIEWS)}")
 
 # Where each event type can be queried: every TelemetryEventType has a view.
 VIEW_FOR_EVENT: Final[Mapping[TelemetryEventType, str]] = {

@@ -93,7 +93,7 @@ def blend(
     host: torch.Tensor,
     seed_input: torch.Tensor,
     seed_output: torch.Tensor,
-    alpha: torch.Tensor,
+    alpha: torch.Tensor | float,
     gate: GatedBlend | None,
 ) -> torch.Tensor:
     """Compose a seed into the host stream. The host term always passes with weight 1; the seed adds its delta
@@ -105,4 +105,5 @@ def blend(
         return host * (1.0 + alpha * torch.tanh(delta))
     if gate is None:
         raise ValueError("GATE blending needs a GatedBlend module")
-    return host + alpha * gate(seed_input) * delta
+    gated: torch.Tensor = gate(seed_input)
+    return host + alpha * gated * delta

@@ -157,7 +157,8 @@ class CNNHost(SegmentedHost):
         return inputs
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.mean(dim=(2, 3)))
+        logits: torch.Tensor = self.head(x.mean(dim=(2, 3)))
+        return logits
 
 
 class TransformerBlock(nn.Module):
@@ -181,8 +182,10 @@ class TransformerBlock(nn.Module):
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
         attn_dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=attn_dropout)
-        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(batch, steps, dim)))
-        return x + self.drop(self.mlp(self.ln2(x)))
+        attended: torch.Tensor = self.drop(self.proj(y.transpose(1, 2).reshape(batch, steps, dim)))
+        x = x + attended
+        mlp: torch.Tensor = self.drop(self.mlp(self.ln2(x)))
+        return x + mlp
 
 
 class TransformerHost(SegmentedHost):
@@ -190,6 +193,7 @@ class TransformerHost(SegmentedHost):
     `r0c{i}`, surface BLOCK_END, order i."""
 
     topology = Topology.TRANSFORMER
+    positions: torch.Tensor  # registered buffer: 0..block_size-1
 
     def __init__(self, config: TransformerHostConfig) -> None:
         super().__init__()
@@ -233,8 +237,10 @@ class TransformerHost(SegmentedHost):
         steps = inputs.shape[1]
         if steps > self.config.block_size:
             raise ValueError(f"sequence length {steps} exceeds block_size {self.config.block_size}")
-        positions: torch.Tensor = self.positions[:steps]  # type: ignore[index]
-        return self.drop(self.token_embedding(inputs) + self.position_embedding(positions))
+        embedded: torch.Tensor = self.drop(
+            self.token_embedding(inputs) + self.position_embedding(self.positions[:steps])
+        )
+        return embedded
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.lm_head(self.ln_f(x))

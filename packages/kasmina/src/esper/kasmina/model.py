@@ -201,21 +201,3 @@ class MorphogeneticModel(nn.Module):
     def step_epoch(self) -> None:
         for slot in self.iter_slots():
             slot.step_epoch()
-
-    # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to rebuild the model: slot lifecycle states (primitives) and all weights."""
-        return {
-            "slots": {slot.slot_id: slot.snapshot() for slot in self.iter_slots()},
-            "weights": self.state_dict(),
-        }
-
-    def load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        slots = checkpoint["slots"]
-        if set(slots) != set(self.slot_order):
-            raise ValueError(f"checkpoint slots {sorted(slots)} != model slots {list(self.slot_order)}")
-        for slot in self.iter_slots():
-            slot.restore(slots[slot.slot_id])
-        device = next(self.host.parameters()).device
-        self.to(device)
-        self.load_state_dict(checkpoint["weights"])

@@ -19,7 +19,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ from esper.kasmina.alpha import AlphaController, GatedBlend, blend
 from esper.kasmina.blueprints import MicrostructuredSeed, build_seed, count_trainable
 from esper.kasmina.ddp import LOCAL, RankSymmetry
 from esper.kasmina.gates import QualityGates
-from esper.kasmina.state import AccuracyRecord, GradientStats, Primitive, SeedState, state_from_dict, state_to_dict
+from esper.kasmina.state import AccuracyRecord, GradientStats, SeedState
 from esper.leyline import (
     BLUEPRINT_IDS,
     BLUEPRINT_INTERNAL_KIND,
@@ -144,10 +144,6 @@ class SeedSlot(nn.Module):
     @property
     def alpha(self) -> float:
         return 0.0 if self.state is None else self.state.alpha.alpha
-
-    def contributes(self) -> bool:
-        """The seed's output reaches the host (so switching it off changes the forward value)."""
-        return FORWARD_MODE[self.stage] in (ForwardMode.BLEND, ForwardMode.FUSED) and self.alpha > 0.0
 
     def counterfactual_eligible(self) -> bool:
         """A blending or holding seed with alpha > 0: its contribution is measured by switching it off.
@@ -478,34 +474,11 @@ class SeedSlot(nn.Module):
             if not torch.is_grad_enabled():
                 return x  # the forward value is the host's either way; skip the work
             detached = x.detach()
-            delta = self.seed(detached) - detached
+            delta: torch.Tensor = self.seed(detached) - detached
             return x + (delta - delta.detach())
         seed_input = x.detach() if mode is ForwardMode.BLEND else x
         amplitude: torch.Tensor | float = self.state.alpha.alpha if alpha is None else alpha
-        return blend(self.state.alpha_algorithm, x, seed_input, self.seed(seed_input), amplitude, self.gate)  # type: ignore[arg-type]
-
-    # ------------------------------------------------------------------ checkpoints
-    def snapshot(self) -> dict[str, Primitive] | None:
-        """The slot's lifecycle state as primitives (the seed's weights travel in the model's state_dict)."""
-        return None if self.state is None else state_to_dict(self.state)
-
-    def restore(self, snapshot: dict[str, Any] | None) -> None:
-        """Rebuild the seed module (structure only) from a snapshot; load the weights afterwards."""
-        self.seed, self.gate, self.state = None, None, None
-        if snapshot is None:
-            return
-        state = state_from_dict(snapshot)
-        if state.stage in LIVE_STAGES | {S.FOSSILIZED}:
-            seed = build_seed(self.topology, state.blueprint, self.channels)
-            self.seed = seed
-            ladder = self.microstructure()
-            if ladder is not None:
-                ladder.set_internal_level(state.internal_level)
-            self.gate = GatedBlend(self.channels) if state.alpha_algorithm is AlphaAlgorithm.GATE else None
-            if state.prune_pending:
-                self.state = state
-                self._set_frozen(True)
-        self.state = state
+        return blend(self.state.alpha_algorithm, x, seed_input, self.seed(seed_input), amplitude, self.gate)
 
     # ------------------------------------------------------------------ reports
     def report(self) -> SeedStateReport | None:

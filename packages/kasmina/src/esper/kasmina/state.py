@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from esper.kasmina.alpha import AlphaController
-from esper.leyline import AlphaAlgorithm, AlphaCurve, AlphaMode, BlueprintAction, SeedInternalKind, SeedStage
+from esper.leyline import AlphaAlgorithm, AlphaCurve, BlueprintAction, SeedInternalKind, SeedStage
 
 CONTRIBUTION_VELOCITY_DECAY = 0.7
 GRADIENT_EMA_DECAY = 0.9
@@ -108,100 +107,3 @@ class SeedState:
             )
         self.contribution = contribution
         self.epochs_since_contribution = 0
-
-
-# ---------------------------------------------------------------- checkpoints (primitives only: weights_only loads)
-Primitive = None | bool | int | float | str | dict[str, "Primitive"]
-
-
-def state_to_dict(state: SeedState) -> dict[str, Primitive]:
-    controller, accuracy, gradients = state.alpha, state.accuracy, state.gradients
-    return {
-        "seed_id": state.seed_id,
-        "blueprint": int(state.blueprint),
-        "stage": int(state.stage),
-        "alpha_algorithm": int(state.alpha_algorithm),
-        "blend_curve": int(state.blend_curve),
-        "blend_tempo_epochs": state.blend_tempo_epochs,
-        "alpha_target": state.alpha_target,
-        "seed_params": state.seed_params,
-        "host_params": state.host_params,
-        "internal_kind": int(state.internal_kind),
-        "internal_level": state.internal_level,
-        "internal_max_level": state.internal_max_level,
-        "previous_stage": int(state.previous_stage),
-        "previous_epochs_in_stage": state.previous_epochs_in_stage,
-        "epochs_total": state.epochs_total,
-        "epochs_in_stage": state.epochs_in_stage,
-        "alpha": {
-            "alpha": controller.alpha,
-            "start": controller.start,
-            "target": controller.target,
-            "mode": int(controller.mode),
-            "curve": int(controller.curve),
-            "steepness": controller.steepness,
-            "steps_total": controller.steps_total,
-            "steps_done": controller.steps_done,
-        },
-        "accuracy": {
-            "initial": accuracy.initial,
-            "current": accuracy.current,
-            "best": accuracy.best,
-            "at_stage_start": accuracy.at_stage_start,
-        },
-        "contribution": state.contribution,
-        "contribution_velocity": state.contribution_velocity,
-        "epochs_since_contribution": state.epochs_since_contribution,
-        "gradients": {
-            "norm": gradients.norm,
-            "ratio": gradients.ratio,
-            "has_vanishing": gradients.has_vanishing,
-            "has_exploding": gradients.has_exploding,
-        },
-        "is_healthy": state.is_healthy,
-        "prune_pending": state.prune_pending,
-    }
-
-
-def state_from_dict(data: dict[str, Any]) -> SeedState:
-    """Inverse of state_to_dict; a missing key is a KeyError naming it (checkpoints are exact, never defaulted)."""
-    a, acc, g = data["alpha"], data["accuracy"], data["gradients"]
-    return SeedState(
-        seed_id=data["seed_id"],
-        blueprint=BlueprintAction(data["blueprint"]),
-        stage=SeedStage(data["stage"]),
-        alpha_algorithm=AlphaAlgorithm(data["alpha_algorithm"]),
-        blend_curve=AlphaCurve(data["blend_curve"]),
-        blend_tempo_epochs=data["blend_tempo_epochs"],
-        alpha_target=data["alpha_target"],
-        seed_params=data["seed_params"],
-        host_params=data["host_params"],
-        internal_kind=SeedInternalKind(data["internal_kind"]),
-        internal_level=data["internal_level"],
-        internal_max_level=data["internal_max_level"],
-        previous_stage=SeedStage(data["previous_stage"]),
-        previous_epochs_in_stage=data["previous_epochs_in_stage"],
-        epochs_total=data["epochs_total"],
-        epochs_in_stage=data["epochs_in_stage"],
-        alpha=AlphaController(
-            alpha=a["alpha"],
-            start=a["start"],
-            target=a["target"],
-            mode=AlphaMode(a["mode"]),
-            curve=AlphaCurve(a["curve"]),
-            steepness=a["steepness"],
-            steps_total=a["steps_total"],
-            steps_done=a["steps_done"],
-        ),
-        accuracy=AccuracyRecord(
-            initial=acc["initial"], current=acc["current"], best=acc["best"], at_stage_start=acc["at_stage_start"]
-        ),
-        contribution=data["contribution"],
-        contribution_velocity=data["contribution_velocity"],
-        epochs_since_contribution=data["epochs_since_contribution"],
-        gradients=GradientStats(
-            norm=g["norm"], ratio=g["ratio"], has_vanishing=g["has_vanishing"], has_exploding=g["has_exploding"]
-        ),
-        is_healthy=data["is_healthy"],
-        prune_pending=data["prune_pending"],
-    )

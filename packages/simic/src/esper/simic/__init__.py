@@ -22,6 +22,7 @@ from esper.simic.distributed import (
     is_peer_failure,
     under_torchrun,
 )
+from esper.simic.loop import EpisodeLoop, Episodes, LoopConfig, NoopBaseline, StepHook, Transition, sum_components
 from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, concat_buffers, gae
 from esper.simic.rewards import (
     STAGE_POTENTIALS,
@@ -38,6 +39,13 @@ __all__ = [
     *CONTRACT_NAMES,
     "CONTRACT_NAMES",
     "CheckpointError",
+    "EpisodeLoop",
+    "Episodes",
+    "LoopConfig",
+    "NoopBaseline",
+    "StepHook",
+    "Transition",
+    "sum_components",
     "LoadedCheckpoint",
     "load_latest",
     "previous_path",

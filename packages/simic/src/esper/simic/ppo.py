@@ -15,11 +15,15 @@ from torch import nn
 
 from esper.leyline import NUM_BLUEPRINTS, ActionHead, LifecycleOp, head_sizes, obs_dim
 from esper.simic.contracts.ppo_config import PpoConfig
-from esper.tamiyo import HEAD_INDEX, HEADS, RELEVANCE, ActionMasks, LstmPolicy, LstmState
+from esper.tamiyo import HEAD_INDEX, HEADS, RELEVANCE, ActionMasks, Evaluation, LstmPolicy, LstmState
 
 
 class RunningMeanStd(nn.Module):
     """Observation normalizer (Welford over batches); frozen during a rollout, updated before each PPO update."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, width: int, clip: float = 10.0) -> None:
         super().__init__()
@@ -31,16 +35,16 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: torch.Tensor) -> None:
         batch = batch.reshape(-1, batch.shape[-1]).double()
         b_mean, b_var, b_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
-        mean, var, count = self.mean.double(), self.var.double(), self.count.double()  # type: ignore[operator]
+        mean, var, count = self.mean.double(), self.var.double(), self.count.double()
         delta, total = b_mean - mean, count + b_count
         new_mean = mean + delta * b_count / total
         m2 = var * count + b_var * b_count + delta**2 * count * b_count / total
-        self.mean.copy_(new_mean.float())  # type: ignore[operator]
-        self.var.copy_((m2 / total).float())  # type: ignore[operator]
-        self.count.copy_(total.float())  # type: ignore[operator]
+        self.mean.copy_(new_mean.float())
+        self.var.copy_((m2 / total).float())
+        self.count.copy_(total.float())
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.var + 1e-8)  # type: ignore[operator]
+        std = torch.sqrt(self.var + 1e-8)
         return torch.clamp((features - self.mean) / std, -self.clip, self.clip)
 
 
@@ -161,8 +165,46 @@ class UpdateStats:
     clip_fraction: float
     explained_variance: float
     grad_norm: float
-    head_entropies: dict[str, float]
-    op_q_values: dict[str, float]
+    head_entropies: dict[ActionHead, float]
+    op_q_values: dict[str, float]  # by LifecycleOp name, as on the wire
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What every minibatch of one update reads: the rollout, its masks stacked over time, GAE, head relevance."""
+
+    buffer: RolloutBuffer
+    initial_state: LstmState
+    masks: ActionMasks  # [n_envs, steps, ...]
+    advantages: torch.Tensor  # [n_envs, steps]
+    returns: torch.Tensor  # [n_envs, steps]
+    relevant: torch.Tensor  # [n_envs, steps, heads]: 1.0 where the op taken uses the head
+    floors: torch.Tensor  # [heads]: entropy floors in HEADS order
+
+
+@dataclass(frozen=True, slots=True)
+class _Losses:
+    policy: torch.Tensor
+    value: torch.Tensor
+    head_entropy: torch.Tensor  # [heads], mean over the steps where each head is relevant
+    total: torch.Tensor
+
+
+def clipped_policy_loss(
+    ratio: torch.Tensor, advantages: torch.Tensor, relevant: torch.Tensor, clip_ratio: float
+) -> torch.Tensor:
+    """The clipped surrogate per head ([b, t, heads] ratios), averaged where the head is relevant, summed over heads."""
+    unclipped = ratio * advantages[..., None]
+    clipped = torch.clamp(ratio, 1 - clip_ratio, 1 + clip_ratio) * advantages[..., None]
+    per_head = -(torch.minimum(unclipped, clipped) * relevant).sum((0, 1)) / relevant.sum((0, 1)).clamp(min=1)
+    return per_head.sum()
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, value_clip: float
+) -> torch.Tensor:
+    value_clipped = old_values + torch.clamp(values - old_values, -value_clip, value_clip)
+    return 0.5 * torch.maximum((values - returns) ** 2, (value_clipped - returns) ** 2).mean()
 
 
 class PpoTrainer:
@@ -175,81 +217,93 @@ class PpoTrainer:
         self.generator = torch.Generator().manual_seed(seed)
 
     def update(self, buffer: RolloutBuffer, initial_state: LstmState, last_value: torch.Tensor) -> UpdateStats:
-        c, net = self.config, self.policy.network
+        prepared = self._prepare(buffer, initial_state, last_value)
+        n_envs = buffer.n_envs
+        per_batch = max(1, n_envs // self.config.minibatches)
+        stats: list[dict[str, float]] = []
+        for _ in range(self.config.update_epochs):
+            order = torch.randperm(n_envs, generator=self.generator)
+            for start in range(0, n_envs, per_batch):
+                stats.append(self._minibatch(prepared, order[start : start + per_batch]))
+        return self._summary(prepared, stats)
+
+    def _prepare(self, buffer: RolloutBuffer, initial_state: LstmState, last_value: torch.Tensor) -> _Prepared:
+        c = self.config
         if buffer.cursor != buffer.steps:
             raise ValueError(f"update needs a full buffer ({buffer.cursor}/{buffer.steps} steps)")
         advantages, returns = gae(buffer.rewards, buffer.values, buffer.dones, last_value, c.gamma, c.gae_lambda)
-        masks = ActionMasks.stack(buffer.masks, dim=1)
         ops = buffer.actions[..., HEAD_INDEX[ActionHead.OP]]
-        relevant = RELEVANCE[ops].float()  # [n, t, heads]
         floors = self.policy.entropy_floors
-        n_envs = buffer.n_envs
-        per_batch = max(1, n_envs // c.minibatches)
-        stats: list[dict[str, float]] = []
-        for _ in range(c.update_epochs):
-            order = torch.randperm(n_envs, generator=self.generator)
-            for start in range(0, n_envs, per_batch):
-                idx = order[start : start + per_batch]
-                sub_masks = ActionMasks(
-                    masks.op[idx], masks.slot_by_op[idx], {h: m[idx] for h, m in masks.heads.items()}
-                )
-                state = (initial_state[0][:, idx], initial_state[1][:, idx])
-                ev = net.evaluate_actions(
-                    buffer.features[idx],
-                    buffer.blueprints[idx],
-                    sub_masks,
-                    buffer.actions[idx],
-                    state,
-                    self.policy.probability_floors,
-                )
-                adv = advantages[idx]
-                adv = (adv - adv.mean()) / adv.std().clamp(min=0.1)
-                rel = relevant[idx]
-                ratio = torch.exp(ev.log_probs - buffer.log_probs[idx])  # [b, t, heads]; 1 where irrelevant
-                unclipped = ratio * adv[..., None]
-                clipped = torch.clamp(ratio, 1 - c.clip_ratio, 1 + c.clip_ratio) * adv[..., None]
-                per_head = -(torch.minimum(unclipped, clipped) * rel).sum((0, 1)) / rel.sum((0, 1)).clamp(min=1)
-                policy_loss = per_head.sum()
-                old_values = buffer.values[idx]
-                value_clipped = old_values + torch.clamp(ev.values - old_values, -c.value_clip, c.value_clip)
-                value_loss = (
-                    0.5 * torch.maximum((ev.values - returns[idx]) ** 2, (value_clipped - returns[idx]) ** 2).mean()
-                )
-                head_entropy = (ev.entropies * rel).sum((0, 1)) / rel.sum((0, 1)).clamp(min=1)
-                floor = torch.tensor([floors[h] for h in HEADS])
-                floor_penalty = (torch.clamp(floor - head_entropy, min=0.0) ** 2).sum()
-                q_loss = 0.5 * ((ev.q_taken - returns[idx]) ** 2).mean()
-                loss = (
-                    policy_loss
-                    - c.entropy_coef * head_entropy.sum()
-                    + c.value_coef * value_loss
-                    + floor_penalty
-                    + 0.5 * c.value_coef * q_loss
-                )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(net.parameters(), c.max_grad_norm)
-                self.optimizer.step()
-                with torch.no_grad():
-                    log_ratio = (ev.log_probs - buffer.log_probs[idx]).sum(-1)
-                    joint = torch.exp(log_ratio)
-                    stats.append(
-                        {
-                            "policy_loss": float(policy_loss),
-                            "value_loss": float(value_loss),
-                            "entropy": float(head_entropy.mean()),
-                            "approx_kl": float(((joint - 1) - log_ratio).mean()),
-                            "clip_fraction": float(((joint - 1).abs() > c.clip_ratio).float().mean()),
-                            "grad_norm": float(grad_norm),
-                            **{f"entropy_{h.value}": float(head_entropy[HEAD_INDEX[h]]) for h in HEADS},
-                        }
-                    )
+        return _Prepared(
+            buffer=buffer,
+            initial_state=initial_state,
+            masks=ActionMasks.stack(buffer.masks, dim=1),
+            advantages=advantages,
+            returns=returns,
+            relevant=RELEVANCE[ops].float(),
+            floors=torch.tensor([floors[h] for h in HEADS]),
+        )
+
+    def _minibatch(self, p: _Prepared, idx: torch.Tensor) -> dict[str, float]:
+        """One gradient step on the whole sequences of environments `idx`; returns its statistics."""
+        buffer, masks = p.buffer, p.masks
+        sub_masks = ActionMasks(masks.op[idx], masks.slot_by_op[idx], {h: m[idx] for h, m in masks.heads.items()})
+        ev = self.policy.network.evaluate_actions(
+            buffer.features[idx],
+            buffer.blueprints[idx],
+            sub_masks,
+            buffer.actions[idx],
+            (p.initial_state[0][:, idx], p.initial_state[1][:, idx]),
+            self.policy.probability_floors,
+        )
+        losses = self._losses(p, idx, ev)
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(losses.total)
+        grad_norm = nn.utils.clip_grad_norm_(self.policy.network.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
         with torch.no_grad():
-            hidden, _ = net.trunk(buffer.features, buffer.blueprints, initial_state)
+            log_ratio = (ev.log_probs - buffer.log_probs[idx]).sum(-1)
+            joint = torch.exp(log_ratio)
+            head_entropy = losses.head_entropy
+            return {
+                "policy_loss": float(losses.policy),
+                "value_loss": float(losses.value),
+                "entropy": float(head_entropy.mean()),
+                "approx_kl": float(((joint - 1) - log_ratio).mean()),
+                "clip_fraction": float(((joint - 1).abs() > self.config.clip_ratio).float().mean()),
+                "grad_norm": float(grad_norm),
+                **{f"entropy_{h.value}": float(head_entropy[HEAD_INDEX[h]]) for h in HEADS},
+            }
+
+    def _losses(self, p: _Prepared, idx: torch.Tensor, ev: Evaluation) -> _Losses:
+        c = self.config
+        adv = p.advantages[idx]
+        adv = (adv - adv.mean()) / adv.std().clamp(min=0.1)
+        rel = p.relevant[idx]
+        ratio = torch.exp(ev.log_probs - p.buffer.log_probs[idx])  # [b, t, heads]; 1 where irrelevant
+        policy_loss = clipped_policy_loss(ratio, adv, rel, c.clip_ratio)
+        value_loss = clipped_value_loss(ev.values, p.buffer.values[idx], p.returns[idx], c.value_clip)
+        head_entropy = (ev.entropies * rel).sum((0, 1)) / rel.sum((0, 1)).clamp(min=1)
+        floor_penalty = (torch.clamp(p.floors - head_entropy, min=0.0) ** 2).sum()
+        q_loss = 0.5 * ((ev.q_taken - p.returns[idx]) ** 2).mean()
+        total = (
+            policy_loss
+            - c.entropy_coef * head_entropy.sum()
+            + c.value_coef * value_loss
+            + floor_penalty
+            + 0.5 * c.value_coef * q_loss
+        )
+        return _Losses(policy_loss, value_loss, head_entropy, total)
+
+    def _summary(self, p: _Prepared, stats: list[dict[str, float]]) -> UpdateStats:
+        """Minibatch statistics averaged, plus the explained variance and Q(s, op) of the updated network."""
+        net, buffer = self.policy.network, p.buffer
+        with torch.no_grad():
+            hidden, _ = net.trunk(buffer.features, buffer.blueprints, p.initial_state)
             values = net.value(hidden)
             q = net.q_values(hidden).mean((0, 1))
-        variance = float(returns.var())
-        explained = 1.0 - float((returns - values).var()) / variance if variance > 0 else 0.0
+        variance = float(p.returns.var())
+        explained = 1.0 - float((p.returns - values).var()) / variance if variance > 0 else 0.0
 
         def mean(key: str) -> float:
             return sum(s[key] for s in stats) / len(stats)
@@ -262,6 +316,6 @@ class PpoTrainer:
             clip_fraction=mean("clip_fraction"),
             explained_variance=explained,
             grad_norm=mean("grad_norm"),
-            head_entropies={h.value: mean(f"entropy_{h.value}") for h in HEADS},
+            head_entropies={h: mean(f"entropy_{h.value}") for h in HEADS},
             op_q_values={op.name: float(q[op]) for op in LifecycleOp},
         )

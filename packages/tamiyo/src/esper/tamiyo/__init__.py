@@ -25,8 +25,6 @@ from esper.tamiyo.policy import (
 )
 from esper.tamiyo.random_policy import RandomPolicy
 
-POLICY_KINDS = ("heuristic", "random", "lstm")
-
 __all__ = [
     *CONTRACT_NAMES,
     "CANONICAL",
@@ -36,7 +34,6 @@ __all__ = [
     "HEURISTIC_OP_PATHS",
     "NEVER",
     "OP_SLOT_RULES",
-    "POLICY_KINDS",
     "RELEVANCE",
     "ActionMasks",
     "EnvView",

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
@@ -25,6 +25,7 @@ from esper.leyline import (
     ActionHead,
     BlueprintAction,
     LifecycleOp,
+    PolicyKind,
     SeedInternalKind,
     SeedStage,
     SeedStateReport,
@@ -72,8 +73,11 @@ class Choice:
     blueprint: BlueprintAction = BlueprintAction.NOOP
 
 
+Pick = Callable[[LifecycleOp, str], Choice | None]  # the op on this seed's slot with a reason, if the masks allow it
+
+
 class HeuristicPolicy:
-    kind = "heuristic"
+    kind = PolicyKind.HEURISTIC
 
     def __init__(self, slot_ids: tuple[str, ...], config: HeuristicConfig | None = None) -> None:
         self.slot_ids = slot_ids
@@ -180,14 +184,7 @@ class HeuristicPolicy:
             return None
         ladder = self._ladder_choice(report, slot, masks, env, memory)
         if report.stage is S.BLENDING:
-            hurts = contribution is not None and contribution < c.prune_below_contribution
-            if hurts and m.epochs_in_current_stage >= c.prune_after_epochs:
-                return pick(OP.PRUNE, f"blending seed hurts: contribution {contribution:.2f}")
-            if ladder is not None and ladder.op is not OP.WAIT:
-                return ladder
-            if report.alpha >= 1.0 and report.alpha_target >= 1.0:
-                return pick(OP.ADVANCE, "blended to full amplitude: hold")
-            return None
+            return self._blending_choice(report, ladder, pick)
         # HOLDING
         if contribution is not None and contribution > c.ransomware_contribution and m.total_improvement < 0:
             return pick(OP.PRUNE, "host depends on the seed without gaining accuracy")
@@ -198,6 +195,19 @@ class HeuristicPolicy:
         if contribution > c.fossilize_above_contribution:
             return pick(OP.FOSSILIZE, f"contribution {contribution:.2f} above threshold")
         return pick(OP.PRUNE, f"contribution {contribution:.2f} at or below threshold")
+
+    def _blending_choice(self, report: SeedStateReport, ladder: Choice | None, pick: Pick) -> Choice | None:
+        """Prune a seed that hurts, let a ladder grow or shrink, and advance once alpha holds at full amplitude."""
+        c, m = self.config, report.metrics
+        contribution = m.counterfactual_contribution
+        hurts = contribution is not None and contribution < c.prune_below_contribution
+        if hurts and m.epochs_in_current_stage >= c.prune_after_epochs:
+            return pick(OP.PRUNE, f"blending seed hurts: contribution {contribution:.2f}")
+        if ladder is not None and ladder.op is not OP.WAIT:
+            return ladder
+        if report.alpha >= 1.0 and report.alpha_target >= 1.0:
+            return pick(OP.ADVANCE, "blended to full amplitude: hold")
+        return None
 
     def _ladder_choice(
         self, report: SeedStateReport, slot: int, masks: ActionMasks, env: int, memory: HeuristicMemory

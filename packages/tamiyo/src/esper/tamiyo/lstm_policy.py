@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from esper.leyline import NUM_BLUEPRINTS, NUM_OPS, ActionHead, head_sizes, obs_dim
+from esper.leyline import NUM_BLUEPRINTS, NUM_OPS, ActionHead, PolicyKind, head_sizes, obs_dim
 from esper.tamiyo.contracts.lstm_policy_config import LstmPolicyConfig
 from esper.tamiyo.features import Observation
 from esper.tamiyo.masks import ActionMasks
@@ -35,10 +35,10 @@ LstmState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [1, n_envs, hidden
 
 def _floors(config: LstmPolicyConfig, name: str) -> dict[ActionHead, float]:
     table = config.probability_floors if name == "probability" else config.entropy_floors
-    missing = [h.value for h in ActionHead if h.value not in table]
+    missing = [h.value for h in ActionHead if h not in table]
     if missing:
         raise ValueError(f"LstmPolicyConfig.{name}_floors: missing heads {missing}; every ActionHead needs a floor")
-    return {h: float(table[h.value]) for h in ActionHead}
+    return {h: float(table[h]) for h in ActionHead}
 
 
 def _mlp(inputs: int, hidden: int, outputs: int, gain: float) -> nn.Sequential:
@@ -138,7 +138,7 @@ class FactoredActorCritic(nn.Module):
 
 
 class LstmPolicy:
-    kind = "lstm"
+    kind = PolicyKind.PPO
 
     def __init__(self, num_slots: int, config: LstmPolicyConfig, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)

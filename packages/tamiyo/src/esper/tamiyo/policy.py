@@ -23,6 +23,7 @@ from esper.leyline import (
     FactoredAction,
     GerminationStyle,
     LifecycleOp,
+    PolicyKind,
     TempoAction,
     relevance_matrix,
 )
@@ -60,7 +61,7 @@ class PolicyOutput:
 
 @runtime_checkable
 class Policy(Protocol):
-    kind: str
+    kind: PolicyKind
 
     def initial_state(self, n_envs: int) -> Any: ...
 

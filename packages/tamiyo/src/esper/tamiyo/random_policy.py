@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from esper.leyline import ActionHead, head_sizes
+from esper.leyline import ActionHead, PolicyKind, head_sizes
 from esper.tamiyo.features import Observation
 from esper.tamiyo.masks import ActionMasks
 from esper.tamiyo.policy import PolicyOutput, sample_actions
@@ -15,7 +15,7 @@ NO_FLOORS = {head: 0.0 for head in ActionHead}
 
 
 class RandomPolicy:
-    kind = "random"
+    kind = PolicyKind.RANDOM
 
     def __init__(self, num_slots: int) -> None:
         self.sizes = head_sizes(num_slots)

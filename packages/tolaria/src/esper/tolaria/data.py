@@ -44,7 +44,7 @@ def _split(x: torch.Tensor, y: torch.Tensor, val_fraction: float) -> TensorData:
 
 # ---------------------------------------------------------------- images
 def load_digits() -> TensorData:
-    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.datasets import load_digits as sklearn_digits  # untyped: pyproject.toml's mypy override
 
     digits = sklearn_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0

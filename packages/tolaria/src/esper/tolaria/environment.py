@@ -414,7 +414,7 @@ class Environment:
                 break  # the governor will see the validation loss and roll back
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)  # Tensor.backward is untyped in torch's stubs
             if batch % GRADIENT_STRIDE == 0:
                 self.model.record_gradients()
             for optimizer in optimizers:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from .arm_policy import ArmPolicy
 from .experiment_arm import Blueprint, ExperimentArm
 from .experiment_pack import ExperimentPack
 from .experiment_scale import Arm, ExperimentScale, Seed
@@ -13,7 +12,6 @@ from .run_summary import RunSummary
 
 __all__ = [
     "Arm",
-    "ArmPolicy",
     "Blueprint",
     "ExperimentArm",
     "ExperimentPack",

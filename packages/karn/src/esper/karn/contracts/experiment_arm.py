@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from .arm_policy import ArmPolicy
+from esper.leyline.contracts.policy_kind import PolicyKind
 
 Blueprint: TypeAlias = str
 
@@ -26,7 +26,7 @@ class ExperimentArm:
     """
     What the arm tests.
     """
-    policy: ArmPolicy
+    policy: PolicyKind
     """
     Controller of the arm.
     """

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from esper.leyline.contracts.policy_kind import PolicyKind
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunSummary:
@@ -20,7 +22,7 @@ class RunSummary:
     """
     Task name.
     """
-    policy: str
+    policy: PolicyKind
     """
     Policy kind.
     """

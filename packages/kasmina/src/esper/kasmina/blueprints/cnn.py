@@ -22,7 +22,8 @@ class NormSeed(nn.Module):
         self.scale = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + torch.tanh(self.scale) * (self.norm(x) - x)
+        normed: torch.Tensor = self.norm(x)
+        return x + torch.tanh(self.scale) * (normed - x)
 
 
 class SqueezeExciteSeed(nn.Module):
@@ -51,7 +52,8 @@ class DepthwiseSeed(nn.Module):
         zero_init(self.pointwise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.pointwise(torch.relu(self.norm(self.depthwise(x))))
+        delta: torch.Tensor = self.pointwise(torch.relu(self.norm(self.depthwise(x))))
+        return x + delta
 
 
 class BottleneckSeed(nn.Module):
@@ -69,7 +71,8 @@ class BottleneckSeed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.norm1(self.down(x)))
-        return x + self.up(torch.relu(self.norm2(self.conv(h))))
+        delta: torch.Tensor = self.up(torch.relu(self.norm2(self.conv(h))))
+        return x + delta
 
 
 class ConvSmallSeed(nn.Module):
@@ -82,7 +85,8 @@ class ConvSmallSeed(nn.Module):
         nn.init.zeros_(self.norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.norm(self.conv(x))
+        delta: torch.Tensor = self.norm(self.conv(x))
+        return x + delta
 
 
 class ConvStackSeed(nn.Module):
@@ -95,4 +99,5 @@ class ConvStackSeed(nn.Module):
         zero_init(self.proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.proj(self.blocks(x))
+        delta: torch.Tensor = self.proj(self.blocks(x))
+        return x + delta

@@ -92,7 +92,8 @@ class ConvLadderSeed(nn.Module):
         h = x
         for block in self.blocks[: self._level]:
             h = block(h)
-        return x + self.proj(h)
+        delta: torch.Tensor = self.proj(h)
+        return x + delta
 
     def get_extra_state(self) -> dict[str, int]:
         return {"level": self._level, "max_level": self._max_level}

@@ -25,7 +25,8 @@ class LayerNormSeed(nn.Module):
         self.scale = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + torch.tanh(self.scale) * (self.norm(x) - x)
+        normed: torch.Tensor = self.norm(x)
+        return x + torch.tanh(self.scale) * (normed - x)
 
 
 class LoraSeed(nn.Module):
@@ -38,7 +39,8 @@ class LoraSeed(nn.Module):
         zero_init(self.up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(self.down(x))
+        delta: torch.Tensor = self.up(self.down(x))
+        return x + delta
 
 
 def _heads(dim: int) -> int:
@@ -64,7 +66,8 @@ class CausalAttentionSeed(nn.Module):
         shape = (batch, steps, self.heads, dim // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
         y = self.attend(q, k, v).transpose(1, 2).reshape(batch, steps, dim)
-        return x + self.proj(y)
+        delta: torch.Tensor = self.proj(y)
+        return x + delta
 
 
 class MaskedAttentionSeed(CausalAttentionSeed):
@@ -93,4 +96,5 @@ class MlpSeed(nn.Module):
         zero_init(self.fc2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(F.gelu(self.fc1(x)))
+        delta: torch.Tensor = self.fc2(F.gelu(self.fc1(x)))
+        return x + delta

@@ -28,6 +28,7 @@ from .injection_spec import InjectionSpec
 from .internal_op_metrics_payload import InternalOpMetricsPayload
 from .lifecycle_op import LifecycleOp
 from .parallel_mode import ParallelMode
+from .policy_kind import PolicyKind
 from .ppo_update_completed_payload import PpoUpdateCompletedPayload
 from .prune_initiator import PruneInitiator
 from .reward_components import RewardComponents
@@ -80,6 +81,7 @@ __all__ = [
     "InternalOpMetricsPayload",
     "LifecycleOp",
     "ParallelMode",
+    "PolicyKind",
     "PpoUpdateCompletedPayload",
     "PruneInitiator",
     "RewardComponents",

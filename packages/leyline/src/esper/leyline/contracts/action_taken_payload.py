@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .factored_action import FactoredAction
 from .lifecycle_op import LifecycleOp
+from .policy_kind import PolicyKind
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -16,7 +17,7 @@ class ActionTakenPayload:
     Tamiyo's action for one environment step and whether it was applied. The envelope's slot_id is the target slot (null for WAIT). Run, env, episode, epoch and slot are in the envelope.
     """
 
-    policy: str
+    policy: PolicyKind
     """
     Policy kind that decided.
     """

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .parallel_mode import ParallelMode
+from .policy_kind import PolicyKind
 from .topology import Topology
 
 SlotId: TypeAlias = str
@@ -26,9 +27,9 @@ class TrainingStartedPayload:
     """
     Task name.
     """
-    policy: str
+    policy: PolicyKind
     """
-    Policy kind (heuristic, random, lstm).
+    Who decides the run's actions.
     """
     topology: Topology
     """

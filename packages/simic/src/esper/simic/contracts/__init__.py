@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from .ppo_config import PpoConfig
+from .ppo_run import PpoRun
 from .reward_config import RewardConfig
 from .reward_mode import RewardMode
+from .run_config import RunConfig
 
 __all__ = [
     "PpoConfig",
+    "PpoRun",
     "RewardConfig",
     "RewardMode",
+    "RunConfig",
 ]

@@ -32,13 +32,13 @@ class LstmPolicyConfig:
     Width of the per-slot blueprint embedding.
     """
     entropy_floors: Mapping[ActionHead, float] = field(
-        default_factory=lambda: {"op": 0.3, "slot": 0.15, "blueprint": 0.2, "style": 0.15, "tempo": 0.2, "alpha_target": 0.1, "alpha_speed": 0.1, "alpha_curve": 0.1}
+        default_factory=lambda: {ActionHead.OP: 0.3, ActionHead.SLOT: 0.15, ActionHead.BLUEPRINT: 0.2, ActionHead.STYLE: 0.15, ActionHead.TEMPO: 0.2, ActionHead.ALPHA_TARGET: 0.1, ActionHead.ALPHA_SPEED: 0.1, ActionHead.ALPHA_CURVE: 0.1}
     )
     """
     Per-head entropy floor (nats); below it a penalty applies.
     """
     probability_floors: Mapping[ActionHead, float] = field(
-        default_factory=lambda: {"op": 0.15, "slot": 0.05, "blueprint": 0.12, "style": 0.08, "tempo": 0.12, "alpha_target": 0.08, "alpha_speed": 0.06, "alpha_curve": 0.06}
+        default_factory=lambda: {ActionHead.OP: 0.15, ActionHead.SLOT: 0.05, ActionHead.BLUEPRINT: 0.12, ActionHead.STYLE: 0.08, ActionHead.TEMPO: 0.12, ActionHead.ALPHA_TARGET: 0.08, ActionHead.ALPHA_SPEED: 0.06, ActionHead.ALPHA_CURVE: 0.06}
     )
     """
     Per-head minimum probability mixed into each valid action.

@@ -1,0 +1,290 @@
+"""The episode loop every run goes through: observe -> mask -> act -> step -> reward -> telemetry.
+
+The heuristic, random and learned policies, PPO's collection and the experiment packs all run episodes here, so
+every run emits the same telemetry for the same levers: ACTION_TAKEN and REWARD_COMPUTED each step, and for each
+successful internal op (GROW/SHRINK_INTERNAL) INTERNAL_OP_METRICS and COUNTERFACTUAL_DELTA, then EPISODE_OUTCOME.
+
+One `EpisodeLoop` drives N environments in lock-step (N = 1 for a heuristic run): per epoch one feature fill and one
+policy forward for all of them, then each environment applies its FactoredAction (the only per-environment Python).
+Rewards are computed for every policy: a heuristic run shows what PPO would have paid it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from esper.leyline import (
+    INTERNAL_OPS,
+    ActionTakenPayload,
+    CounterfactualDeltaPayload,
+    EpisodeOutcome,
+    EpisodeOutcomePayload,
+    FactoredAction,
+    InternalOpMetricsPayload,
+    LifecycleOp,
+    RewardComponents,
+    RewardComputedPayload,
+    SeedStateReport,
+    TrainingSignals,
+)
+from esper.simic.contracts.reward_config import RewardConfig
+from esper.simic.rewards import InternalOpWindow, StepOutcome, compute_reward
+from esper.tamiyo import (
+    ActionMasks,
+    EnvView,
+    Explanation,
+    FeatureExtractor,
+    MaskConfig,
+    Observation,
+    Policy,
+    PolicyOutput,
+    compute_masks,
+    to_factored,
+)
+from esper.tolaria import Environment, StepResult
+
+BASELINE_SAMPLES = 10  # steps without an internal op before COUNTERFACTUAL_DELTA reports a baseline
+BASELINE_RATE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class LoopConfig:
+    slots: tuple[str, ...]
+    masks: MaskConfig
+    reward: RewardConfig
+    gamma: float  # PPO's discount, which the reward's potential-based shaping must use
+    episode_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One epoch of all environments, as PPO stores it."""
+
+    observation: Observation  # what the policy saw (normalised for PPO)
+    masks: ActionMasks
+    output: PolicyOutput
+    rewards: torch.Tensor  # [n]
+    dones: torch.Tensor  # [n]
+
+
+@dataclass(frozen=True, slots=True)
+class Episodes:
+    """N environments' episodes: the transitions, the raw features (for the normaliser) and the outcomes."""
+
+    transitions: tuple[Transition, ...]
+    raw_features: torch.Tensor  # [steps * n, obs_dim]
+    components: tuple[tuple[RewardComponents, ...], ...]  # [n][steps]
+    outcomes: tuple[EpisodeOutcome, ...]
+    initial_state: Any  # the policy state the episodes started from
+
+
+@dataclass
+class NoopBaseline:
+    """A running mean of one environment's accuracy change over steps without an internal op: what an internal
+    op's accuracy change is compared with in COUNTERFACTUAL_DELTA. Carried across episodes (and checkpoints)."""
+
+    delta: float | None = None
+    count: int = 0
+
+    def record(self, before: float, after: float) -> None:
+        change = after - before
+        self.delta = change if self.delta is None else (1 - BASELINE_RATE) * self.delta + BASELINE_RATE * change
+        self.count += 1
+
+    @property
+    def value(self) -> float | None:
+        return self.delta if self.count >= BASELINE_SAMPLES else None
+
+
+@dataclass
+class _Lane:
+    """One environment's state inside an episode."""
+
+    env: Environment
+    signals: TrainingSignals
+    reports: tuple[SeedStateReport, ...]
+    windows: dict[str, InternalOpWindow]
+    last: tuple[float, float]  # validation (loss, accuracy) after the previous step
+    components: list[RewardComponents] = field(default_factory=list)
+
+
+Act = Callable[[Observation, ActionMasks, Any], PolicyOutput]
+Prepare = Callable[[Observation], Observation]
+StepHook = Callable[[int, Sequence[StepResult]], None]
+
+
+class EpisodeLoop:
+    def __init__(self, config: LoopConfig, envs: Sequence[Environment], policy: Policy) -> None:
+        self.config = config
+        self.envs = list(envs)
+        self.policy = policy
+        self.extractor = FeatureExtractor(config.slots, len(self.envs))
+        self.baselines = [NoopBaseline() for _ in self.envs]
+
+    def run(
+        self,
+        episode: int,
+        act: Act,
+        prepare: Prepare | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_step: StepHook | None = None,
+    ) -> Episodes | None:
+        """One episode in every environment. `act` turns (observation, masks, state) into the policy's output (a
+        sampling policy's generator, a distributed broadcast); `prepare` normalises the observation the policy sees;
+        `stop` is asked at every epoch boundary, and a yes abandons the episodes (None); `on_step(epoch, results)`
+        follows progress."""
+        lanes = [self._lane(i, env, episode) for i, env in enumerate(self.envs)]
+        initial = state = self.policy.initial_state(len(lanes))
+        transitions: list[Transition] = []
+        raw: list[torch.Tensor] = []
+        for t in range(self.config.episode_length):
+            if stop is not None and stop():
+                return None
+            views = [EnvView(lane.signals, {r.slot_id: r for r in lane.reports}) for lane in lanes]
+            observation = self.extractor.encode(views)
+            masks = compute_masks(views, self.config.masks)
+            raw.append(observation.features)
+            seen = prepare(observation) if prepare is not None else observation
+            out = act(seen, masks, state)
+            terminal = t == self.config.episode_length - 1
+            rewards, dones, results = self._step_all(lanes, out, terminal)
+            transitions.append(Transition(seen, masks, out, rewards, dones))
+            state = out.state
+            if on_step is not None:
+                on_step(t + 1, results)
+        outcomes = tuple(self._finish(lane) for lane in lanes)
+        components = tuple(tuple(lane.components) for lane in lanes)
+        return Episodes(tuple(transitions), torch.cat(raw), components, outcomes, initial)
+
+    def _lane(self, index: int, env: Environment, episode: int) -> _Lane:
+        signals, reports = env.reset(episode)
+        self.extractor.reset(index)
+        windows = {s: InternalOpWindow(self.config.reward.thrash_window) for s in self.config.slots}
+        metrics = signals.metrics
+        return _Lane(env, signals, reports, windows, (metrics.val_loss, metrics.val_accuracy))
+
+    def _step_all(
+        self, lanes: list[_Lane], out: PolicyOutput, terminal: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, list[StepResult]]:
+        n = len(lanes)
+        rewards, dones = torch.zeros(n), torch.zeros(n)
+        assert out.explanations is not None, "the loop asks every policy to explain its actions"
+        results = []
+        for i, lane in enumerate(lanes):
+            action = to_factored(out.actions[i])
+            result = lane.env.step(action)
+            reward = self._reward(lane, action, result, terminal)
+            self._emit_step(i, lane, action, result, reward, out.explanations[i])
+            rewards[i], dones[i] = reward.total, float(terminal)
+            lane.signals, lane.reports = result.signals, result.reports
+            lane.last = (result.validation.loss, result.validation.accuracy)
+            results.append(result)
+        return rewards, dones, results
+
+    def _reward(self, lane: _Lane, action: FactoredAction, result: StepResult, terminal: bool) -> RewardComponents:
+        slot_id = self._slot_id(action)
+        window = lane.windows[slot_id] if slot_id is not None else None
+        if window is not None:
+            window.record(action.op, result.action.success)
+        outcome = StepOutcome(
+            op=action.op,
+            success=result.action.success,
+            before=lane.reports,
+            after=result.reports,
+            host_params=lane.env.host_params,
+            val_accuracy=result.validation.accuracy,
+            terminal=terminal,
+            rolled_back=result.rolled_back,
+        )
+        reward = compute_reward(self.config.reward, self.config.gamma, outcome, window)
+        lane.components.append(reward)
+        return reward
+
+    def _slot_id(self, action: FactoredAction) -> str | None:
+        return None if action.op is LifecycleOp.WAIT else self.config.slots[action.slot]
+
+    def _emit_step(
+        self,
+        index: int,
+        lane: _Lane,
+        action: FactoredAction,
+        result: StepResult,
+        reward: RewardComponents,
+        explanation: Explanation,
+    ) -> None:
+        slot_id = self._slot_id(action)
+        emitter = lane.env.emitter
+        emitter.emit(
+            ActionTakenPayload(
+                policy=self.policy.kind,
+                action=action,
+                success=result.action.success,
+                rejection_reason=result.action.reason,
+                valid_ops=explanation.valid_ops,
+                op_probabilities=explanation.op_probabilities,
+            ),
+            slot_id=slot_id,
+        )
+        emitter.emit(RewardComputedPayload(op=action.op, components=reward), slot_id=slot_id)
+        if slot_id is not None and action.op in INTERNAL_OPS and result.action.success:
+            self._emit_internal_op(index, lane, slot_id, action.op, result)
+        else:
+            self.baselines[index].record(lane.last[1], result.validation.accuracy)
+
+    def _emit_internal_op(self, index: int, lane: _Lane, slot_id: str, op: LifecycleOp, result: StepResult) -> None:
+        old = next(r for r in lane.reports if r.slot_id == slot_id)
+        new = next(r for r in result.reports if r.slot_id == slot_id)
+        window = lane.windows[slot_id]
+        emitter = lane.env.emitter
+        emitter.emit(
+            InternalOpMetricsPayload(
+                window=window.window,
+                op_count=window.op_count,
+                internal_op_density=window.density,
+                net_level_change=window.net_level_change,
+                reversal_rate=window.reversal_rate,
+            ),
+            slot_id=slot_id,
+        )
+        (loss_before, accuracy_before), validation = lane.last, result.validation
+        emitter.emit(
+            CounterfactualDeltaPayload(
+                op=op,
+                from_level=old.internal_level,
+                to_level=new.internal_level,
+                horizon_epochs=1,
+                loss_before=loss_before,
+                loss_after=validation.loss,
+                accuracy_before=accuracy_before,
+                accuracy_after=validation.accuracy,
+                params_before=old.internal_active_params,
+                params_after=new.internal_active_params,
+                loss_delta=validation.loss - loss_before,
+                accuracy_delta=validation.accuracy - accuracy_before,
+                baseline_accuracy_delta=self.baselines[index].value,
+            ),
+            slot_id=slot_id,
+        )
+
+    def _finish(self, lane: _Lane) -> EpisodeOutcome:
+        outcome = lane.env.outcome(reward_components=sum_components(lane.components))
+        lane.env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
+        return outcome
+
+
+def sum_components(parts: Sequence[RewardComponents]) -> RewardComponents:
+    return RewardComponents(
+        contribution=sum(p.contribution for p in parts),
+        rent=sum(p.rent for p in parts),
+        alpha_shock=sum(p.alpha_shock for p in parts),
+        pbrs=sum(p.pbrs for p in parts),
+        intervention_cost=sum(p.intervention_cost for p in parts),
+        thrash_penalty=sum(p.thrash_penalty for p in parts),
+        terminal_bonus=sum(p.terminal_bonus for p in parts),
+        governor_penalty=sum(p.governor_penalty for p in parts),
+        total=sum(p.total for p in parts),
+    )
