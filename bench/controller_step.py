@@ -25,7 +25,7 @@ from esper.leyline import (
     Topology,
 )
 from esper.simic import InternalOpWindow, RewardConfig, StepOutcome, compute_reward
-from esper.tamiyo import EnvView, FeatureExtractor, MaskConfig, RandomPolicy, compute_masks, to_factored
+from esper.tamiyo import EnvView, FeatureExtractor, MaskConfig, RandomPolicy, compute_masks
 from esper.tolaria import Environment, get_task
 
 
@@ -50,14 +50,14 @@ def main() -> None:
             generator=torch.Generator().manual_seed(0),
             explain=True,
         )
-        step = env.step(to_factored(out.actions[0]))
+        step = env.step(out.decisions[0])
         after = step.reports
         reward_config, window = RewardConfig(), InternalOpWindow(10)
         explanation = out.explanations[0]
         times = []
         for _ in range(args.steps):
             started = time.perf_counter()
-            action = to_factored(out.actions[0])
+            action = out.decisions[0]
             outcome = StepOutcome(
                 op=action.op,
                 success=True,

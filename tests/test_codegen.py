@@ -160,7 +160,6 @@ def test_generated_records_are_frozen_keyword_only_and_slotted() -> None:
         gradient_health=None,
         has_vanishing=None,
         has_exploding=None,
-        interaction_sum=0.0,
         seed_param_count=1,
         host_param_count=1,
     )

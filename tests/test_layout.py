@@ -130,3 +130,20 @@ def test_a_forbidden_import_is_caught(tmp_path: Path) -> None:
         "esper/karn/store.py: esper.simic",
         "esper/karn/tui.py: esper.kasmina",
     ]
+
+
+MAX_FUNCTION_LINES = 80  # issue 14: the run loop and everything around it stays readable
+
+
+def test_no_hand_written_function_is_longer_than_80_lines() -> None:
+    long = []
+    for path in sorted(ROOT.glob("packages/*/src/esper/**/*.py")):
+        if "contracts" in path.parts:
+            continue  # generated
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"

@@ -123,7 +123,6 @@ def report_document(**overrides: Any) -> dict[str, Any]:
             "gradient_health": 0.9,
             "has_vanishing": False,
             "has_exploding": None,
-            "interaction_sum": 0.0,
             "seed_param_count": 1200,
             "host_param_count": 90000,
         },

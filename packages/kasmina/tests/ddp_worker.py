@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates, data_parallel
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
-from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, TelemetryHub
+from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp, TelemetryHub
 
 
 def main(rank: int, world: int, port: int, out: str) -> None:
@@ -39,7 +39,7 @@ def main(rank: int, world: int, port: int, out: str) -> None:
     # 2. Internal level: rank 1's local level drifted to 3; rank 0 proposes 1 -> 2.
     if rank == 1:
         slot.seed.set_internal_level(3)
-    log.append(("grow", slot.grow_internal(), slot.seed.internal_level))
+    log.append(("grow", slot.change_internal_level(LifecycleOp.GROW_INTERNAL), slot.seed.internal_level))
 
     # 3. G3: rank 1 thinks alpha arrived, rank 0 knows it has not.
     if rank == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -69,8 +70,8 @@ def test_fossilized_is_terminal(rig: Any) -> None:
         (LifecycleOp.PRUNE, slot.prune),
         (LifecycleOp.ADVANCE, slot.advance),
         (LifecycleOp.FOSSILIZE, slot.fossilize),
-        (LifecycleOp.GROW_INTERNAL, slot.grow_internal),
-        (LifecycleOp.SHRINK_INTERNAL, slot.shrink_internal),
+        (LifecycleOp.GROW_INTERNAL, lambda: slot.change_internal_level(LifecycleOp.GROW_INTERNAL)),
+        (LifecycleOp.SHRINK_INTERNAL, lambda: slot.change_internal_level(LifecycleOp.SHRINK_INTERNAL)),
     ]:
         with pytest.raises(IllegalOperation) as caught:
             call()
@@ -143,8 +144,8 @@ def test_every_op_in_every_stage_is_legal_exactly_where_declared(make_rig: Any, 
             "fossilize": slot.fossilize,
             "prune": slot.prune,
             "set_alpha_target": slot.set_alpha_target,
-            "grow_internal": slot.grow_internal,
-            "shrink_internal": slot.shrink_internal,
+            "grow_internal": functools.partial(slot.change_internal_level, LifecycleOp.GROW_INTERNAL),
+            "shrink_internal": functools.partial(slot.change_internal_level, LifecycleOp.SHRINK_INTERNAL),
         }
         args = ARGS[method] if method in ARGS else ()
         if stage in legal:
@@ -338,9 +339,13 @@ def test_reports_follow_the_slot(rig: Any) -> None:
 def test_internal_ops_in_allowed_stages(rig: Any, stage: SeedStage) -> None:
     rig.drive("r0c0", stage)
     slot = rig.model.slot("r0c0")
-    assert slot.grow_internal() and slot.state.internal_level == 2
-    assert slot.shrink_internal() and slot.shrink_internal() and slot.state.internal_level == 0
-    assert not slot.shrink_internal()  # bound: no-op
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL) and slot.state.internal_level == 2
+    assert (
+        slot.change_internal_level(LifecycleOp.SHRINK_INTERNAL)
+        and slot.change_internal_level(LifecycleOp.SHRINK_INTERNAL)
+        and slot.state.internal_level == 0
+    )
+    assert not slot.change_internal_level(LifecycleOp.SHRINK_INTERNAL)  # bound: no-op
     levels = [(p.from_level, p.to_level) for p in rig.events("SEED_INTERNAL_LEVEL_CHANGED")]
     assert levels == [(1, 2), (2, 1), (1, 0)]
 
@@ -348,7 +353,7 @@ def test_internal_ops_in_allowed_stages(rig: Any, stage: SeedStage) -> None:
 def test_internal_ops_need_internal_structure(rig: Any) -> None:
     rig.drive("r0c0", S.TRAINING, blueprint=BlueprintAction.NORM)
     with pytest.raises(IllegalOperation, match="no internal structure"):
-        rig.model.slot("r0c0").grow_internal()
+        rig.model.slot("r0c0").change_internal_level(LifecycleOp.GROW_INTERNAL)
 
 
 # make_rig is a factory (it holds no per-test state), so sharing it across examples is safe.
@@ -364,7 +369,7 @@ def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[Lif
     level = 1
     for op in ops:
         before = len(rig.events("SEED_INTERNAL_LEVEL_CHANGED"))
-        changed = slot.grow_internal() if op is LifecycleOp.GROW_INTERNAL else slot.shrink_internal()
+        changed = slot.change_internal_level(op)
         expected = min(level + 1, 4) if op is LifecycleOp.GROW_INTERNAL else max(level - 1, 0)
         assert changed == (expected != level)
         level = expected
@@ -378,3 +383,9 @@ def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[Lif
         if changed:
             assert events[-1].to_level == level and abs(events[-1].from_level - level) == 1
     assert slot.stage is stage  # internal ops never move the lifecycle
+
+
+def test_only_internal_ops_change_the_level(rig: Any) -> None:
+    rig.drive("r0c0", SeedStage.TRAINING)
+    with pytest.raises(ValueError, match="ADVANCE is not an internal op"):
+        rig.model.slot("r0c0").change_internal_level(LifecycleOp.ADVANCE)

@@ -58,7 +58,6 @@ def make_report(
         gradient_health=None,
         has_vanishing=None,
         has_exploding=None,
-        interaction_sum=0.0,
         seed_param_count=1000,
         host_param_count=50000,
     )

@@ -27,6 +27,7 @@ from esper.tamiyo import (
     LstmPolicyConfig,
     RandomPolicy,
     compute_masks,
+    floored_probs,
     head_mask,
     to_factored,
 )
@@ -153,7 +154,8 @@ def test_probability_floors_apply() -> None:
     valid = {op.name for op in explanation.valid_ops}
     probs = explanation.op_probabilities
     assert abs(sum(probs.values()) - 1.0) < 1e-5
-    assert all(probs[name] >= min(0.15, 0.99 / len(valid)) - 1e-6 for name in valid)
+    floor = min(0.15, 0.99 / len(valid))
+    assert all(probs[name] >= floor / (1 + len(valid) * floor) - 1e-6 for name in valid)  # see floored_probs
     assert all(probs[name] == 0.0 for name in probs if name not in valid)
     assert set(explanation.head_probabilities) <= set(ActionHead)
 
@@ -259,3 +261,23 @@ def test_heuristic_penalises_pruned_blueprints() -> None:
     # 2 * 0.9**k stays >= 1.0 for six epochs: the pruned ladder sits out, then rejoins the rotation
     assert BlueprintAction.CONV_LADDER not in blueprints[:6]
     assert state[0].penalties[BlueprintAction.CONV_LADDER] < policy.config.penalty_threshold  # eligible again
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    logits=st.lists(st.floats(-30, 30), min_size=2, max_size=12),
+    valid=st.lists(st.booleans(), min_size=12, max_size=12),
+    floor=st.floats(0.0, 0.5),
+)
+def test_floored_probabilities_keep_every_valid_entry_above_the_floor(
+    logits: list[float], valid: list[bool], floor: float
+) -> None:
+    mask = torch.tensor(valid[: len(logits)])
+    if not bool(mask.any()):
+        mask[0] = True
+    probs = floored_probs(torch.tensor([logits]), mask.unsqueeze(0), floor)[0]
+    n = int(mask.sum())
+    minimum = min(floor, 0.99 / n)
+    assert abs(float(probs.sum()) - 1.0) < 1e-5
+    assert bool((probs[mask] >= minimum / (1 + n * minimum) - 1e-6).all())
+    assert bool((probs[~mask] == 0.0).all())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,22 +23,6 @@ class UsageError(Exception):
 
 
 Command = Callable[[argparse.Namespace], int]
-
-
-def exit_2_on(prefix: str, *errors: type[Exception]) -> Callable[[Command], Command]:
-    """Wrap a command so that the listed errors (misuse, unreadable input) print one line and exit with code 2."""
-
-    def wrap(command: Command) -> Command:
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return command(args)
-            except errors as exc:  # the listed errors are the user's input: one line naming it, exit 2
-                print(f"{prefix}: error: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-
-        return run
-
-    return wrap
 
 
 def read_json_file(flag: str, path: Path) -> Any:

@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError, exit_2_on
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError
 from esper.cli.plan import RunPlan, resolve
 from esper.cli.ppo import PpoStart, run_ppo
 from esper.cli.record import SUMMARY_FILE
@@ -26,16 +26,13 @@ from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, ove
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
 from esper.karn.contracts.run_summary import RunSummary
 from esper.karn.gates import GateReport
-from esper.karn.packs import PackError, check_pack, load_packs, scale
+from esper.karn.packs import check_pack, load_packs, scale
 from esper.leyline import ParallelMode, PolicyKind, WireError, loads
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig
 from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
 from esper.tolaria import get_task
 
-_guard = exit_2_on("esper experiment", UsageError, PackError)  # misuse or a broken pack
 
-
-@_guard
 def cmd_list(args: argparse.Namespace) -> int:
     for pack in load_packs().values():
         print(f"{pack.name}: {pack.description}")
@@ -110,7 +107,6 @@ def find_pack(name: str) -> ExperimentPack:
     return packs[name]
 
 
-@_guard
 def cmd_run(args: argparse.Namespace) -> int:
     pack = find_pack(args.pack)
     scale_name = "quick" if args.quick else "full"

@@ -11,14 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from esper.cli.common import UsageError, exit_2_on
+from esper.cli.common import UsageError
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
 from esper.karn.render import format_cell
 from esper.karn.runs import RunListing, describe_run
 from esper.karn.store import VIEWS, is_run_dir
 from esper.leyline import WireError, loads
-
-_guard = exit_2_on("esper", UsageError, FileNotFoundError, WireError)  # misuse or an unreadable run
 
 
 def resolve_run(run: str, runs_dir: Path) -> Path:
@@ -51,7 +49,6 @@ def open_store(path: Path, baseline_accuracy: float | None = None) -> RunStore:
     return store
 
 
-@_guard
 def cmd_runs(args: argparse.Namespace) -> int:
     listings: list[RunListing] = [describe_run(p) for p in list_run_dirs(args.runs_dir)]
     if args.json:
@@ -66,7 +63,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def cmd_views(args: argparse.Namespace) -> int:
     width = max(len(name) for name in VIEWS)
     for name, (description, _) in VIEWS.items():
@@ -74,7 +70,6 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def cmd_sql(args: argparse.Namespace) -> int:
     with open_store(resolve_run(args.run, args.runs_dir)) as store:
         try:
@@ -107,7 +102,6 @@ def load_thresholds(path: Path | None) -> GateThresholds:
         raise UsageError(f"--thresholds: {exc}") from exc
 
 
-@_guard
 def cmd_gates(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds)
     run = open_store(resolve_run(args.run, args.runs_dir), args.baseline_accuracy)
@@ -136,7 +130,6 @@ def cmd_gates(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-@_guard
 def cmd_tui(args: argparse.Namespace) -> int:
     from esper.karn.tui import KarnApp  # Textual is imported only by the commands that need it
 
@@ -171,7 +164,6 @@ def train_with_tui(args: argparse.Namespace, run_dir: Path) -> int:
     return code if code >= 0 else 1
 
 
-@_guard
 def cmd_serve(args: argparse.Namespace) -> int:
     from esper.karn.web import serve
 
@@ -181,7 +173,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guard
 def cmd_report(args: argparse.Namespace) -> int:
     from esper.karn.report import write_report
 

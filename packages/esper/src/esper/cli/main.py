@@ -16,6 +16,8 @@ import sys
 
 from esper.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Command, UsageError
 from esper.cli.flags import build_parser
+from esper.karn.packs import PackError
+from esper.leyline import WireError
 
 DISTRIBUTIONS = ("esper", *(f"esper-{p}" for p in ("leyline", "kasmina", "tolaria", "tamiyo", "simic", "karn")))
 
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `--tui` re-runs the same command as a child
     try:
         return resolve(args.command)(args)
-    except UsageError as exc:  # misuse found by the command: one line naming the flag or file, exit 2
+    except (UsageError, PackError, WireError, FileNotFoundError) as exc:  # the one exit-2 path: misuse or bad input
+        # (a flag, a file, a pack, wire data that breaks its contract): one line naming it, nothing half-written
         print(f"esper {args.group}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

@@ -66,6 +66,9 @@ DEFAULT_EMBARGO_EPOCHS: Final = 5
 DEFAULT_STEEPNESS: Final = 12.0
 
 
+LEVEL_STEP: Final = MappingProxyType({LifecycleOp.GROW_INTERNAL: +1, LifecycleOp.SHRINK_INTERNAL: -1})
+
+
 class IllegalOperation(RuntimeError):
     """An op that the seed's stage does not allow."""
 
@@ -377,15 +380,12 @@ class SeedSlot(nn.Module):
         assert self.seed is not None
         return next((p.device for p in self.seed.parameters()), torch.device("cpu"))
 
-    def grow_internal(self) -> bool:
-        return self._change_level(LifecycleOp.GROW_INTERNAL, +1)
-
-    def shrink_internal(self) -> bool:
-        return self._change_level(LifecycleOp.SHRINK_INTERNAL, -1)
-
-    def _change_level(self, op: LifecycleOp, step: int) -> bool:
-        """Move the internal level by one. Legal only in TRAINING, BLENDING and HOLDING on a microstructured seed;
-        a no-op (False) at the bounds. The new level is decided on rank 0."""
+    def change_internal_level(self, op: LifecycleOp) -> bool:
+        """GROW_INTERNAL or SHRINK_INTERNAL: move the internal level one step. Legal only in TRAINING, BLENDING and
+        HOLDING on a microstructured seed; a no-op (False) at the bounds. The new level is decided on rank 0."""
+        if op not in LEVEL_STEP:
+            raise ValueError(f"{op.name} is not an internal op; internal ops: {[o.name for o in LEVEL_STEP]}")
+        step = LEVEL_STEP[op]
         state = self._live_state(op, INTERNAL_OP_STAGES)
         ladder = self.microstructure()
         if ladder is None:
@@ -507,7 +507,6 @@ class SeedSlot(nn.Module):
             gradient_health=gradients.health,
             has_vanishing=gradients.has_vanishing,
             has_exploding=gradients.has_exploding,
-            interaction_sum=0.0,
             seed_param_count=self.seed_param_count(),
             host_param_count=state.host_params,
         )

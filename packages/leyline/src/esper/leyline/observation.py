@@ -55,7 +55,6 @@ SLOT_FEATURE_FIELDS: Final[tuple[FeatureField, ...]] = (
     FeatureField("time_to_target", "min(total - done, max_epochs) / max_epochs"),
     FeatureField("alpha_velocity", "clamp((target - alpha) / remaining steps, -1, 1); 0 when holding"),
     FeatureField("alpha_algorithm", "(AlphaAlgorithm value - 1) / 2"),
-    FeatureField("interaction_sum", "clamp(x / 10, -1, 1)"),
     FeatureField("gradient_norm", "symlog / 7; 0 when not measured"),
     FeatureField("gradient_health", "[0, 1]; 0 when not measured"),
     FeatureField("has_vanishing", "0 or 1; 0 when not measured"),

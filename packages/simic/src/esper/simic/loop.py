@@ -43,7 +43,6 @@ from esper.tamiyo import (
     Policy,
     PolicyOutput,
     compute_masks,
-    to_factored,
 )
 from esper.tolaria import Environment, StepResult
 
@@ -175,7 +174,7 @@ class EpisodeLoop:
         assert out.explanations is not None, "the loop asks every policy to explain its actions"
         results = []
         for i, lane in enumerate(lanes):
-            action = to_factored(out.actions[i])
+            action = out.decisions[i]
             result = lane.env.step(action)
             reward = self._reward(lane, action, result, terminal)
             self._emit_step(i, lane, action, result, reward, out.explanations[i])

@@ -137,8 +137,10 @@ class VectorizedTrainer:
         def act(observation: Observation, masks: ActionMasks, state: LstmState) -> PolicyOutput:
             out = self.policy.act(observation, masks, state, generator=self.generator, explain=True)
             if self.group is not None and self.group.mode is ParallelMode.DATA:  # rank 0 decides for every rank
-                actions, log_probs, values = self.group.broadcast((out.actions, out.log_probs, out.values))
-                out = dataclasses.replace(out, actions=actions, log_probs=log_probs, values=values)
+                decisions, actions, log_probs, values = self.group.broadcast(
+                    (out.decisions, out.actions, out.log_probs, out.values)
+                )
+                out = dataclasses.replace(out, decisions=decisions, actions=actions, log_probs=log_probs, values=values)
             return out
 
         agreed = None if stop is None else (lambda: self._stop_agreed(stop()))

@@ -17,6 +17,8 @@ from esper.tamiyo.policy import (
     Explanation,
     Policy,
     PolicyOutput,
+    as_row,
+    decisions_of,
     floored_probs,
     head_mask,
     normalized_entropy,
@@ -56,5 +58,7 @@ __all__ = [
     "head_mask",
     "normalized_entropy",
     "sample_actions",
+    "as_row",
+    "decisions_of",
     "to_factored",
 ]

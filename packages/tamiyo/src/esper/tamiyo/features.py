@@ -175,7 +175,6 @@ class FeatureExtractor:
             min(remaining, max_epochs) / max_epochs,
             velocity,
             (report.alpha_algorithm - 1) / 2.0,
-            _clamp(_finite("interaction_sum", m.interaction_sum) / CONTRIBUTION_SCALE),
             0.0 if grad_norm is None else symlog(_finite("gradient_norm", grad_norm)),
             0.0 if health is None else min(health, 1.0),
             1.0 if m.has_vanishing else 0.0,

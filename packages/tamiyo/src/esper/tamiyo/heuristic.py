@@ -21,7 +21,7 @@ from typing import Any, Final
 import torch
 
 from esper.leyline import (
-    CANONICAL_HEAD_VALUES,
+    LIVE_STAGES,
     ActionHead,
     BlueprintAction,
     LifecycleOp,
@@ -30,11 +30,12 @@ from esper.leyline import (
     SeedStage,
     SeedStateReport,
     blueprint_from_id,
+    canonical_action,
 )
 from esper.tamiyo.contracts.heuristic_config import HeuristicConfig
 from esper.tamiyo.features import EnvView, Observation
 from esper.tamiyo.masks import ActionMasks
-from esper.tamiyo.policy import HEAD_INDEX, HEADS, Explanation, PolicyOutput
+from esper.tamiyo.policy import Explanation, PolicyOutput, as_row
 
 OP = LifecycleOp
 S = SeedStage
@@ -103,8 +104,7 @@ class HeuristicPolicy:
         deterministic: bool = False,
     ) -> PolicyOutput:
         memories: list[HeuristicMemory] = state
-        n = len(observation.views)
-        actions = torch.tensor([[CANONICAL_HEAD_VALUES[h] for h in HEADS]] * n, dtype=torch.int64)
+        decisions = []
         explanations = []
         for env, view in enumerate(observation.views):
             memory = memories[env]
@@ -113,14 +113,13 @@ class HeuristicPolicy:
                 if memory.penalties[blueprint] < 0.1:
                     del memory.penalties[blueprint]
             choice = self._decide(view, masks, env, memory)
-            actions[env, HEAD_INDEX[ActionHead.OP]] = int(choice.op)
-            actions[env, HEAD_INDEX[ActionHead.SLOT]] = choice.slot
-            if choice.op is OP.GERMINATE:
-                actions[env, HEAD_INDEX[ActionHead.BLUEPRINT]] = int(choice.blueprint)
+            blueprint = choice.blueprint if choice.op is OP.GERMINATE else BlueprintAction.NOOP
+            decisions.append(canonical_action(choice.op, choice.slot, blueprint))
             if explain:
                 valid = tuple(op for op in LifecycleOp if bool(masks.op[env, op]))
                 explanations.append(Explanation(valid, None, None, choice.reason))
-        return PolicyOutput(actions, None, None, memories, tuple(explanations) if explain else None)
+        actions = torch.tensor([as_row(d) for d in decisions], dtype=torch.int64)
+        return PolicyOutput(tuple(decisions), actions, None, None, memories, tuple(explanations) if explain else None)
 
     # ------------------------------------------------------------------ rules
     def _allowed(self, masks: ActionMasks, env: int, op: LifecycleOp, slot: int) -> bool:
@@ -133,7 +132,7 @@ class HeuristicPolicy:
             if slot_id not in view.reports:
                 continue
             report = view.reports[slot_id]
-            if report.stage in (S.GERMINATED, S.TRAINING, S.BLENDING, S.HOLDING):
+            if report.stage in LIVE_STAGES:
                 developing = True
                 choice = self._seed_choice(report, slot, masks, env, memory)
                 if choice is not None:

@@ -24,6 +24,7 @@ from esper.tamiyo.policy import (
     OP_COLUMN,
     RELEVANCE,
     PolicyOutput,
+    decisions_of,
     floored_probs,
     head_mask,
     normalized_entropy,
@@ -175,4 +176,4 @@ class LstmPolicy:
         actions, log_probs, explanations = sample_actions(
             logits, masks, self.probability_floors, generator, deterministic, explain
         )
-        return PolicyOutput(actions, log_probs, values, new_state, explanations)
+        return PolicyOutput(decisions_of(actions), actions, log_probs, values, new_state, explanations)

@@ -52,7 +52,8 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class PolicyOutput:
-    actions: torch.Tensor  # [n, NUM_HEADS] int64 (CPU)
+    decisions: tuple[FactoredAction, ...]  # each environment's action: the one form it keeps down to the slot
+    actions: torch.Tensor  # [n, NUM_HEADS] int64 (CPU): the same actions as head indices, for PPO's buffer
     log_probs: torch.Tensor | None  # [n, NUM_HEADS]; 0 for canonicalised heads
     values: torch.Tensor | None  # [n] V(s)
     state: Any
@@ -79,6 +80,26 @@ class Policy(Protocol):
     ) -> PolicyOutput: ...
 
 
+def as_row(action: FactoredAction) -> list[int]:
+    """A FactoredAction as head indices in ActionHead order (a row of PolicyOutput.actions)."""
+    by_head = {
+        ActionHead.OP: action.op,
+        ActionHead.SLOT: action.slot,
+        ActionHead.BLUEPRINT: action.blueprint,
+        ActionHead.STYLE: action.style,
+        ActionHead.TEMPO: action.tempo,
+        ActionHead.ALPHA_TARGET: action.alpha_target,
+        ActionHead.ALPHA_SPEED: action.alpha_speed,
+        ActionHead.ALPHA_CURVE: action.alpha_curve,
+    }
+    return [int(by_head[head]) for head in HEADS]
+
+
+def decisions_of(actions: torch.Tensor) -> tuple[FactoredAction, ...]:
+    """Sampled head indices [n, NUM_HEADS] as each environment's FactoredAction (sampling's output, read once)."""
+    return tuple(to_factored(row) for row in actions)
+
+
 def to_factored(row: torch.Tensor) -> FactoredAction:
     values = [int(v) for v in row.tolist()]
     by_head = dict(zip(HEADS, values, strict=True))
@@ -103,7 +124,10 @@ def head_mask(masks: ActionMasks, head: ActionHead, ops: torch.Tensor) -> torch.
 
 
 def floored_probs(logits: torch.Tensor, mask: torch.Tensor, floor: float) -> torch.Tensor:
-    """Softmax over valid entries (FP32), each raised to at least min(floor, 0.99 / n_valid), renormalised."""
+    """Softmax over valid entries (FP32), each raised to at least m = min(floor, 0.99 / n_valid), renormalised.
+    The renormalisation divides by at most 1 + n_valid * m, so every valid entry ends at least m / (1 + n_valid * m):
+    the floor is a floor before renormalising, which leaves a preferred op room to dominate (about 0.55 among six
+    valid ops at the default op floor of 0.15, where an exact floor would cap it at 0.25)."""
     if not bool(mask.any(dim=-1).all()):
         raise ValueError("a head has no valid action in some environment (masks must never be empty)")
     masked = logits.float().masked_fill(~mask, float("-inf"))

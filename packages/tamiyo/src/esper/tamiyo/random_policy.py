@@ -9,7 +9,7 @@ import torch
 from esper.leyline import ActionHead, PolicyKind, head_sizes
 from esper.tamiyo.features import Observation
 from esper.tamiyo.masks import ActionMasks
-from esper.tamiyo.policy import PolicyOutput, sample_actions
+from esper.tamiyo.policy import PolicyOutput, decisions_of, sample_actions
 
 NO_FLOORS = {head: 0.0 for head in ActionHead}
 
@@ -39,4 +39,11 @@ class RandomPolicy:
         n = masks.op.shape[0]
         logits = {head: torch.zeros(n, size) for head, size in self.sizes.items()}
         actions, log_probs, explanations = sample_actions(logits, masks, NO_FLOORS, generator, deterministic, explain)
-        return PolicyOutput(actions=actions, log_probs=log_probs, values=None, state=None, explanations=explanations)
+        return PolicyOutput(
+            decisions=decisions_of(actions),
+            actions=actions,
+            log_probs=log_probs,
+            values=None,
+            state=None,
+            explanations=explanations,
+        )

@@ -6,7 +6,7 @@ Its contracts (task config) are generated into `esper.tolaria.contracts` and re-
 from esper.tolaria.contracts import *  # noqa: F403
 from esper.tolaria.contracts import __all__ as CONTRACT_NAMES
 from esper.tolaria.data import DataError, TensorData
-from esper.tolaria.environment import ActionResult, Environment, InvalidAction, StepResult
+from esper.tolaria.environment import ActionResult, Environment, StepResult
 from esper.tolaria.governor import Governor, GovernorConfig, Verdict
 from esper.tolaria.tasks import TASKS, TaskSpec, get_task
 
@@ -19,7 +19,6 @@ __all__ = [
     "Environment",
     "Governor",
     "GovernorConfig",
-    "InvalidAction",
     "StepResult",
     "TaskSpec",
     "TensorData",

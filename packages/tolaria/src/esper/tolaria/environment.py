@@ -32,6 +32,8 @@ from esper.leyline import (
     ALPHA_CURVE_SHAPES,
     ALPHA_SPEED_STEPS,
     ALPHA_TARGET_VALUES,
+    FAILURE_STAGES,
+    LIVE_STAGES,
     STYLE_BLEND,
     TEMPO_EPOCHS,
     TOPOLOGY_BLUEPRINTS,
@@ -62,10 +64,6 @@ STABLE_RELATIVE_GAIN = 0.05  # host stabilised once 3 epochs improved the best v
 STABLE_EPOCHS = 3
 SNAPSHOT_EVERY = 5
 GRADIENT_STRIDE = 4  # gradient statistics every 4th batch (and the first)
-
-
-class InvalidAction(Exception):
-    """An action the environment cannot apply (the reason is reported, the run goes on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +120,8 @@ class Environment:
                 OP.PRUNE: self._prune,
                 OP.FOSSILIZE: self._fossilize,
                 OP.ADVANCE: self._advance,
-                OP.GROW_INTERNAL: lambda a: self._internal(a, grow=True),
-                OP.SHRINK_INTERNAL: lambda a: self._internal(a, grow=False),
+                OP.GROW_INTERNAL: self._internal,
+                OP.SHRINK_INTERNAL: self._internal,
             }
         )
 
@@ -194,12 +192,13 @@ class Environment:
 
     # ------------------------------------------------------------------ actions
     def apply(self, action: FactoredAction) -> ActionResult:
-        try:
-            if action.op is not OP.WAIT and not 0 <= action.slot < len(self.slot_ids):
-                raise InvalidAction(f"slot index {action.slot} is outside 0..{len(self.slot_ids) - 1}")
-            result = self._handlers[action.op](action)
-        except (IllegalOperation, InvalidAction) as exc:
-            result = ActionResult(False, str(exc))
+        if action.op is not OP.WAIT and not 0 <= action.slot < len(self.slot_ids):
+            result = ActionResult(False, f"slot index {action.slot} is outside 0..{len(self.slot_ids) - 1}")
+        else:
+            try:
+                result = self._handlers[action.op](action)
+            except IllegalOperation as exc:  # the slot refuses the op in its stage: reported, the run goes on
+                result = ActionResult(False, str(exc))
         if not result.success:
             self.counters["invalid_actions"] += 1
         self._last_op, self._last_success = action.op, result.success
@@ -211,7 +210,9 @@ class Environment:
     def _germinate(self, action: FactoredAction) -> ActionResult:
         topology = self.task.config.topology
         if action.blueprint not in TOPOLOGY_BLUEPRINTS[topology] or action.blueprint is BlueprintAction.NOOP:
-            raise InvalidAction(f"blueprint {action.blueprint.name.lower()} cannot be germinated on {topology.value}")
+            return ActionResult(
+                False, f"blueprint {action.blueprint.name.lower()} cannot be germinated on {topology.value}"
+            )
         self._seed_counter += 1
         seed_id = f"env{self.emitter.env_id}-ep{self.episode}-seed{self._seed_counter}"
         slot = self.model.slot(self._slot_id(action))
@@ -254,9 +255,9 @@ class Environment:
             else ActionResult(False, f"gate {result.gate.name}: {result.message}")
         )
 
-    def _internal(self, action: FactoredAction, grow: bool) -> ActionResult:
+    def _internal(self, action: FactoredAction) -> ActionResult:
         slot = self.model.slot(self._slot_id(action))
-        changed = slot.grow_internal() if grow else slot.shrink_internal()
+        changed = slot.change_internal_level(action.op)
         if not changed:
             return ActionResult(False, "internal level already at its bound")
         self.counters["internal_level_changes"] += 1
@@ -277,11 +278,7 @@ class Environment:
         verdict = self.symmetry.decide(self.governor.check(validation.loss))
         rolled_back = verdict is not None
         if verdict is not None:
-            pruned = [
-                s.slot_id
-                for s in self.model.iter_slots()
-                if s.stage in (SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING)
-            ]
+            pruned = [s.slot_id for s in self.model.iter_slots() if s.stage in LIVE_STAGES]
             for slot_id in pruned:
                 self.model.slot(slot_id).prune(
                     initiator=PruneInitiator.GOVERNOR, reason=f"governor: {verdict.reason.value}"
@@ -316,9 +313,7 @@ class Environment:
                 val_accuracy=validation.accuracy,
                 host_params=self.host_params,
                 seed_params=self.model.seed_param_count(),
-                live_seeds=self.model.count(
-                    SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING
-                ),
+                live_seeds=self.model.count(*LIVE_STAGES),
                 fossilized_seeds=self.model.count(SeedStage.FOSSILIZED),
                 epoch_seconds=time.perf_counter() - started,
                 governor_rollback=rolled_back,
@@ -335,7 +330,7 @@ class Environment:
             self._seen["germinated"].add(seed_id)
             if slot.stage is SeedStage.FOSSILIZED:
                 self._seen["fossilized"].add(seed_id)
-            elif slot.stage in (SeedStage.PRUNED, SeedStage.EMBARGOED, SeedStage.RESETTING):
+            elif slot.stage in FAILURE_STAGES:
                 self._seen["pruned"].add(seed_id)
 
     def tally(self) -> dict[str, int]:

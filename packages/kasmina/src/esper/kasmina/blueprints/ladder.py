@@ -3,7 +3,7 @@
 Four SeedConvBlocks and a zero-initialised 1x1 projection. At level L the first L blocks run in sequence and the seed
 returns x + proj(blocks[:L](x)); level 0 returns x itself (exact identity). The level is the only state that
 shapes the structure, and blocks at index >= L have requires_grad off, so trainable parameters (and rent) follow the
-level. Changing the level is the job of SeedSlot.grow_internal / shrink_internal.
+level. Changing the level is the job of SeedSlot.change_internal_level(GROW_INTERNAL | SHRINK_INTERNAL).
 """
 
 from __future__ import annotations

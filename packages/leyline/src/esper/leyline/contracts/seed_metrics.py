@@ -76,10 +76,6 @@ class SeedMetrics:
     """
     Gradients exploded in the last epoch; null if not measured.
     """
-    interaction_sum: float
-    """
-    Sum of measured pairwise interaction terms with other live seeds.
-    """
     seed_param_count: int
     """
     Trainable parameters of the seed right now.
