@@ -117,7 +117,8 @@ def test_misuse_exits_2_and_writes_nothing(
 
 def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "heuristic", "--task", "mnist"]) == 2
-    assert "--task: unknown task 'mnist'; tasks: digits, cifar10, charlm, tinystories" in capsys.readouterr().err
+    expected = "--task: unknown task 'mnist'; tasks: digits, digits_narrow, cifar10, charlm, tinystories"
+    assert expected in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("x")
@@ -129,6 +130,6 @@ def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.Captur
 def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for name in ("digits", "cifar10", "charlm", "tinystories"):
+    for name in ("digits", "digits_narrow", "cifar10", "charlm", "tinystories"):
         assert name in out
     assert "r0c0*" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -92,3 +93,12 @@ def test_every_task_builds_its_host_and_declares_valid_slots() -> None:
         get_task("mnist")
     with pytest.raises(DataError, match="pass --data-dir"):
         get_task("cifar10").load(None)
+
+
+def test_digits_narrow_is_the_digits_task_at_half_width() -> None:
+    """tools/headroom.py measures digits_narrow against digits as its 2x-width host: nothing else may differ."""
+    narrow, wide = get_task("digits_narrow").config, get_task("digits").config
+    assert narrow.cnn_host is not None and wide.cnn_host is not None
+    assert 2 * narrow.cnn_host.base_channels == wide.cnn_host.base_channels
+    assert dataclasses.replace(narrow.cnn_host, base_channels=wide.cnn_host.base_channels) == wide.cnn_host
+    assert dataclasses.replace(narrow, name="digits", cnn_host=wide.cnn_host) == wide

@@ -91,6 +91,27 @@ _TASKS = (
     ),
     TaskSpec(
         TaskConfig(
+            name="digits_narrow",
+            topology=Topology.CNN,
+            cnn_host=CnnHostConfig(
+                in_channels=1, image_size=8, num_classes=10, base_channels=2, num_blocks=3, pool_layers=2
+            ),
+            transformer_host=None,
+            baseline_loss=math.log(10),
+            target_loss=0.1,
+            batch_size=64,
+            batches_per_epoch=10,
+            learning_rate=0.05,
+            episode_length=60,
+            default_slots=("r0c0", "r0c1", "r0c2"),
+        ),
+        "the digits with a host at half width (base 2): under capacity, so growth has headroom (docs/experiments.md)",
+        needs_data_dir=False,
+        loader=lambda _: load_digits(),
+        max_validation=1024,
+    ),
+    TaskSpec(
+        TaskConfig(
             name="cifar10",
             topology=Topology.CNN,
             cnn_host=CnnHostConfig(
