@@ -48,7 +48,7 @@ from esper.cli.main import main
 for argv in {argvs!r}:
     try:
         main(argv)
-    except SystemExit:
+    except SystemExit:  # argparse ends --help with SystemExit(0); the probe goes on to the next command
         pass
 print("torch imported" if "torch" in sys.modules else "torch not imported")
 """

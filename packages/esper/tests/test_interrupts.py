@@ -8,10 +8,8 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,31 +22,31 @@ PPO_SMALL = ["--task", "digits", "--envs", "2", "--episode-length", "6"]
 DEADLINE = 240.0  # seconds a run may take to reach the awaited line on a loaded machine
 
 
-def start(*argv: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "esper.cli.main", *argv]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Run:
+    """A real `esper` command in a child process, whose stderr progress lines the test waits on (blocking reads,
+    no sleeps). A watchdog kills a run that outlives DEADLINE, so a hang fails the test instead of stalling it."""
 
+    def __init__(self, *argv: str) -> None:
+        command = [sys.executable, "-m", "esper.cli.main", *argv]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.watchdog = threading.Timer(DEADLINE, self.process.kill)
+        self.watchdog.start()
+        self.seen: list[str] = []
 
-def wait_for_event(process: subprocess.Popen[str], events: Path, wanted: Callable[[dict[str, Any]], bool]) -> None:
-    """Block until the run's log holds a complete line matching `wanted` (the run must still be alive)."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        if events.is_file():
-            lines = events.read_text(encoding="utf-8").split("\n")[:-1]  # complete lines only
-            if any(wanted(json.loads(line)) for line in lines):
+    def wait_for_line(self, prefix: str) -> None:
+        """Block until the run prints a stderr line starting with `prefix` (it must not end first)."""
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.seen.append(line)
+            if line.startswith(prefix):
                 return
-        assert process.poll() is None, f"the run ended first: {process.communicate()}"
-        assert time.monotonic() < deadline, "the awaited event never came"
-        time.sleep(0.05)  # polling the file: the wait itself is on the event line above
+        raise AssertionError(f"the run ended before printing {prefix!r}: {''.join(self.seen)}")
 
-
-def of_type(name: str, **payload: object) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e["event_type"] == name and all(e["payload"][k] == v for k, v in payload.items())
-
-
-def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    out, err = process.communicate(timeout=DEADLINE)
-    return process.returncode, out, err
+    def finish(self) -> tuple[int, str]:
+        """Exit code and the whole stderr."""
+        _, rest = self.process.communicate(timeout=DEADLINE)
+        self.watchdog.cancel()
+        return self.process.returncode, "".join(self.seen) + rest
 
 
 def assert_ended_interrupted(run_dir: Path, err: str, signal_name: str) -> None:
@@ -63,10 +61,10 @@ def assert_ended_interrupted(run_dir: Path, err: str, signal_name: str) -> None:
 
 def test_ctrl_c_ends_a_heuristic_run_cleanly(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    process = start("train", "heuristic", "--episodes", "3", "--epochs", "400", "--run-dir", str(run_dir))
-    wait_for_event(process, run_dir / "events.jsonl", of_type("ACTION_TAKEN"))
-    process.send_signal(signal.SIGINT)
-    code, _, err = finish(process)
+    run = Run("train", "heuristic", "--episodes", "50", "--epochs", "4", "--run-dir", str(run_dir))
+    run.wait_for_line("episode 1/50:")  # printed once episode 1 and its host-only baseline are done
+    run.process.send_signal(signal.SIGINT)
+    code, err = run.finish()
     assert code == 130, err
     assert_ended_interrupted(run_dir, err, "SIGINT")
     assert "run the same command again" in err
@@ -75,10 +73,10 @@ def test_ctrl_c_ends_a_heuristic_run_cleanly(tmp_path: Path) -> None:
 def test_sigterm_ends_a_ppo_run_with_a_checkpoint_that_resumes(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     events = run_dir / "events.jsonl"
-    process = start("train", "ppo", *PPO_SMALL, "--rounds", "40", "--run-dir", str(run_dir))
-    wait_for_event(process, events, of_type("CHECKPOINT_SAVED", round=1))
-    process.send_signal(signal.SIGTERM)
-    code, _, err = finish(process)
+    run = Run("train", "ppo", *PPO_SMALL, "--rounds", "40", "--run-dir", str(run_dir))
+    run.wait_for_line("round 1/40:")  # round 1 is finished: a stop from here on checkpoints at least round 1
+    run.process.send_signal(signal.SIGTERM)
+    code, err = run.finish()
     assert code == 130, err
     assert_ended_interrupted(run_dir, err, "SIGTERM")
     assert f"esper train ppo --resume {run_dir}" in err
@@ -134,11 +132,11 @@ def test_both_checkpoints_damaged_is_one_line_and_exit_2(tmp_path: Path, capsys:
 
 def test_ctrl_c_ends_an_experiment_pack_after_closing_its_current_run(tmp_path: Path) -> None:
     out = tmp_path / "pack"
-    process = start("experiment", "run", "phase0", "--quick", "--out", str(out))
+    run = Run("experiment", "run", "phase0", "--quick", "--out", str(out))
     first = out / "control-s0" / "events.jsonl"  # the pack's first run (the quick scale starts with control, seed 0)
-    wait_for_event(process, first, of_type("ACTION_TAKEN"))
-    process.send_signal(signal.SIGINT)
-    code, _, err = finish(process)
+    run.wait_for_line("episode 1/2:")  # the first run's first episode is done; its second is under way
+    run.process.send_signal(signal.SIGINT)
+    code, err = run.finish()
     assert code == 130, err
     assert_ended_interrupted(first.parent, err, "SIGINT")
     assert "0 of " in err and "no comparison was written" in err

@@ -55,10 +55,16 @@ def _deref(node: Node) -> Node:
     return node
 
 
+def _keyword(schema: dict[str, Any], name: str, absent: Any) -> Any:
+    """A JSON Schema keyword, or what its absence means in the specification (no anyOf: no alternatives, ...).
+    Schemas are not contract data: an absent keyword is normal, so this is not a defaulted contract field."""
+    return schema[name] if name in schema else absent
+
+
 def _branches(node: Node) -> list[Node]:
     """The alternatives a value at `node` may take (anyOf / oneOf flattened), each dereferenced."""
     node = _deref(node)
-    alternatives = node.schema.get("anyOf", []) + node.schema.get("oneOf", [])
+    alternatives = _keyword(node.schema, "anyOf", []) + _keyword(node.schema, "oneOf", [])
     if not alternatives:
         return [node]
     return [branch for alt in alternatives for branch in _branches(Node(alt, node.uri))]
@@ -67,12 +73,13 @@ def _branches(node: Node) -> list[Node]:
 def _json_types(node: Node) -> set[str]:
     types: set[str] = set()
     for branch in _branches(node):
-        declared = branch.schema.get("type")
+        declared = _keyword(branch.schema, "type", None)
         if isinstance(declared, str):
             types.add(declared)
         elif isinstance(declared, list):
             types.update(declared)
-        for value in [*branch.schema.get("enum", []), *([branch.schema["const"]] if "const" in branch.schema else [])]:
+        values = [*_keyword(branch.schema, "enum", []), *([branch.schema["const"]] if "const" in branch.schema else [])]
+        for value in values:
             types.add(_type_of_value(value))
     return types
 
@@ -117,9 +124,9 @@ def _step(node: Node, segment: str) -> Node | str:
         if "items" in schema:
             return Node(schema["items"], node.uri)
         return f"{node.file}: {segment} indexes a value that is not an array"
-    if segment in schema.get("properties", {}):
+    if segment in _keyword(schema, "properties", {}):
         return Node(schema["properties"][segment], node.uri)
-    extra = schema.get("additionalProperties")
+    extra = _keyword(schema, "additionalProperties", None)
     if isinstance(extra, dict):  # a map: any key its propertyNames allow
         why = _name_allowed(Node(schema["propertyNames"], node.uri), segment) if "propertyNames" in schema else None
         return why if why is not None else Node(extra, node.uri)
@@ -170,7 +177,7 @@ def check_path(view: str, event_type: TelemetryEventType, path: str, json_type: 
         raise AssertionError(f"{where}: not a dotted path")
     try:
         leaves = resolve(root, segments)
-    except AssertionError as exc:
+    except AssertionError as exc:  # resolve() says where the path stops; re-raised naming the view and the path
         raise AssertionError(f"{where} does not exist: {exc}") from None
     if json_type is None:
         return

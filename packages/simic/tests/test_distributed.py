@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -120,10 +119,10 @@ def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_p
     assert json.loads((run_dir / "summary.json").read_text())["episodes"] == 2
 
     # 2. Rank 1 dies during the resumed run: rank 0 stops with a clear error instead of hanging.
-    events = run_dir / "events.jsonl"
     procs = launch([*PPO, "--resume", str(run_dir), "--rounds", "30"])
-    wait_for_line(events, '"event_type":"CHECKPOINT_SAVED"', after=events.stat().st_size, alive=procs)
-    procs[1].send_signal(signal.SIGKILL)  # the resumed run has finished a round: it dies in a later one
+    # Rank 0 prints "round 3/30" once round 3 is done, so round 2's checkpoint is on disk: rank 1 dies after that.
+    await_output(procs[0], "round 3/30:")
+    procs[1].send_signal(signal.SIGKILL)
     output, _ = procs[0].communicate(timeout=120)
     procs[1].communicate(timeout=10)
     assert procs[0].returncode == 1, output
@@ -140,17 +139,15 @@ def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_p
     assert rounds == list(range(1, saved + 2))
 
 
-def wait_for_line(path: Path, marker: str, after: int, alive: list[subprocess.Popen[str]]) -> None:
-    """Block until a complete line containing `marker` appears in `path` past byte `after` (while every process
-    lives). Polls the file: the synchronisation is on the line, not on elapsed time."""
-    deadline = time.monotonic() + 240
-    while True:
-        complete = path.read_bytes()[after:].rpartition(b"\n")[0]
-        if marker.encode() in complete:
+def await_output(proc: subprocess.Popen[str], prefix: str) -> None:
+    """Block on the process's own output until a line starts with `prefix` (no sleeps: the line is the event)."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(prefix):
             return
-        assert all(p.poll() is None for p in alive), "a rank ended before the awaited line"
-        assert time.monotonic() < deadline, f"no {marker} line within the deadline"
-        time.sleep(0.05)
+    raise AssertionError(f"the process ended before printing {prefix!r}: {''.join(seen)}")
 
 
 def test_misuse_is_named() -> None:

@@ -26,7 +26,7 @@ from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, ove
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
 from esper.karn.contracts.run_summary import RunSummary
 from esper.karn.gates import GateReport
-from esper.karn.packs import check_pack, load_packs, scale
+from esper.karn.packs import PackError, check_pack, load_packs, scale
 from esper.leyline import ParallelMode, PolicyKind, WireError, loads
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig
 from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
@@ -99,7 +99,7 @@ def find_pack(name: str) -> ExperimentPack:
             raise UsageError(f"PACK: {path} is not a file")
         try:
             return check_pack(loads(ExperimentPack, path.read_text(encoding="utf-8")))
-        except WireError as exc:  # a broken pack file is misuse: name the field, exit 2
+        except (WireError, PackError) as exc:  # a broken pack file is misuse: name the field, exit 2
             raise UsageError(f"PACK {path}: {exc}") from exc
     packs = load_packs()
     if name not in packs:

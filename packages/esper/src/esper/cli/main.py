@@ -16,7 +16,6 @@ import sys
 
 from esper.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Command, UsageError
 from esper.cli.flags import build_parser
-from esper.karn.packs import PackError
 from esper.leyline import WireError
 
 DISTRIBUTIONS = ("esper", *(f"esper-{p}" for p in ("leyline", "kasmina", "tolaria", "tamiyo", "simic", "karn")))
@@ -57,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # `--tui` re-runs the same command as a child
     try:
         return resolve(args.command)(args)
-    except (UsageError, PackError, WireError, FileNotFoundError) as exc:  # the one exit-2 path: misuse or bad input
+    except (UsageError, WireError, FileNotFoundError) as exc:  # the one exit-2 path: misuse or bad input
         # (a flag, a file, a pack, wire data that breaks its contract): one line naming it, nothing half-written
         print(f"esper {args.group}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
+    except BrokenPipeError:  # not an error of ours: the reader closed the pipe (`| head`); end as a Unix tool does
         return _quiet_broken_pipe()
     except KeyboardInterrupt:  # a second Ctrl-C while a run was already stopping: stop at once
         print(f"\nesper {args.group}: interrupted twice: stopped at once", file=sys.stderr)

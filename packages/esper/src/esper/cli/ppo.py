@@ -114,7 +114,7 @@ def _start(args: argparse.Namespace) -> PpoStart:
     except (ValueError, DataError) as exc:  # misuse found below the CLI: exit 2, nothing written
         close_group()
         raise UsageError(str(exc)) from exc
-    except UsageError:
+    except UsageError:  # re-raised unchanged: only the process group must be left first
         close_group()
         raise
 
@@ -145,7 +145,11 @@ def _run_distributed(start: PpoStart, group: WorkerGroup) -> RunSummary | Interr
     group is always torn down here, whatever happened."""
     try:
         group.barrier()  # every rank has validated before rank 0 creates the run directory
-        return run_ppo(start)
+        result = run_ppo(start)
+        # Leave together: a rank that tears gloo down while its peer is still finishing a collective or its
+        # teardown can abort at exit (seen once here as SIGABRT on rank 1 of a 2-rank run that had completed).
+        group.barrier()
+        return result
     except RuntimeError as exc:  # gloo reports a lost peer as a plain RuntimeError; anything else is re-raised
         if not is_peer_failure(exc):
             raise  # a bug, not a lost peer

@@ -30,12 +30,12 @@ from esper.leyline import (
     TrainingCompletedPayload,
     canonical_action,
 )
-from esper.simic import EpisodeLoop, LoopConfig, StepHook
+from esper.simic import EpisodeLoop, LoopConfig, PpoConfig, StepHook
 from esper.tamiyo import ActionMasks, HeuristicPolicy, MaskConfig, Observation, Policy, PolicyOutput, RandomPolicy
 from esper.tolaria import TASKS, DataError, Environment, StepResult, TensorData
 
 WAIT = canonical_action(LifecycleOp.WAIT)
-GAMMA = 0.995  # the discount a heuristic run's rewards are computed with: PpoConfig's default
+GAMMA = PpoConfig().gamma  # the discount a heuristic run's rewards are computed with: what PPO would use
 
 
 def _policy(plan: RunPlan) -> Policy:
@@ -145,7 +145,7 @@ def cmd_train_heuristic(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    print(f"{'task':<12} {'topology':<12} {'host params':>11}  {'epochs':>6}  slots (default marked *)  description")
+    print(f"{'task':<14} {'topology':<12} {'host params':>11}  {'epochs':>6}  slots (default marked *)  description")
     for task in TASKS.values():
         host = task.build_host()
         params = sum(p.numel() for p in {id(p): p for p in host.parameters()}.values())
@@ -153,7 +153,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             f"{s.slot_id}{'*' if s.slot_id in task.config.default_slots else ''}" for s in host.injection_specs()
         )
         print(
-            f"{task.name:<12} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
+            f"{task.name:<14} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
             f"{slots:<24}  {task.description}"
         )
     return 0

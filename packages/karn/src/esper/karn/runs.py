@@ -29,24 +29,15 @@ class RunListing:
         return asdict(self)
 
 
-def _last_line(events_path: Path) -> tuple[int, str] | None:
-    """The last complete line of the log and its 1-based number, reading only the end of the file."""
+def _status(events_path: Path, lines: int) -> str:
+    """From the log's last complete line (line number `lines`), reading only the end of the file."""
     with events_path.open("rb") as f:
         end = f.seek(0, 2)
         f.seek(max(0, end - (1 << 16)))
         tail = f.read()
-        f.seek(0)
-        total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     complete = tail[: tail.rfind(b"\n")]
-    if not complete:
-        return None
-    return total, complete[complete.rfind(b"\n") + 1 :].decode("utf-8")
-
-
-def _status(events_path: Path) -> str:
-    last = _last_line(events_path)
-    if last is not None:
-        event = parse_line(events_path, *last)
+    if lines and complete:
+        event = parse_line(events_path, lines, complete[complete.rfind(b"\n") + 1 :].decode("utf-8"))
         if event["event_type"] == TelemetryEventType.TRAINING_COMPLETED.name:
             return "interrupted" if event["payload"]["interrupted"] else "finished"
     return "running / stopped"
@@ -72,7 +63,7 @@ def describe_run(run_dir: Path) -> RunListing:
         path=str(run_dir),
         task=task,
         policy=policy,
-        status=_status(events_path),
+        status=_status(events_path, lines),
         episodes=None if summary is None else summary.episodes,
         final_accuracy=None if summary is None else summary.final_accuracy,
         events=lines,

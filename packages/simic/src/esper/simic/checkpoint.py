@@ -92,7 +92,7 @@ def load_latest(path: Path) -> LoadedCheckpoint:
     when neither can be used."""
     try:
         return LoadedCheckpoint(path, read_checkpoint(path), None)
-    except CheckpointError as latest:
+    except CheckpointError as latest:  # the fallback this module exists for: kept and reported, never dropped
         previous = previous_path(path)
         if not previous.exists():
             raise CheckpointError(path, f"{latest.problem}, and there is no previous checkpoint") from latest
