@@ -68,7 +68,7 @@ def _needs_dir(load: Callable[[Path], TensorData]) -> Callable[[Path | None], Te
     return loader
 
 
-_TASKS = (
+_TASKS: tuple[TaskSpec, ...] = (
     TaskSpec(
         TaskConfig(
             name="digits",
