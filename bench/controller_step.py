@@ -93,6 +93,7 @@ def main() -> None:
                     fossilized_seeds=0,
                     epoch_seconds=0.05,
                     governor_rollback=False,
+                    seeds=(),
                 )
             )
             times.append(time.perf_counter() - started)

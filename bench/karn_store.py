@@ -81,6 +81,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
                         fossilized_seeds=0,
                         epoch_seconds=0.1,
                         governor_rollback=False,
+                        seeds=(),
                     )
                 )
                 emitter.emit(

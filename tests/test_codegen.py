@@ -162,6 +162,7 @@ def test_generated_records_are_frozen_keyword_only_and_slotted() -> None:
         has_exploding=None,
         seed_param_count=1,
         host_param_count=1,
+        delta_ratio=None,
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         metrics.epochs_total = 2  # type: ignore[misc]

@@ -125,6 +125,7 @@ def report_document(**overrides: Any) -> dict[str, Any]:
             "has_exploding": None,
             "seed_param_count": 1200,
             "host_param_count": 90000,
+            "delta_ratio": 0.12,
         },
         "is_healthy": True,
         "internal_kind": int(kind),

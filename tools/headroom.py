@@ -1,6 +1,9 @@
-"""Headroom of a task: how far its host alone ends below the same host at twice the width, over seeds.
+"""Headroom of a task: how far its host alone ends below the same host at twice the width, over seeds; and, given
+an experiment pack run on the task (or any directory of runs named ARM-sSEED), how much of that headroom each arm
+recovers.
 
     uv run python tools/headroom.py --task digits_narrow --wide digits --seeds 0 1 2 3 4
+    uv run python tools/headroom.py --task digits_narrow --wide digits --pack runs/experiments/phase0_narrow-quick-...
 
 Each run is the host-only baseline an Esper run trains beside its episodes (every slot dormant, the task's epochs,
 the same seeding), so the numbers are those the experiment packs compare against. Prints a Markdown table with the
@@ -10,16 +13,19 @@ mean and 95 % CI of the final validation accuracy of each host and of the per-se
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from esper.karn import RunStore, format_mean_ci
 from esper.leyline import LifecycleOp, TelemetryHub, canonical_action
 from esper.tolaria import Environment, TaskSpec, get_task
 
 WAIT = canonical_action(LifecycleOp.WAIT)
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def host_only(task: TaskSpec, seed: int) -> float:
@@ -32,12 +38,39 @@ def host_only(task: TaskSpec, seed: int) -> float:
     return accuracy
 
 
-def mean_ci(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.1f}"
-    half = T_975[len(values) - 1] * statistics.stdev(values) / len(values) ** 0.5
-    return f"{mean:.1f} ± {half:.1f}"
+def recovery(pack_dir: Path, narrow: dict[int, float], wide: dict[int, float], wide_added: int) -> None:
+    """Per arm of the pack (its seeds must be among the measured ones): final accuracy, gain over host-only, share of
+    the headroom recovered ((arm - host-only) / (2x host - host-only), per seed), parameters added, governor prunes
+    of seeds whose counterfactual contribution was positive, rollbacks."""
+    arms: dict[str, list[dict[str, Any]]] = {}  # arm -> the summary.json of each of its runs (`ARM-sSEED`)
+    for run_dir in sorted(pack_dir.glob("*-s*")):
+        arm = run_dir.name.rsplit("-s", 1)[0]
+        arms.setdefault(arm, []).append(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")))
+    print(f"\n2x-width host adds {wide_added} parameters.\n")
+    print(
+        "| arm | final accuracy (%) | gain over host-only (points) | headroom recovered per seed | mean gain / mean "
+        "headroom | params added | governor prunes of helping seeds | rollbacks |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for arm, rows in arms.items():
+        seeds = [row["seed"] for row in rows]
+        final = [row["final_accuracy"] for row in rows]
+        gain = [row["final_accuracy"] - narrow[s] for row, s in zip(rows, seeds, strict=True)]
+        share = [g / (wide[s] - narrow[s]) for g, s in zip(gain, seeds, strict=True)]
+        added = [row["added_params"] for row in rows]
+        prunes = rollbacks = 0
+        for seed in seeds:
+            store = RunStore(pack_dir / f"{arm}-s{seed}")
+            prunes += store.query(
+                "SELECT count(*) FROM seed_lifecycle WHERE event_type = 'SEED_PRUNED' "
+                "AND prune_initiator = 'governor' AND counterfactual_contribution > 0"
+            ).rows[0][0]
+            rollbacks += store.query("SELECT count(*) FROM governor_rollbacks").rows[0][0]
+        headroom = statistics.fmean(wide[s] - narrow[s] for s in seeds)
+        print(
+            f"| {arm} | {format_mean_ci(final, 1)} | {format_mean_ci(gain, 1)} | {format_mean_ci(share, 2)} "
+            f"| {statistics.fmean(gain) / headroom:.2f} | {format_mean_ci(added, 0)} | {prunes} | {rollbacks} |"
+        )
 
 
 def main() -> int:
@@ -45,6 +78,7 @@ def main() -> int:
     parser.add_argument("--task", required=True, help="the under-capacity task")
     parser.add_argument("--wide", required=True, help="the same task with the host at twice the width")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--pack", type=Path, help="an experiment pack's output directory on --task: recovery per arm")
     args = parser.parse_args()
     narrow_task, wide_task = get_task(args.task), get_task(args.wide)
     narrow = [host_only(narrow_task, s) for s in args.seeds]
@@ -55,10 +89,17 @@ def main() -> int:
     )
     print("|---|---|---|---|---|")
     print(
-        f"| {args.task} | {params[0]} (2x: {params[1]}) | {mean_ci(narrow)} | {mean_ci(wide)} | "
-        f"{mean_ci([w - n for n, w in zip(narrow, wide, strict=True)])} |"
+        f"| {args.task} | {params[0]} (2x: {params[1]}) | {format_mean_ci(narrow, 1)} | {format_mean_ci(wide, 1)} | "
+        f"{format_mean_ci([w - n for n, w in zip(narrow, wide, strict=True)], 1)} |"
     )
     print("per seed:", [f"{n:.1f}/{w:.1f}" for n, w in zip(narrow, wide, strict=True)], file=sys.stderr)
+    if args.pack is not None:
+        recovery(
+            args.pack,
+            dict(zip(args.seeds, narrow, strict=True)),
+            dict(zip(args.seeds, wide, strict=True)),
+            params[1] - params[0],
+        )
     return 0
 
 

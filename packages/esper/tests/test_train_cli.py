@@ -11,10 +11,24 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from esper.cli.flags import build_parser
 from esper.cli.main import main
+from esper.cli.plan import plan_from_flags, read_config, resolve, write_config
 from esper.karn import read_events
 from esper.karn.contracts.run_summary import RunSummary
-from esper.leyline import loads
+from esper.leyline import (
+    BlueprintAction,
+    LifecycleOp,
+    ListSink,
+    PolicyKind,
+    TelemetryEventType,
+    TelemetryHub,
+    canonical_action,
+    loads,
+)
+from esper.tolaria import Environment
+
+CPU = torch.device("cpu")
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -104,6 +118,8 @@ def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, caps
         ),
         (["--device", "meta"], "--device: meta is not supported; use cpu, cuda[:index] or mps"),
         (["--task", "cifar10"], "--data-dir: task cifar10 needs an existing data directory"),
+        (["--seed-width", "0"], "--seed-width must be >= 1, got 0"),
+        (["--task", "charlm", "--seed-width", "8"], "--seed-width: sizes CNN conv seeds; task charlm is a transformer"),
     ],
 )
 def test_misuse_exits_2_and_writes_nothing(
@@ -117,7 +133,7 @@ def test_misuse_exits_2_and_writes_nothing(
 
 def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "heuristic", "--task", "mnist"]) == 2
-    expected = "--task: unknown task 'mnist'; tasks: digits, digits_narrow, cifar10, charlm, tinystories"
+    expected = "--task: unknown task 'mnist'; tasks: digits, digits_narrow, cifar10, charlm, charlm_narrow, tinystories"
     assert expected in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -130,6 +146,26 @@ def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.Captur
 def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for name in ("digits", "digits_narrow", "cifar10", "charlm", "tinystories"):
+    for name in ("digits", "digits_narrow", "cifar10", "charlm", "charlm_narrow", "tinystories"):
         assert name in out
     assert "r0c0*" in out
+
+
+def test_seed_width_is_recorded_and_sizes_the_seeds(tmp_path: Path) -> None:
+    """--seed-width lands in config.json's task and the environment built from the plan (or from that file again,
+    as a resume would) germinates conv seeds at that width: on digits_narrow's 2-channel r0c0, conv_heavy at width 8
+    is a 2 -> 8 expansion, two 8-channel blocks and the 8 -> 2 projection."""
+    args = build_parser().parse_args(
+        ["train", "heuristic", "--task", "digits_narrow", "--seed-width", "8", "--run-dir", str(tmp_path / "r")]
+    )
+    plan = plan_from_flags(args, PolicyKind.HEURISTIC)
+    write_config(plan)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["task"]["seed_width"] == 8
+    again = resolve(read_config(tmp_path / "r"), tmp_path / "r")
+    for task in (plan.task, again.task):
+        sink = ListSink()
+        env = Environment(task, task.load(None), ("r0c0",), TelemetryHub("t", sinks=(sink,)).emitter(0), 0, CPU)
+        env.reset(0)
+        env.step(canonical_action(LifecycleOp.GERMINATE, 0, BlueprintAction.CONV_HEAVY))
+        germinated = [e.payload for e in sink.events if e.event_type is TelemetryEventType.SEED_GERMINATED]
+        assert [g.params for g in germinated] == [2 * 8 + 2 * (9 * 8 * 8 + 2 * 8) + 8 * 2]

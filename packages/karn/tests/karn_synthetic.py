@@ -1,5 +1,11 @@
 """Scripted event logs for Karn tests: real TelemetryHub + JsonlSink writing real payloads, driven by a list of
-decisions, so each gate and view can be exercised with known numbers."""
+decisions, so each gate and view can be exercised with known numbers.
+
+Every EPOCH_COMPLETED carries the seeds in its environment's slots (SeedEpoch), in slot order: live seeds as
+GERMINATED (alpha 0), fossilized ones as FOSSILIZED (alpha 1, counterfactual 0.4) and pruned ones as PRUNED (alpha 0,
+delta ratio null) until their slot germinates again or the episode ends. A seed's delta ratio at the k-th epoch it
+is reported in is `delta_ratio(n, k)` (n: its number, as in its id `env{e}-seed{n}`): 0.11, 0.12, ... for seed 1,
+0.21, ... for seed 2."""
 
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from esper.leyline import (
     PruneInitiator,
     RewardComponents,
     RewardComputedPayload,
+    SeedEpoch,
     SeedFossilizedPayload,
     SeedGateEvaluatedPayload,
     SeedGerminatedPayload,
@@ -50,14 +57,37 @@ from esper.leyline import (
 OP = LifecycleOp
 SLOTS = ("r0c0", "r0c1", "r0c2")
 HOST_PARAMS = 1702
+FOSSILIZED_CONTRIBUTION = 0.4
+
+
+def delta_ratio(number: int, reported: int) -> float:
+    """|delta| / |x| of seed `number` at the `reported`-th epoch it is in (from 1)."""
+    return round(0.1 * number + 0.01 * reported, 6)
 
 
 @dataclass
 class _Seed:
     seed_id: str
+    number: int
     blueprint: BlueprintAction
     level: int
     params: int
+    stage: SeedStage = SeedStage.GERMINATED
+    reported: int = 0  # epochs reported in so far
+
+    def record(self, slot: str) -> SeedEpoch:
+        """The seed at the end of an epoch (counted as reported)."""
+        self.reported += 1
+        pruned = self.stage is SeedStage.PRUNED
+        return SeedEpoch(
+            slot_id=slot,
+            seed_id=self.seed_id,
+            blueprint_id=self.blueprint.name.lower(),
+            stage=self.stage,
+            alpha=1.0 if self.stage is SeedStage.FOSSILIZED else 0.0,
+            delta_ratio=None if pruned else delta_ratio(self.number, self.reported),
+            counterfactual_contribution=FOSSILIZED_CONTRIBUTION if self.stage is SeedStage.FOSSILIZED else None,
+        )
 
 
 @dataclass
@@ -71,7 +101,8 @@ class SyntheticRun:
     policy: PolicyKind = PolicyKind.PPO
     world_size: int = 1
     hub: TelemetryHub = field(init=False)
-    _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)
+    _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)  # live, by (env, slot)
+    _ended: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)  # fossilized or pruned
     _counter: int = field(default=0, init=False)
     _accuracy: float = field(default=50.0, init=False)
     _emitters: dict[int, EnvEmitter] = field(default_factory=dict, init=False)
@@ -105,6 +136,17 @@ class SyntheticRun:
         self._emitters[env] = self.hub.emitter(env)
         self._emitters[env].start_episode(episode)
         self._seeds = {k: v for k, v in self._seeds.items() if k[0] != env}
+        self._ended = {k: v for k, v in self._ended.items() if k[0] != env}
+
+    def _in_slots(self, env: int) -> list[tuple[str, _Seed]]:
+        """The seeds in the slots of `env` (live, fossilized or pruned), in slot order."""
+        found = []
+        for slot in SLOTS:
+            if (env, slot) in self._seeds:
+                found.append((slot, self._seeds[env, slot]))
+            elif (env, slot) in self._ended:
+                found.append((slot, self._ended[env, slot]))
+        return found
 
     def epoch(self, env: int, epoch: int, accuracy: float | None = None) -> None:
         emitter = self._at(env, epoch)
@@ -122,6 +164,7 @@ class SyntheticRun:
                 fossilized_seeds=0,
                 epoch_seconds=0.01,
                 governor_rollback=False,
+                seeds=tuple(seed.record(slot) for slot, seed in self._in_slots(env)),
             )
         )
 
@@ -177,8 +220,10 @@ class SyntheticRun:
         if op is OP.GERMINATE:
             self._counter += 1
             ladder = bp is BlueprintAction.CONV_LADDER
-            seed = _Seed(f"env{env}-seed{self._counter}", bp, 1 if ladder else 0, 100)
+            seed = _Seed(f"env{env}-seed{self._counter}", self._counter, bp, 1 if ladder else 0, 100)
             self._seeds[key] = seed
+            if key in self._ended:  # the slot resets for the new seed
+                del self._ended[key]
             emitter.emit(
                 SeedGerminatedPayload(
                     seed_id=seed.seed_id,
@@ -224,6 +269,8 @@ class SyntheticRun:
             seed.params = 40 * new
         elif op is OP.PRUNE:
             seed = self._seeds.pop(key)
+            seed.stage = SeedStage.PRUNED
+            self._ended[key] = seed
             emitter.emit(
                 SeedPrunedPayload(
                     seed_id=seed.seed_id,
@@ -239,13 +286,15 @@ class SyntheticRun:
             )
         elif op is OP.FOSSILIZE:
             seed = self._seeds.pop(key)
+            seed.stage = SeedStage.FOSSILIZED
+            self._ended[key] = seed
             emitter.emit(
                 SeedFossilizedPayload(
                     seed_id=seed.seed_id,
                     blueprint_id=seed.blueprint.name.lower(),
                     params_added=seed.params,
                     epochs_total=6,
-                    counterfactual_contribution=0.4,
+                    counterfactual_contribution=FOSSILIZED_CONTRIBUTION,
                     total_improvement=1.5,
                 ),
                 slot_id=slot,

@@ -41,3 +41,14 @@ def test_the_report_is_self_contained_and_covers_every_event_type(tmp_path: Path
     assert "internal shrink 2 -&gt; 1" in text  # the lifecycle section renders events
     assert '<td class="pass">PASS</td>' in text or '<td class="fail">FAIL</td>' in text
     assert "ROI (accuracy points per 1000 added params)" in text
+    # Largest |delta|/|x| per seed (karn_synthetic: 0.1 n + 0.01 k for seed n at its k-th reported epoch): the ladder
+    # is reported at epochs 2-6 (fossilized after 4, still measured), conv_heavy at epoch 6 only.
+    section = text[text.index("largest |δ|/|x| per seed") : text.index("<h2>Seed lifecycle")]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)
+    assert rows[1:] == [
+        "".join(f"<td>{cell}</td>" for cell in row)
+        for row in (
+            (0, 0, "r0c0", "env0-seed1", "conv_ladder", 5, 5, 0.15, 6, "FOSSILIZED"),
+            (0, 0, "r0c1", "env0-seed2", "conv_heavy", 1, 1, 0.21, 6, "GERMINATED"),
+        )
+    ]

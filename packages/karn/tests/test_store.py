@@ -42,6 +42,45 @@ def test_views_decode_enums_and_compute_the_internal_op_summary(tmp_path: Path) 
     assert entropy == {"first_entropy": pytest.approx(0.7), "updates": 1}
 
 
+def test_seed_epochs_has_one_row_per_seed_per_epoch_with_its_delta_ratio(tmp_path: Path) -> None:
+    # r0c0: a ladder germinated at epoch 1 and fossilized at 4; r0c1: conv_heavy germinated at 2 and pruned at 3,
+    # then reported as PRUNED (unmeasured) until the episode ends. Each EPOCH_COMPLETED reports the seeds in slots
+    # after the epoch, so a seed first appears the epoch after its germination (karn_synthetic: seed n's delta ratio
+    # is 0.1 n + 0.01 k at the k-th epoch it is reported in).
+    run = SyntheticRun(tmp_path / "d", episode_length=5)
+    run.start_episode(0, 3)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder")
+    run.decide(0, 2, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy")
+    run.decide(0, 3, OP.PRUNE, slot="r0c1")
+    run.decide(0, 4, OP.FOSSILIZE)
+    run.decide(0, 5, OP.WAIT)
+    run.outcome(0, 90.0, 100)
+    run.finish()
+    store = RunStore(tmp_path / "d")
+    rows = store.query(
+        "SELECT epoch, slot_id, seed_id, blueprint_id, stage, alpha, delta_ratio, counterfactual_contribution "
+        "FROM seed_epochs ORDER BY seq, slot_id"
+    ).rows
+    assert rows == [
+        (2, "r0c0", "env0-seed1", "conv_ladder", "GERMINATED", 0.0, 0.11, None),
+        (3, "r0c0", "env0-seed1", "conv_ladder", "GERMINATED", 0.0, 0.12, None),
+        (3, "r0c1", "env0-seed2", "conv_heavy", "GERMINATED", 0.0, 0.21, None),
+        (4, "r0c0", "env0-seed1", "conv_ladder", "GERMINATED", 0.0, 0.13, None),
+        (4, "r0c1", "env0-seed2", "conv_heavy", "PRUNED", 0.0, None, None),
+        (5, "r0c0", "env0-seed1", "conv_ladder", "FOSSILIZED", 1.0, 0.14, 0.4),
+        (5, "r0c1", "env0-seed2", "conv_heavy", "PRUNED", 0.0, None, None),
+    ]
+    keys = store.query("SELECT DISTINCT run_id, rank, env_id, episode FROM seed_epochs").rows
+    assert keys == [("d", 0, 0, 3)]
+    # Each row keeps its EPOCH_COMPLETED's seq and timestamp, in file order.
+    joined = store.query(
+        "SELECT count(*) FROM seed_epochs s JOIN epochs e USING (seq) WHERE s.epoch = e.epoch "
+        "AND s.timestamp = e.timestamp AND e.slot_id IS NULL"
+    ).rows
+    assert joined == [(7,)]
+    assert store.one("SELECT max(delta_ratio) AS top FROM seed_epochs WHERE seed_id = 'env0-seed1'") == {"top": 0.14}
+
+
 def test_anti_thrash_reversal_rate_and_density(tmp_path: Path) -> None:
     # Germinated at epoch 1 of 10 and live to the end: 9 decisions while live. Ops +,+,-,+ flip direction twice
     # in 3 steps; net +2 over 4 ops is a level convergence of 0.5.

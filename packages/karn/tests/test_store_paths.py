@@ -4,7 +4,7 @@ DuckDB reads a missing JSON path as NULL, so a payload field renamed in `schemas
 view's column. The views are built from `store.PAYLOAD_PATHS` (view, event type, path, JSON type); this module
 resolves each path through the payload schema of its event type (the schemas shipped in the leyline package,
 following `$ref` into nested records, arrays and maps), and checks that the views' SQL reads no payload path
-outside that table.
+outside that table (fields of the records of an unnested payload array included: `seeds[*].delta_ratio`).
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ _JSON_FUNCTION: Final = re.compile(
 )
 
 
+_UNNEST: Final = re.compile(
+    r"\bunnest\(\s*CAST\(\s*(?:\w+\.)?payload\s*->\s*'([^']*)'\s+AS\s+JSON\[\]\s*\)\s*\)\s+AS\s+(\w+)", re.IGNORECASE
+)
+
+
 def _normalise(key: str) -> str:
     if key.startswith("$"):
         return key.removeprefix("$").removeprefix(".")
@@ -203,12 +208,25 @@ def _normalise(key: str) -> str:
     return key
 
 
+def _keys(chain: str) -> str:
+    """`->'a'->>'$.b'` as the dotted path `a.b`."""
+    return ".".join(_normalise(key) for key in _ARROW_KEY.findall(chain)).replace(".[", "[")
+
+
 def sql_paths(sql: str) -> set[str]:
     """Every payload path an SQL text reads (`payload->'a'->>'b'`, `x.payload->>'$.a.b'`, `json_extract(payload,
-    '$.a')`, ...); AssertionError when it touches the payload in some other way this test cannot follow."""
+    '$.a')`, and the fields of the records of an unnested array: `unnest(CAST(payload->'$.a' AS JSON[])) AS r` then
+    `r->>'$.b'` reads `a[*].b`); AssertionError when it touches the payload, or such records, in some other way this
+    test cannot follow."""
     found: set[str] = set()
+    for array, alias in _UNNEST.findall(sql):
+        reads = re.compile(rf"\b{alias}((?:\s*->>?\s*'[^']*')+)")
+        found.update(f"{_normalise(array)}[*].{_keys(m.group(1))}" for m in reads.finditer(sql))
+        sql = re.sub(rf"\bAS\s+{alias}\b", "", reads.sub("", sql), flags=re.IGNORECASE)
+        if re.search(rf"\b{alias}\b", sql):
+            raise AssertionError(f"the records of {array} ({alias}) are read in a way this test cannot parse: {sql}")
     for match in _ARROW_CHAIN.finditer(sql):
-        found.add(".".join(_normalise(key) for key in _ARROW_KEY.findall(match.group(1))).replace(".[", "["))
+        found.add(_keys(match.group(1)))
     found.update(_normalise(m.group(1)) for m in _JSON_FUNCTION.finditer(sql))
     rest = _JSON_FUNCTION.sub("", _ARROW_CHAIN.sub("", sql))
     if re.search(r"\bpayload\b", rest):
@@ -263,6 +281,20 @@ MISSPELT: Final = [
     pytest.param("seed_lifecycle", E.SEED_FOSSILIZED, "from_stage", "integer", "no field", id="other-event-type"),
     pytest.param("runs", E.TRAINING_STARTED, "task[0]", "string", "not an array", id="index-scalar"),
     pytest.param("epochs", E.EPOCH_COMPLETED, "val_accuracy", "integer", "holds ['number']", id="wrong-type"),
+    pytest.param(
+        "seed_epochs",
+        E.EPOCH_COMPLETED,
+        "seeds[*].delta_ration",
+        "number",
+        "seed_epoch.json has no field 'delta_ration'",
+        id="array-record-field",
+    ),
+    pytest.param(
+        "seed_epochs", E.EPOCH_COMPLETED, "seeds.delta_ratio", "number", "not a record", id="array-without-items"
+    ),
+    pytest.param(
+        "seed_epochs", E.EPOCH_COMPLETED, "seeds[*].stage", "string", "holds ['integer']", id="array-record-type"
+    ),
 ]
 
 
@@ -285,6 +317,8 @@ def test_a_misspelt_path_fails_naming_view_path_and_schema(
         pytest.param(E.ACTION_TAKEN, "op_probabilities.GERMINATE", "number", id="nullable-map-by-pattern"),
         pytest.param(E.GOVERNOR_ROLLBACK, "pruned_slots[0]", "string", id="array-index"),
         pytest.param(E.PPO_UPDATE_COMPLETED, "op_q_values", None, id="json-any-type"),
+        pytest.param(E.EPOCH_COMPLETED, "seeds[*].delta_ratio", "number", id="array-of-records-through-ref"),
+        pytest.param(E.EPOCH_COMPLETED, "seeds[0].slot_id", "string", id="array-record-by-index"),
     ],
 )
 def test_paths_resolve_through_arrays_and_maps(
@@ -301,3 +335,7 @@ def test_sql_paths_reads_every_form_of_payload_access() -> None:
     assert sql_paths(sql) == {"a", "b.c", "d.e", "f[0]", "g"}
     with pytest.raises(AssertionError, match="cannot parse"):
         sql_paths("SELECT json_keys(payload) FROM raw_events")
+    records = "FROM (SELECT seq, unnest(CAST(e.payload->'$.h' AS JSON[])) AS r FROM raw_events e)"
+    assert sql_paths(f"SELECT r->>'$.i', r->'j'->>'k', seq {records}") == {"h", "h[*].i", "h[*].j.k"}
+    with pytest.raises(AssertionError, match=r"records of \$\.h \(r\) are read in a way this test cannot parse"):
+        sql_paths(f"SELECT json_keys(r) {records}")

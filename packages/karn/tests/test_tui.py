@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from karn_synthetic import OP, SyntheticRun
@@ -46,12 +47,17 @@ def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
             assert "GROW_INTERNAL" in actions and "1 rejected" in actions
             lanes = _text(app, "#lanes")
             assert "r0c0 conv_ladder L2/4" in lanes and "gg" in lanes  # GERMINATED at epochs 2 and 3
+            # The |delta|/|x| column: the seed's latest (epoch 3, its 2nd report: 0.1 * 1 + 0.01 * 2); no seed: -.
+            assert re.search(r"slot .* \|δ\|/\|x\| stage per epoch", lanes)
+            assert re.search(r"r0c0 conv_ladder L2/4 +0\.120 ·gg GERMINATED", lanes)
+            assert re.search(r"r0c1 - +- ··· DORMANT", lanes)
             assert "op-head entropy     0.050" in _text(app, "#ppo")
             log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
             assert any("internal grow 1 -> 2" in line for line in log_lines)
             assert any("GOVERNOR ROLLBACK (divergence)" in line for line in log_lines)
             await pilot.press("e")  # the lanes switch to env 1, which has no seed
             assert "env 1" in _text(app, "#lanes")
+            assert re.search(r"r0c0 - +- · DORMANT", _text(app, "#lanes"))  # one epoch, no seed
             app.save_screenshot(filename="tui.svg", path=str(tmp_path))
         assert (tmp_path / "tui.svg").stat().st_size > 1000
 
@@ -75,6 +81,7 @@ def test_the_tui_follows_a_run_that_is_still_writing(tmp_path: Path) -> None:
                     break
             assert "finished" in _text(app, "#header")
             assert "L1/4" in _text(app, "#lanes")
+            assert re.search(r"r0c0 conv_ladder L1/4 +0\.130 ", _text(app, "#lanes"))  # epoch 4, written live
 
     asyncio.run(drive())
 

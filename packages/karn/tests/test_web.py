@@ -66,6 +66,14 @@ def test_api_lists_runs_and_serves_incremental_snapshots(tmp_path: Path, server:
     status, snap = get(server, "/api/runs/a")
     assert status == 200 and snap["status"] == "finished" and snap["ops"]["GROW_INTERNAL"] == 1
     assert snap["envs"][0]["slots"]["r0c0"]["level"] == 2 and snap["governor_rollbacks"] == 1
+    # |delta| / |x| (karn_synthetic: 0.1 n + 0.01 k for seed n at the k-th epoch it is reported in), per env.
+    assert [lane["delta_ratio"] for lane in snap["envs"][0]["slots"].values()] == [0.12, None, None]
+    assert snap["envs"][0]["delta_ratios"] == [
+        {"seed_id": "env0-seed1", "slot": "r0c0", "blueprint": "conv_ladder", "points": [[2, 0.11], [3, 0.12]]}
+    ]
+    assert snap["envs"][1]["delta_ratios"] == [
+        {"seed_id": "env1-seed2", "slot": "r0c1", "blueprint": "conv_heavy", "points": [[2, 0.21]]}
+    ]
     last = snap["log"][-1]["seq"]
     status, again = get(server, f"/api/runs/a?log_after={last - 2}")
     assert [e["seq"] for e in again["log"]] == [last - 1, last]
@@ -124,11 +132,30 @@ def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, se
     assert dom.count('class="bar-row"') == 4  # GERMINATE, WAIT, GROW_INTERNAL, ADVANCE
     assert 'data-op="GROW_INTERNAL"' in dom
     assert re.search(r'data-slot="r0c0".*?r0c0 conv_ladder L2/4', dom)
+    assert re.search(r'data-slot="r0c0"><span>[^<]*</span><span class="ratio">0\.120</span>', dom)
+    assert re.search(r'data-slot="r0c1"><span>r0c1 -</span><span class="ratio">-</span>', dom)
+    # The |delta|/|x| chart: env 0's one seed (env 1's seed, at 0.21, is not in it), both epochs, on a log scale.
+    delta = delta_chart(dom)
+    assert delta == {
+        "points": "2",
+        "scale": "log",
+        "series": "r0c0 conv_ladder (env0-seed1)",
+        "ymin": "0.11",
+        "ymax": "0.12",
+    }
+    assert '<span id="delta-env">env 0</span>' in dom
     for chart in ("accuracy", "episodes", "losses"):
         points = re.search(rf'id="chart-{chart}"[^>]*data-points="(\d+)"', dom)
         assert points is not None and int(points.group(1)) > 0, chart
     assert "GOVERNOR ROLLBACK (divergence)" in dom and "internal grow 1 -&gt; 2" in dom
     assert shot.stat().st_size > 20_000
+
+
+def delta_chart(dom: str) -> dict[str, str]:
+    """The data-* attributes the page's |delta|/|x| chart records about what it drew."""
+    canvas = re.search(r'<canvas id="chart-delta-ratio"([^>]*)>', dom)
+    assert canvas is not None, "no |delta|/|x| chart"
+    return dict(re.findall(r'data-(\w+)="([^"]*)"', canvas.group(1)))
 
 
 class AppendingDashboard(Dashboard):
@@ -157,3 +184,5 @@ def test_the_page_updates_while_the_run_is_in_progress(tmp_path: Path, server: D
     assert "internal shrink 2 -&gt; 1" in dom  # an event written after the page loaded
     assert "germinated conv_ladder" in dom  # and the events from before, each once
     assert dom.count("germinated conv_ladder") == 1
+    assert re.search(r'data-slot="r0c0"><span>[^<]*</span><span class="ratio">0\.130</span>', dom)  # epoch 4
+    assert delta_chart(dom)["points"] == "3" and delta_chart(dom)["ymax"] == "0.13"

@@ -58,7 +58,7 @@ class Rig:
     def train_step(self) -> None:
         self.model.train()
         self.model.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
+        _, loss = self.model(self.x, incubate=True).losses(torch.nn.functional.cross_entropy, self.y)
         loss.backward()
         self.model.record_gradients()
 

@@ -4,6 +4,7 @@ the same seed, and the lifecycle and internal-level decisions must still come ou
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -28,7 +29,8 @@ def main(rank: int, world: int, port: int, out: str) -> None:
     slot.germinate(BlueprintAction.CONV_LADDER, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
     slot.advance()  # G1 on both ranks
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
-    torch.nn.functional.cross_entropy(model(x), y).backward()
+    _, loss = model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)
+    loss.backward()
     model.record_gradients()
     log = []
 
@@ -53,3 +55,7 @@ def main(rank: int, world: int, port: int, out: str) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    # End without the interpreter's teardown, as the CLI ends a torchrun rank (esper.simic.exit_rank): gloo's C++
+    # threads can abort a process in its destructors at a normal exit.
+    sys.stdout.flush()
+    os._exit(0)

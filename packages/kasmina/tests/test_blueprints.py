@@ -153,3 +153,27 @@ def test_ladder_levels_are_bounded() -> None:
         ConvLadderSeed(8).set_internal_level(5)
     with pytest.raises(ValueError, match="max_level must be >= 1"):
         ConvLadderSeed(8, max_level=0)
+
+
+def test_seed_width_gives_conv_seeds_capacity_beyond_the_slot() -> None:
+    """A 2-channel slot with seed width 8: a 1x1 expansion, blocks at 8 channels, a projection back (by hand)."""
+    block = 9 * 8 * 8 + 2 * 8  # 3x3 conv 8 -> 8 and its GroupNorm affine
+    ends = 2 * 8 + 8 * 2  # expansion 2 -> 8 and projection 8 -> 2
+    expected = {BP.CONV_LIGHT: ends + block, BP.CONV_HEAVY: ends + 2 * block, BP.CONV_LADDER: ends + block}
+    x = torch.randn(3, 2, 6, 6)
+    for blueprint, params in expected.items():
+        seed = build_seed(Topology.CNN, blueprint, 2, width=8)
+        assert count_trainable(seed) == params, blueprint.name
+        assert torch.equal(seed(x), x)  # still an exact identity at birth
+    ladder = build_seed(Topology.CNN, BP.CONV_LADDER, 2, width=8)
+    assert isinstance(ladder, ConvLadderSeed)
+    ladder.set_internal_level(3)
+    assert ladder.active_param_count() == count_trainable(ladder) == ends + 3 * block
+    ladder.set_internal_level(0)
+    assert ladder.active_param_count() == count_trainable(ladder) == 0
+    # Seeds without an internal width ignore it; transformer tasks may not set it.
+    assert count_trainable(build_seed(Topology.CNN, BP.NORM, 2, width=8)) == count_trainable(
+        build_seed(Topology.CNN, BP.NORM, 2)
+    )
+    with pytest.raises(ValueError, match="seed_width applies to CNN conv seeds only"):
+        build_seed(Topology.TRANSFORMER, BP.LORA, 16, width=8)

@@ -42,7 +42,7 @@ def test_transformer_specs_and_causality(layers: int) -> None:
     torch.manual_seed(0)
     host = TransformerHost(TransformerHostConfig(vocab_size=11, block_size=8, n_layer=layers, n_head=2, n_embd=8))
     check_specs(host)
-    assert host.lm_head.weight is host.token_embedding.weight
+    assert host.head.lm_head.weight is host.token_embedding.weight
     tokens = torch.randint(0, 11, (2, 6))
     logits = host(tokens)
     assert logits.shape == (2, 6, 11)

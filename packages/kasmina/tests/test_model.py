@@ -67,7 +67,10 @@ def test_transformer_model_grows_seeds(transformer_host: TransformerHost) -> Non
     )
     model.slot("r0c1").advance()
     tokens = torch.randint(0, 17, (2, 10))
-    logits = model(tokens)
-    assert logits.shape == (2, 10, 17)
-    torch.nn.functional.cross_entropy(logits.reshape(-1, 17), tokens.reshape(-1)).backward()
+    out = model(tokens, incubate=True)
+    assert out.logits.shape == (2, 10, 17)
+    _, loss = out.losses(
+        lambda logits, t: torch.nn.functional.cross_entropy(logits.reshape(-1, 17), t.reshape(-1)), tokens
+    )
+    loss.backward()
     assert model.seed_parameters("r0c1")[1].grad is not None

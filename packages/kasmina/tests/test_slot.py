@@ -187,7 +187,8 @@ def test_failed_gates_do_not_move_the_seed(make_rig: Any) -> None:
 
 
 def test_training_isolates_the_host(make_rig: Any) -> None:
-    """TRAINING: same forward value and the same host gradients as without the seed; the seed still learns."""
+    """TRAINING: the same logits, host gradients and batch-norm statistics as without the seed, the incubation loss
+    included; the seed still learns."""
     bare, seeded = make_rig(seed=3), make_rig(seed=3)
     seeded.drive("r0c1", S.TRAINING, blueprint=BlueprintAction.CONV_HEAVY)
     for p_bare, p_seeded in zip(bare.model.host.parameters(), seeded.model.host.parameters(), strict=True):
@@ -195,16 +196,44 @@ def test_training_isolates_the_host(make_rig: Any) -> None:
     for rig in (bare, seeded):
         rig.model.train()
         rig.model.zero_grad(set_to_none=True)
-    out_bare, out_seeded = bare.model(bare.x), seeded.model(seeded.x)
-    assert torch.equal(out_bare, out_seeded)
-    torch.nn.functional.cross_entropy(out_bare, bare.y).backward()
-    torch.nn.functional.cross_entropy(out_seeded, seeded.y).backward()
+    out_bare, out_seeded = bare.model(bare.x, incubate=True), seeded.model(seeded.x, incubate=True)
+    assert out_bare.incubation_logits is None and out_seeded.incubation_logits is not None
+    assert torch.equal(out_bare.logits, out_seeded.logits)
+    out_bare.losses(torch.nn.functional.cross_entropy, bare.y)[1].backward()
+    out_seeded.losses(torch.nn.functional.cross_entropy, seeded.y)[1].backward()
     for (name, p_bare), p_seeded in zip(
         bare.model.host.named_parameters(), seeded.model.host.parameters(), strict=True
     ):
         assert torch.equal(p_bare.grad, p_seeded.grad), name
+    for (name, b_bare), b_seeded in zip(bare.model.host.named_buffers(), seeded.model.host.buffers(), strict=True):
+        assert torch.equal(b_bare, b_seeded), name  # the incubation path left the running statistics alone
     seed_grads = [p.grad for p in seeded.model.seed_parameters("r0c1") if p.requires_grad]
-    assert seed_grads and any(float(g.abs().sum()) > 0 for g in seed_grads)
+    assert seed_grads and all(g is not None for g in seed_grads)
+    assert any(float(g.abs().sum()) > 0 for g in seed_grads)
+
+
+def test_incubation_learns_the_loss_the_seed_causes_once_blended(make_rig: Any) -> None:
+    """The incubation path is the model with the seed blended at its target amplitude, and the seed's gradient is
+    that model's loss gradient (what the old straight-through incubator never showed it)."""
+    rig = make_rig(seed=5)
+    rig.drive("r0c1", S.TRAINING, blueprint=BlueprintAction.CONV_HEAVY, target=0.7)
+    model, slot = rig.model, rig.model.slot("r0c1")
+    with torch.no_grad():  # move the seed away from its identity initialisation
+        for p in model.seed_parameters("r0c1"):
+            p.add_(0.1 * torch.randn_like(p))
+    model.train()
+    model.zero_grad(set_to_none=True)
+    out = model(rig.x, incubate=True)
+    assert not torch.equal(out.logits, out.incubation_logits)
+    torch.nn.functional.cross_entropy(out.incubation_logits, rig.y).backward()
+    incubation_grads = [p.grad.clone() for p in model.seed_parameters("r0c1")]
+    model.zero_grad(set_to_none=True)
+    slot.state.stage, slot.state.alpha.alpha = S.BLENDING, 0.7  # the same seed, blended at its target
+    reference = model(rig.x)
+    torch.testing.assert_close(out.incubation_logits, reference)
+    torch.nn.functional.cross_entropy(reference, rig.y).backward()
+    for incubated, p in zip(incubation_grads, model.seed_parameters("r0c1"), strict=True):
+        torch.testing.assert_close(incubated, p.grad)
 
 
 def test_blending_follows_the_curve_and_reaches_the_target(rig: Any) -> None:

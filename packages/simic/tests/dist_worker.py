@@ -14,7 +14,7 @@ import sys
 import torch
 
 from esper.leyline import BlueprintAction, LifecycleOp, ListSink, ParallelMode, TelemetryHub, Topology, canonical_action
-from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, close_group, init_group
+from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, close_group, exit_rank, init_group
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import Environment, get_task
 
@@ -99,3 +99,4 @@ def data_parallel(out: str) -> None:
 
 if __name__ == "__main__":
     {"envs": environment_parallel, "data": data_parallel}[sys.argv[1]](sys.argv[2])
+    exit_rank(0)  # as `esper train ppo --distributed` ends a rank

@@ -65,6 +65,28 @@ def test_contribution_rent_and_total() -> None:
     assert reward.total == pytest.approx(sum(parts))
 
 
+@pytest.mark.parametrize(
+    ("contribution", "improvement", "paid"),
+    [
+        (4.0, 10.0, 4.0),  # the host gained more than the seed's share: the contribution is paid in full
+        (40.0, -5.0, 0.0),  # the seed broke the host and props it up: dependence, not value, earns nothing
+        (40.0, 6.0, 6.0),  # never more than the model actually gained since the seed germinated
+        (-3.0, 2.0, -3.0),  # a seed that hurts is charged in full
+    ],
+)
+def test_contribution_pays_value_not_dependence(contribution: float, improvement: float, paid: float) -> None:
+    config = RewardConfig()
+    seed = make_report(
+        "r0c0",
+        SeedStage.BLENDING,
+        BlueprintAction.CONV_HEAVY,
+        counterfactual_contribution=contribution,
+        total_improvement=improvement,
+    )
+    reward = compute_reward(config, GAMMA, outcome(after=[seed], before=[seed]), None)
+    assert reward.contribution == pytest.approx(config.contribution_weight * paid / config.contribution_scale)
+
+
 def test_alpha_shock_penalises_jumps() -> None:
     before = make_report("r0c0", SeedStage.BLENDING, seed_param_count=5_000)
     after = dataclasses.replace(before, alpha=1.0)

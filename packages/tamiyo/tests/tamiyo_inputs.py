@@ -60,6 +60,7 @@ def make_report(
         has_exploding=None,
         seed_param_count=1000,
         host_param_count=50000,
+        delta_ratio=None,
     )
     base.update(metrics)
     return check_seed_state_report(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -16,6 +17,7 @@ from esper.leyline import (
     OBS_V3_BASE_FEATURE_SIZE,
     OBS_V3_SLOT_FEATURE_SIZE,
     SLOT_FEATURE_FIELDS,
+    SYMLOG_NORM,
     UNKNOWN_SENTINEL,
     BlueprintAction,
     LifecycleOp,
@@ -109,3 +111,12 @@ def test_layout_errors() -> None:
         )
     with pytest.raises(ValueError, match="expected 2 environments"):
         FeatureExtractor(SLOTS, 2).encode([EnvView(make_signals())])
+
+
+def test_delta_ratio_is_symlogged_and_zero_when_not_measured() -> None:
+    measured = make_report("r0c0", SeedStage.TRAINING, BlueprintAction.CONV_HEAVY, delta_ratio=1000.0)
+    unmeasured = make_report("r0c1", SeedStage.TRAINING, BlueprintAction.CONV_HEAVY)
+    views = [EnvView(make_signals(), {"r0c0": measured, "r0c1": unmeasured})]
+    row = FeatureExtractor(SLOTS, 1).encode(views).features[0]
+    assert slot_value(row, 0, "delta_ratio") == pytest.approx(math.log1p(1000.0) / SYMLOG_NORM)
+    assert slot_value(row, 1, "delta_ratio") == 0.0

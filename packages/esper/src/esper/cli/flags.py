@@ -30,6 +30,9 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slots", nargs="+", help="enabled slots, e.g. r0c0 r0c1 (default: the task's)")
     parser.add_argument("--blueprints", nargs="+", help="blueprint ids Tamiyo may germinate (default: all)")
     parser.add_argument("--max-seeds", type=int, help="most live + fossilized seeds per episode (default: no cap)")
+    parser.add_argument(
+        "--seed-width", type=int, help="internal width of the CNN conv seeds (default: the task's; see `esper tasks`)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda[:index] or mps (default cpu)")
     parser.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")

@@ -18,6 +18,7 @@ from esper.leyline import (
     BlueprintAction,
     ParallelMode,
     PolicyKind,
+    Topology,
     TrainingStartedPayload,
     WireError,
     blueprint_from_id,
@@ -105,6 +106,16 @@ def _task(name: str) -> TaskSpec:
         raise UsageError(f"--task: {exc}") from exc
 
 
+def _with_seed_width(task: TaskSpec, width: int | None) -> TaskSpec:
+    """The task with --seed-width in its config (which the run records and runs with)."""
+    if width is None:
+        return task
+    _positive("--seed-width", width)
+    if task.config.topology is not Topology.CNN:
+        raise UsageError(f"--seed-width: sizes CNN conv seeds; task {task.name} is a {task.config.topology.value} task")
+    return dataclasses.replace(task, config=dataclasses.replace(task.config, seed_width=width))
+
+
 def _slots(task: TaskSpec, requested: list[str] | None) -> tuple[str, ...]:
     host_slots = [spec.slot_id for spec in task.build_host().injection_specs()]
     try:
@@ -151,7 +162,7 @@ def plan_from_flags(
     args: argparse.Namespace, policy: PolicyKind, parallel: tuple[ParallelMode, int] = (ParallelMode.NONE, 1)
 ) -> RunPlan:
     """The run the flags describe, its RunConfig built and resolved (every flag checked; nothing written)."""
-    task = _task(args.task)
+    task = _with_seed_width(_task(args.task), args.seed_width)
     _positive("--max-seeds", args.max_seeds)
     slots, blueprints = _slots(task, args.slots), _blueprints(task, args.blueprints)
     device = parse_device(args.device)
@@ -215,7 +226,8 @@ def check_config_reward(reward: RewardConfig) -> RewardConfig:
 def resolve(config: RunConfig, run_dir: Path, source: str | None = None) -> RunPlan:
     """The objects a RunConfig names. `source` (a config file) prefixes errors, which then name its fields."""
     try:
-        task = get_task(config.task.name)
+        # The task as recorded (a flag such as --seed-width may have changed its config), with the registry's data.
+        task = dataclasses.replace(get_task(config.task.name), config=config.task)
         blueprints = tuple(blueprint_from_id(b) for b in config.blueprints)
         validate_slot_ids(config.slots)
     except ValueError as exc:  # a config file naming an unknown task, blueprint or slot

@@ -48,6 +48,7 @@ from esper.simic import (
     VectorizedTrainer,
     WorkerGroup,
     close_group,
+    exit_rank,
     init_group,
     is_peer_failure,
     load_latest,
@@ -123,8 +124,16 @@ def cmd_train_ppo(args: argparse.Namespace) -> int:
     start = _start(args)
     if args.tui:
         return train_with_tui(args, start.plan.run_dir)
+    if start.group is None:
+        with STOP.armed():
+            return _finish(start, run_ppo(start))
     with STOP.armed():
-        result = run_ppo(start) if start.group is None else _run_distributed(start, start.group)
+        code = _finish(start, _run_distributed(start, start.group))
+    exit_rank(code)  # a rank of a torchrun job ends here, without the interpreter's teardown (exit_rank)
+
+
+def _finish(start: PpoStart, result: RunSummary | Interrupted | int) -> int:
+    """Say how the run ended (rank 0) and return the exit code."""
     if isinstance(result, int):
         return result
     if isinstance(result, Interrupted):

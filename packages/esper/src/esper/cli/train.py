@@ -145,15 +145,17 @@ def cmd_train_heuristic(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    print(f"{'task':<14} {'topology':<12} {'host params':>11}  {'epochs':>6}  slots (default marked *)  description")
+    header = f"{'task':<14} {'topology':<12} {'host params':>11}  {'epochs':>6}  {'seed width':>10}"
+    print(f"{header}  slots (default marked *)  description")
     for task in TASKS.values():
         host = task.build_host()
         params = sum(p.numel() for p in {id(p): p for p in host.parameters()}.values())
         slots = " ".join(
             f"{s.slot_id}{'*' if s.slot_id in task.config.default_slots else ''}" for s in host.injection_specs()
         )
+        width = "slot" if task.config.seed_width is None else str(task.config.seed_width)
         print(
             f"{task.name:<14} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
-            f"{slots:<24}  {task.description}"
+            f"{width:>10}  {slots:<24}  {task.description}"
         )
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from esper.karn.contracts import ExperimentPack
 from esper.karn.gates import GateReport, GateVerdict
 from esper.karn.report import CSS, bar_chart, table
+from esper.karn.stats import format_mean_ci
 from esper.karn.store import RunStore
 from esper.leyline import BLUEPRINT_IDS
 
@@ -65,12 +66,9 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _spread(values: Sequence[float | None]) -> str:
+    """Mean ± 95 % CI over the seeds that measured it."""
     present = [v for v in values if v is not None]
-    if not present:
-        return "n/a"
-    if len(present) == 1:
-        return f"{present[0]:.2f}"
-    return f"{statistics.fmean(present):.2f} ± {statistics.stdev(present):.2f}"
+    return format_mean_ci(present) if present else "n/a"
 
 
 def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[str, Any]]:
@@ -169,7 +167,7 @@ def build_comparison(
 <p class="facts">{html.escape(pack.description)}</p>
 <h2>Verdict: {html.escape(verdict)}</h2>
 {table(["gate pair", "gate", "seeds passed"], gate_rows)}
-<h2>Arms (mean ± sd over seeds)</h2>
+<h2>Arms (mean ± 95 % CI over seeds)</h2>
 {table(columns, [[row[c] for c in columns] for row in summary])}
 <div class="grid">
 <figure>{bar_chart(accuracy_bars, unit="%")}

@@ -2,7 +2,8 @@
 show. `refresh()` reads only the new complete lines; `snapshot()` is the JSON-ready state.
 
 Curves keep every point of the long horizon (per-episode outcomes, PPO updates) and the per-epoch detail of each
-environment's current episode, so a long run's page stays small.
+environment's current episode, so a long run's page stays small: the |delta| / |x| of each seed (SeedEpoch's
+delta_ratio, from EPOCH_COMPLETED) too.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ class SlotLane:
     level: int | None = None
     max_level: int | None = None
     stages: list[str] = field(default_factory=list)  # stage at the end of epoch 1, 2, ...
+    delta_ratio: float | None = None  # |delta| / |x| of the seed in the slot at the latest epoch (None: unmeasured)
+
+
+@dataclass
+class SeedCurve:
+    """One seed's |delta| / |x| at each epoch of the current episode that reported it (None: not measured)."""
+
+    slot: str
+    blueprint: str
+    points: list[tuple[int, float | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +73,7 @@ class EnvState:
     accuracy: list[tuple[int, float]] = field(default_factory=list)
     losses: list[tuple[int, float | None, float]] = field(default_factory=list)
     rewards: list[tuple[int, float]] = field(default_factory=list)
+    delta_ratios: dict[str, SeedCurve] = field(default_factory=dict)  # by seed id, in order of first report
 
 
 class LiveRun:
@@ -104,6 +116,10 @@ class LiveRun:
     def _lane(self, env: EnvState, event: WireEvent) -> SlotLane:
         slot = event["slot_id"]
         assert isinstance(slot, str), f"{event['event_type']} without slot_id"
+        return self._slot(env, slot)
+
+    @staticmethod
+    def _slot(env: EnvState, slot: str) -> SlotLane:
         if slot not in env.slots:
             env.slots[slot] = SlotLane()
         return env.slots[slot]
@@ -140,12 +156,20 @@ class LiveRun:
         env.live_seeds, env.seed_params = p["live_seeds"], p["seed_params"]
         env.accuracy.append((env.epoch, p["val_accuracy"]))
         env.losses.append((env.epoch, p["train_loss"], p["val_loss"]))
-        for lane in env.slots.values():
+        reported = {seed["slot_id"]: seed for seed in p["seeds"]}
+        for slot, seed in reported.items():
+            if seed["seed_id"] not in env.delta_ratios:
+                env.delta_ratios[seed["seed_id"]] = SeedCurve(slot, seed["blueprint_id"])
+            env.delta_ratios[seed["seed_id"]].points.append((env.epoch, seed["delta_ratio"]))
+            self._slot(env, slot)  # a lane for it even when TRAINING_STARTED did not name the slot
+        for slot, lane in env.slots.items():
+            lane.delta_ratio = reported[slot]["delta_ratio"] if slot in reported else None
             lane.stages.append(lane.stage)
 
     def _on_germinated(self, event: WireEvent, p: Payload) -> None:
         lane = self._lane(self._env(event), event)
         lane.blueprint = p["blueprint_id"]
+        lane.delta_ratio = None  # a new seed: not measured until its first epoch
         lane.level = p["internal_level"] if p["internal_kind"] else None
         lane.max_level = p["internal_max_level"] if p["internal_kind"] else None
 
@@ -244,9 +268,14 @@ class LiveRun:
                             "level": lane.level,
                             "max_level": lane.max_level,
                             "stages": lane.stages,
+                            "delta_ratio": lane.delta_ratio,
                         }
                         for slot, lane in env.slots.items()
                     },
+                    "delta_ratios": [
+                        {"seed_id": seed_id, "slot": curve.slot, "blueprint": curve.blueprint, "points": curve.points}
+                        for seed_id, curve in env.delta_ratios.items()
+                    ],
                 }
                 for env_id, env in sorted(self.envs.items())
             ],

@@ -1,6 +1,6 @@
 """`esper karn report RUN`: one self-contained HTML file (inline CSS and SVG plots, no scripts, no external
 references) that opens offline: run facts, curves, action and blueprint distributions, every analytics view, the
-Phase 0 gates of the run alone, and the event counts per type."""
+Phase 0 gates of the run alone, the largest |delta| / |x| of each seed, and the event counts per type."""
 
 from __future__ import annotations
 
@@ -146,6 +146,8 @@ def build_report(store: RunStore) -> str:
 <h2>Phase 0 gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
 {gates_table(store)}
 <h2>Analytics</h2>{"".join(analytics_sections(store))}
+<h2>Seed output bound: largest |δ|/|x| per seed</h2>
+<p class="facts">{_esc(DELTA_RATIO_NOTE)}</p>{table(DELTA_RATIO_COLUMNS, delta_ratio_rows(store))}
 <h2>Seed lifecycle and rollbacks</h2>{table(["seq", "env", "episode", "epoch", "slot", "event"], lifecycle_rows(store))}
 <h2>Events by type</h2>{table(["event type", "count"], event_count_rows(store))}
 <p class="facts">Source of truth: {_esc(store.log.path)} ({len(store.log.events)} events). Query it with
@@ -256,6 +258,36 @@ def event_count_rows(store: RunStore) -> list[list[object]]:
     counts = dict.fromkeys((t.name for t in TelemetryEventType), 0)  # every type, 0 where none was emitted
     counts |= dict(store.query("SELECT event_type, count(*) FROM events GROUP BY event_type").rows)
     return [[name, n] for name, n in counts.items()]
+
+
+DELTA_RATIO_NOTE: Final = (
+    "|δ|/|x| (seed_epochs.delta_ratio): the norm of what a seed adds at full amplitude over the norm of the host "
+    "features reaching it, averaged over an epoch's training batches. Healthy seeds stay about 0.05-0.5; an "
+    "unbounded incubator reached 1000. Seeds in first-report order, at most 200."
+)
+DELTA_RATIO_COLUMNS: Final = (
+    "env",
+    "episode",
+    "slot",
+    "seed",
+    "blueprint",
+    "epochs",
+    "measured",
+    "max |δ|/|x|",
+    "at epoch",
+    "last stage",
+)
+
+
+def delta_ratio_rows(store: RunStore) -> list[tuple[object, ...]]:
+    """Per seed (from seed_epochs): epochs reported, epochs measured, the largest |delta| / |x| and its epoch (NULL
+    when never measured), and the stage at its last report."""
+    return store.query(
+        """SELECT env_id, episode, slot_id, seed_id, blueprint_id, count(*) AS epochs,
+          count(delta_ratio) AS measured, max(delta_ratio) AS max_delta_ratio,
+          arg_max(epoch, delta_ratio) AS at_epoch, arg_max(stage, seq) AS last_stage
+        FROM seed_epochs GROUP BY run_id, env_id, episode, slot_id, seed_id, blueprint_id ORDER BY min(seq) LIMIT 200"""
+    ).rows
 
 
 def lifecycle_rows(store: RunStore) -> list[list[object]]:

@@ -88,7 +88,9 @@ class PayloadPath:
 
     view: str
     event_type: TelemetryEventType
-    path: str  # dotted, as in the SQL's '$.a.b'; a key of a map is a segment too ('head_entropies.op')
+    # dotted, as in the SQL's '$.a.b'; a key of a map is a segment too ('head_entropies.op'), and a field of each
+    # record of an array is read through `[*]` ('seeds[*].delta_ratio', see `_Payload.items`)
+    path: str
     json_type: JsonType | None  # what the SQL expects there (None: kept as JSON, any type)
 
 
@@ -104,6 +106,7 @@ class _Payload:
         self.view = view
         self.event_types = event_types
         self.column = f"{alias}.payload" if alias else "payload"
+        self.prefix = ""  # where `column` sits in the payload: '' here, 'seeds[*].' for the records of `seeds`
 
     @property
     def where(self) -> str:
@@ -115,7 +118,7 @@ class _Payload:
         if not set(carriers) <= set(self.event_types):
             raise ValueError(f"view {self.view}: {path} is read from events the view does not select")
         for event_type in carriers:
-            _PATHS[PayloadPath(self.view, event_type, path, json_type)] = None
+            _PATHS[PayloadPath(self.view, event_type, self.prefix + path, json_type)] = None
         return f"'$.{path}'"
 
     def integer(self, path: str, *of: TelemetryEventType, sql_type: str = "BIGINT") -> str:
@@ -136,6 +139,23 @@ class _Payload:
     def json(self, path: str, *of: TelemetryEventType) -> str:
         return f"{self.column}->{self._path(path, None, of)}"
 
+    def items(self, path: str, *of: TelemetryEventType, alias: str) -> _Items:
+        """A reader of the records in the array at `path`: its `unnest` (in a SELECT list) makes one row per record,
+        named `alias`, and its methods read a record's fields (recorded as `path[*].field`)."""
+        return _Items(self, path, of, alias)
+
+
+class _Items(_Payload):
+    """The records of an array field of a view's payload, one row each. `unnest` goes in the SELECT list of the
+    query over the events (it keeps the array's order); an outer query reads the fields from `alias`."""
+
+    def __init__(self, payload: _Payload, path: str, of: tuple[TelemetryEventType, ...], alias: str) -> None:
+        super().__init__(payload.view, *(of or payload.event_types))
+        self.column = alias
+        self.prefix = f"{payload.prefix}{path}[*]."
+        array = payload._path(path, "array", of)
+        self.unnest = f"unnest(CAST({payload.column}->{array} AS JSON[])) AS {alias}"
+
 
 _STARTED = _Payload("runs", E.TRAINING_STARTED, alias="s")
 _COMPLETED = _Payload("runs", E.TRAINING_COMPLETED, alias="c")
@@ -154,6 +174,8 @@ _WINDOW = _Payload("internal_op_metrics", E.INTERNAL_OP_METRICS)
 _DELTA = _Payload("counterfactual_deltas", E.COUNTERFACTUAL_DELTA)
 _ROLLBACK = _Payload("governor_rollbacks", E.GOVERNOR_ROLLBACK)
 _CHECKPOINT = _Payload("checkpoints", E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)
+_EPOCH_SEEDS = _Payload("seed_epochs", E.EPOCH_COMPLETED)
+_SEED_EPOCH = _EPOCH_SEEDS.items("seeds", alias="seed")
 
 _STAGED = (E.SEED_STAGE_CHANGED, E.SEED_PRUNED)  # the seed_lifecycle events with a from_stage
 _ENDING = (E.SEED_FOSSILIZED, E.SEED_PRUNED)
@@ -195,6 +217,22 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_EPOCH.number("epoch_seconds")} AS epoch_seconds,
           {_EPOCH.boolean("governor_rollback")} AS governor_rollback
         FROM raw_events WHERE {_EPOCH.where}""",
+    ),
+    "seed_epochs": (
+        "One row per seed per EPOCH_COMPLETED (every seed in a slot after the epoch, in slot order; slot_id is the "
+        "seed's): stage, alpha, delta_ratio (mean |delta| / |x| over the epoch's training batches: what the seed adds "
+        "at full amplitude relative to the host features reaching it; NULL when not measured) and the counterfactual "
+        "contribution.",
+        f"""
+        WITH e AS (SELECT seq, run_id, rank, env_id, episode, epoch, timestamp, {_SEED_EPOCH.unnest}
+                   FROM raw_events WHERE {_EPOCH_SEEDS.where})
+        SELECT seq, run_id, rank, env_id, episode, epoch, {_SEED_EPOCH.text("slot_id")} AS slot_id, timestamp,
+          {_SEED_EPOCH.text("seed_id")} AS seed_id, {_SEED_EPOCH.text("blueprint_id")} AS blueprint_id,
+          {_names(SeedStage, _SEED_EPOCH.integer("stage"))} AS stage, {_SEED_EPOCH.number("alpha")} AS alpha,
+          {_SEED_EPOCH.number("delta_ratio")} AS delta_ratio,
+          {_SEED_EPOCH.number("counterfactual_contribution")} AS counterfactual_contribution
+        FROM e
+        """,
     ),
     "seed_lifecycle": (
         "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each.",

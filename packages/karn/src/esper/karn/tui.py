@@ -1,8 +1,9 @@
 """`esper karn tui RUN`: a Textual view of a running or finished run, polling its events.jsonl twice a second.
 
-Panels: run header, environment table, action distribution, per-slot seed swimlanes (stage per epoch of the current
-episode, blueprint, internal level), reward components, PPO health, event log. Below 100 columns the panels stack
-vertically. Keys: q quit, p pause/resume polling, e next environment in the swimlanes.
+Panels: run header, environment table, action distribution, per-slot seed swimlanes (blueprint, internal level, the
+seed's latest |delta| / |x|, stage per epoch of the current episode), reward components, PPO health, event log.
+Below 100 columns the panels stack vertically. Keys: q quit, p pause/resume polling, e next environment in the
+swimlanes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from textual.widgets import DataTable, Footer, RichLog, Static
 from esper.karn.live import REWARD_PARTS, LiveRun
 
 POLL_SECONDS: Final = 0.5
+DELTA_RATIO: Final = "|δ|/|x|"  # a seed's output relative to the host features reaching it (SeedEpoch.delta_ratio)
 NARROW_BELOW: Final = 100
 STAGE_GLYPHS: Final[dict[str, tuple[str, str]]] = {
     "UNKNOWN": ("?", "grey50"),
@@ -51,10 +53,11 @@ def lanes_text(snapshot: dict[str, Any], env_index: int, width: int) -> Text:
         return Text("no epochs yet", style="dim")
     env = envs[env_index % len(envs)]
     text.append(f"env {env['env']} · episode {env['episode']} · epoch {env['epoch']}\n", style="bold")
-    room = max(8, width - 34)
+    text.append(f"{'slot':<5}{'blueprint':<12}{'level':<5}{DELTA_RATIO:>9} stage per epoch, now\n", style="dim")
+    room = max(8, width - 43)
     for slot, lane in env["slots"].items():
         level = "" if lane["level"] is None else f" L{lane['level']}/{lane['max_level']}"
-        label = f"{slot} {(lane['blueprint'] or '-')[:11]:<11}{level:<6} "
+        label = f"{slot} {(lane['blueprint'] or '-')[:11]:<11}{level:<6}{_num(lane['delta_ratio']):>9} "
         text.append(label)
         for stage in lane["stages"][-room:]:
             glyph, style = STAGE_GLYPHS[stage]

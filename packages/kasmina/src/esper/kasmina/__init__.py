@@ -19,7 +19,14 @@ from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
 from esper.kasmina.gates import GATE_FOR_TARGET, GateMode, GateThresholds, QualityGates
 from esper.kasmina.hosts import CNNHost, HostProtocol, TransformerHost
-from esper.kasmina.model import MorphogeneticModel, ValidationResult, classification_accuracy, cross_entropy
+from esper.kasmina.model import (
+    MorphogeneticModel,
+    TrainingForward,
+    ValidationResult,
+    call_frozen,
+    classification_accuracy,
+    cross_entropy,
+)
 from esper.kasmina.slot import FORWARD_MODE, ForwardMode, IllegalOperation, SeedSlot
 
 __all__ = [
@@ -44,7 +51,9 @@ __all__ = [
     "QualityGates",
     "SeedSlot",
     "TransformerHost",
+    "TrainingForward",
     "ValidationResult",
+    "call_frozen",
     "blend",
     "build_seed",
     "classification_accuracy",

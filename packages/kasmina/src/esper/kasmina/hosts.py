@@ -1,8 +1,9 @@
 """Hosts: the networks seeds grow into, with explicit routing and no forward hooks.
 
-A host is `embed -> ops[0] -> ops[1] -> ... -> readout`. Each injection point sits between two ops (its
+A host is `embed -> ops[0] -> ops[1] -> ... -> head`. Each injection point sits between two ops (its
 `position` is the number of ops that run before it). MorphogeneticModel drives the ops itself, stopping at every
-enabled slot, so routing is plain Python over module lists.
+enabled slot, so routing is plain Python over module lists. The ops and the head are modules in their own right so
+that an incubating seed's path can run them with frozen parameters (MorphogeneticModel.forward).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from esper.leyline import InjectionSpec, SurfaceType, Topology, format_slot_id
 @runtime_checkable
 class HostProtocol(Protocol):
     topology: Topology
+    ops: nn.ModuleList  # the ops between injection points, in order
+    head: nn.Module  # features -> logits
 
     def injection_specs(self) -> tuple[InjectionSpec, ...]:
         """Every injection point, sorted by `order` (the action index order)."""
@@ -63,10 +66,11 @@ class _PointTable:
 
 
 class SegmentedHost(nn.Module, abc.ABC):
-    """The routing every host shares: `embed -> ops[0..n) -> readout`, with injection points between ops.
-    Subclasses build `self.ops`, `self._points`, `embed` and `readout`."""
+    """The routing every host shares: `embed -> ops[0..n) -> head`, with injection points between ops.
+    Subclasses build `self.ops`, `self.head`, `self._points` and `embed`."""
 
     ops: nn.ModuleList
+    head: nn.Module
     _points: _PointTable
 
     def injection_specs(self) -> tuple[InjectionSpec, ...]:
@@ -85,8 +89,9 @@ class SegmentedHost(nn.Module, abc.ABC):
     @abc.abstractmethod
     def embed(self, inputs: torch.Tensor) -> torch.Tensor: ...
 
-    @abc.abstractmethod
-    def readout(self, x: torch.Tensor) -> torch.Tensor: ...
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(x)
+        return logits
 
     def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         for op in self.ops[start:stop]:
@@ -107,6 +112,18 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.norm(self.conv(x)))
+
+
+class PooledClassifier(nn.Module):
+    """CNN head: global average pooling, then a linear classifier."""
+
+    def __init__(self, channels: int, classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.linear(x.mean(dim=(2, 3)))
+        return logits
 
 
 class CNNHost(SegmentedHost):
@@ -144,7 +161,7 @@ class CNNHost(SegmentedHost):
                 )
             in_channels = width
         self.ops = nn.ModuleList(ops)
-        self.head = nn.Linear(widths[-1], config.num_classes)
+        self.head = PooledClassifier(widths[-1], config.num_classes)
         self._points = _PointTable(points)
 
     @staticmethod
@@ -155,10 +172,6 @@ class CNNHost(SegmentedHost):
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs
-
-    def readout(self, x: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.head(x.mean(dim=(2, 3)))
-        return logits
 
 
 class TransformerBlock(nn.Module):
@@ -188,6 +201,19 @@ class TransformerBlock(nn.Module):
         return x + mlp
 
 
+class LanguageModelHead(nn.Module):
+    """Transformer head: final LayerNorm, then the vocabulary projection (tied to the token embedding by the host)."""
+
+    def __init__(self, dim: int, vocab_size: int) -> None:
+        super().__init__()
+        self.ln_f = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.lm_head(self.ln_f(x))
+        return logits
+
+
 class TransformerHost(SegmentedHost):
     """Small GPT-style causal language model with a weight-tied head. One injection point after every layer:
     `r0c{i}`, surface BLOCK_END, order i."""
@@ -206,9 +232,8 @@ class TransformerHost(SegmentedHost):
         self.ops = nn.ModuleList(
             TransformerBlock(config.n_embd, config.n_head, config.dropout) for _ in range(config.n_layer)
         )
-        self.ln_f = nn.LayerNorm(config.n_embd)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.token_embedding.weight  # tied
+        self.head = LanguageModelHead(config.n_embd, config.vocab_size)
+        self.head.lm_head.weight = self.token_embedding.weight  # tied
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
         points = [
             (
@@ -241,7 +266,3 @@ class TransformerHost(SegmentedHost):
             self.token_embedding(inputs) + self.position_embedding(self.positions[:steps])
         )
         return embedded
-
-    def readout(self, x: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.lm_head(self.ln_f(x))
-        return logits

@@ -1,10 +1,18 @@
-"""MorphogeneticModel: a host plus its seed slots, routed explicitly, with a fused counterfactual validation."""
+"""MorphogeneticModel: a host plus its seed slots, routed explicitly, with a fused counterfactual validation.
+
+Incubation. A seed in TRAINING does not change the model's output. In a training forward (`incubate=True`) it learns
+on a second path, the incubation path: from the first incubating slot on, the detached host features with every
+incubating seed blended in at its target amplitude, run through the rest of the network with frozen parameters
+(detached, batch-norm statistics untouched). The caller adds that path's loss to the host's: the seeds learn against
+the loss they would cause once blended, which bounds their delta, while the host's gradients stay exactly those of
+the host alone (no term of the incubation loss reaches a host parameter, or a blending seed's).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
@@ -13,7 +21,7 @@ from esper.kasmina.ddp import LOCAL, RankSymmetry
 from esper.kasmina.gates import QualityGates
 from esper.kasmina.hosts import HostProtocol
 from esper.kasmina.slot import DEFAULT_EMBARGO_EPOCHS, SeedSlot
-from esper.leyline import SeedStage, SeedStateReport, validate_slot_ids
+from esper.leyline import SeedEpoch, SeedStage, SeedStateReport, validate_slot_ids
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -24,6 +32,31 @@ class ValidationResult:
     accuracy: float  # percent
     contributions: dict[str, float]  # slot id -> accuracy with the seed minus accuracy without it (points)
     off_losses: dict[str, float]  # slot id -> loss with that seed switched off
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingForward:
+    """A training forward: the model's logits and, while seeds incubate, the incubation path's logits (a dataclass
+    so that DistributedDataParallel finds both tensors)."""
+
+    logits: torch.Tensor
+    incubation_logits: torch.Tensor | None
+
+    def losses(self, loss_fn: LossFn, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the model's loss, the loss to backpropagate: the model's plus the incubation path's)."""
+        loss = loss_fn(self.logits, targets)
+        if self.incubation_logits is None:
+            return loss, loss
+        return loss, loss + loss_fn(self.incubation_logits, targets)
+
+
+def call_frozen(module: nn.Module, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """`module(x)` with its parameters detached and its buffers copied: gradients reach `x` only, and running
+    statistics (batch norm) stay as they were."""
+    state = {name: p.detach() for name, p in module.named_parameters()}
+    state |= {name: b.clone() for name, b in module.named_buffers()}
+    out: torch.Tensor = torch.func.functional_call(module, state, (x,), kwargs)
+    return out
 
 
 def classification_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -44,6 +77,7 @@ class MorphogeneticModel(nn.Module):
         gates: QualityGates | None = None,
         embargo_epochs: int = DEFAULT_EMBARGO_EPOCHS,
         symmetry: RankSymmetry = LOCAL,
+        seed_width: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(host, HostProtocol):
@@ -71,6 +105,7 @@ class MorphogeneticModel(nn.Module):
                     emitter,
                     embargo_epochs=embargo_epochs,
                     symmetry=symmetry,
+                    seed_width=seed_width,
                 )
                 for s in self.slot_order
             }
@@ -92,15 +127,40 @@ class MorphogeneticModel(nn.Module):
             yield self.slot(slot_id)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    @overload
+    def forward(self, inputs: torch.Tensor, incubate: Literal[False] = False) -> torch.Tensor: ...
+
+    @overload
+    def forward(self, inputs: torch.Tensor, incubate: Literal[True]) -> TrainingForward: ...
+
+    def forward(self, inputs: torch.Tensor, incubate: bool = False) -> torch.Tensor | TrainingForward:
+        """The logits; with `incubate`, a TrainingForward that adds the incubation path (module docstring)."""
         host = self._host
         x, done = host.embed(inputs), 0
+        path: torch.Tensor | None = None  # the incubation path, from the first incubating slot on
         for slot_id in self.execution:
             position = self._positions[slot_id]
             x = host.run_ops(x, done, position)
-            x = self.slots[slot_id](x)
+            if path is not None:
+                path = self._run_frozen(path, done, position)
+            slot = self.slot(slot_id)
+            if incubate and slot.incubating():
+                path = slot.incubate(x.detach() if path is None else path)
+            elif path is not None and slot.seed is not None:  # a blending or fossilized seed, as it is
+                path = call_frozen(slot, path, measure=False)
+            x = slot(x)
             done = position
-        return host.readout(host.run_ops(x, done, host.num_ops))
+        logits = host.readout(host.run_ops(x, done, host.num_ops))
+        if not incubate:
+            return logits
+        if path is None:
+            return TrainingForward(logits, None)
+        return TrainingForward(logits, call_frozen(host.head, self._run_frozen(path, done, host.num_ops)))
+
+    def _run_frozen(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for op in self._host.ops[start:stop]:
+            x = call_frozen(op, x)
+        return x
 
     @torch.no_grad()
     def fused_validation(
@@ -185,6 +245,9 @@ class MorphogeneticModel(nn.Module):
 
     def reports(self) -> tuple[SeedStateReport, ...]:
         return tuple(r for r in (slot.report() for slot in self.iter_slots()) if r is not None)
+
+    def epoch_records(self) -> tuple[SeedEpoch, ...]:
+        return tuple(r for r in (slot.epoch_record() for slot in self.iter_slots()) if r is not None)
 
     def record_gradients(self) -> None:
         """After backward, before the optimizer step: per-seed gradient statistics against the host's."""

@@ -5,9 +5,9 @@ Stages follow leyline's VALID_TRANSITIONS exactly. What a stage does is declared
 
 Forward, by mode:
 - PASS: the input goes through untouched (dormant, germinated, failure stages): no cost.
-- INCUBATE (TRAINING): the seed sees a detached copy of the host features and the output is
-  host + (delta - delta.detach()): the forward value is exactly the host's, the host's gradients are exactly those
-  of the host alone, and the seed learns from the task loss as if fully blended (straight-through).
+- INCUBATE (TRAINING): the input goes through untouched; the seed learns on the model's incubation path instead
+  (`incubate`, driven by MorphogeneticModel.forward): blended in at its target amplitude on detached host features,
+  so it sees the loss it would cause once blended while the host trains as if it were not there.
 - BLEND (BLENDING, HOLDING): the seed sees detached host features; its delta is composed by the blend operator
   with amplitude alpha (per-sample when a fused validation overrides it).
 - FUSED (FOSSILIZED): as BLEND but without isolation: the seed is part of the host now.
@@ -45,6 +45,7 @@ from esper.leyline import (
     LifecycleOp,
     Payload,
     PruneInitiator,
+    SeedEpoch,
     SeedFossilizedPayload,
     SeedGateEvaluatedPayload,
     SeedGerminatedPayload,
@@ -110,7 +111,9 @@ class SeedSlot(nn.Module):
         emitter: Emitter,
         embargo_epochs: int = DEFAULT_EMBARGO_EPOCHS,
         symmetry: RankSymmetry = LOCAL,
+        seed_width: int | None = None,
     ) -> None:
+        """`seed_width`: the internal width of the CNN conv seeds (None: this slot's channels)."""
         super().__init__()
         if embargo_epochs < 1:
             raise ValueError(f"embargo_epochs must be >= 1, got {embargo_epochs}")
@@ -120,10 +123,14 @@ class SeedSlot(nn.Module):
         self.gates = gates
         self.embargo_epochs = embargo_epochs
         self.symmetry = symmetry
+        self.seed_width = seed_width
         self._emitter = emitter
         self.seed: nn.Module | None = None
         self.gate: GatedBlend | None = None
         self.state: SeedState | None = None
+        # |delta| / |x| summed over this epoch's training batches, as a tensor so measuring never syncs a device.
+        self._ratio_sum: torch.Tensor | None = None
+        self._ratio_batches = 0
         self._tick: Mapping[SeedStage, Callable[[SeedState], None]] = MappingProxyType(
             {
                 S.UNKNOWN: self._tick_impossible,
@@ -147,6 +154,9 @@ class SeedSlot(nn.Module):
     @property
     def alpha(self) -> float:
         return 0.0 if self.state is None else self.state.alpha.alpha
+
+    def incubating(self) -> bool:
+        return FORWARD_MODE[self.stage] is ForwardMode.INCUBATE and self.seed is not None
 
     def counterfactual_eligible(self) -> bool:
         """A blending or holding seed with alpha > 0: its contribution is measured by switching it off.
@@ -207,7 +217,7 @@ class SeedSlot(nn.Module):
             raise ValueError(f"alpha_target must be in (0, 1], got {alpha_target}")
         if tempo_epochs < 1:
             raise ValueError(f"tempo_epochs must be >= 1, got {tempo_epochs}")
-        seed = build_seed(self.topology, blueprint, self.channels)
+        seed = build_seed(self.topology, blueprint, self.channels, self.seed_width)
         self._probe_shape(seed)
         device = next((p.device for p in self.parameters()), None)
         if device is not None:
@@ -215,6 +225,7 @@ class SeedSlot(nn.Module):
         blend_curve, algorithm = STYLE_BLEND[style]
         kind = BLUEPRINT_INTERNAL_KIND[blueprint]
         self.seed = seed
+        self._ratio_sum, self._ratio_batches = None, 0
         ladder = self.microstructure()
         if (ladder is None) != (kind is SeedInternalKind.NONE):
             raise AssertionError(f"blueprint {blueprint.name}: internal kind {kind.name} does not match its module")
@@ -337,6 +348,8 @@ class SeedSlot(nn.Module):
     def _prune_now(self, state: SeedState, initiator: PruneInitiator, reason: str) -> None:
         from_stage, params = state.stage, self.seed_param_count()
         self.seed, self.gate = None, None
+        self._ratio_sum, self._ratio_batches = None, 0
+        state.delta_ratio = None  # nothing of the seed is left to measure
         state.alpha = AlphaController()
         state.prune_pending = False
         self._transition(state, S.PRUNED)
@@ -437,7 +450,28 @@ class SeedSlot(nn.Module):
     def step_epoch(self) -> None:
         """The per-epoch tick: alpha schedules move, dwell counters advance, failure stages cycle back to DORMANT."""
         if self.state is not None:
+            self._close_delta_ratio(self.state)
             self._tick[self.state.stage](self.state)
+
+    def _measure_delta(self, x: torch.Tensor, delta: torch.Tensor) -> None:
+        """Accumulate this training batch's |delta| / |x| (norms over the whole batch)."""
+        with torch.no_grad():
+            ratio = torch.linalg.vector_norm(delta) / torch.linalg.vector_norm(x).clamp_min(1e-12)
+            self._ratio_sum = ratio if self._ratio_sum is None else self._ratio_sum + ratio
+            self._ratio_batches += 1
+
+    def _close_delta_ratio(self, state: SeedState) -> None:
+        """The epoch's mean |delta| / |x| becomes the seed's reading (kept when no training batch measured it)."""
+        if self._ratio_sum is not None and self._ratio_batches > 0:
+            ratio = float(self._ratio_sum) / self._ratio_batches
+            state.delta_ratio = ratio if math.isfinite(ratio) else None
+            if not math.isfinite(ratio):
+                state.is_healthy = False  # a seed whose output diverged
+        self._ratio_sum, self._ratio_batches = None, 0
+
+    def delta_ratio(self) -> float | None:
+        """The seed's |delta| / |x| over the last finished epoch's training batches (None before one)."""
+        return None if self.state is None else self.state.delta_ratio
 
     def _tick_impossible(self, state: SeedState) -> None:
         raise AssertionError(f"slot {self.slot_id} holds a seed in stage {state.stage.name}")
@@ -465,22 +499,45 @@ class SeedSlot(nn.Module):
         self.state = None
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """`alpha` overrides the amplitude per sample ([B, 1, 1, 1] or [B, 1, 1]) in fused validation."""
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, measure: bool = True) -> torch.Tensor:
+        """`alpha` overrides the amplitude per sample ([B, 1, 1, 1] or [B, 1, 1]) in fused validation. `measure`:
+        count this training batch in the seed's |delta| / |x| (off on the incubation path, which repeats it)."""
         mode = FORWARD_MODE[self.stage]
-        if mode is ForwardMode.PASS or self.seed is None or self.state is None:
+        if mode in (ForwardMode.PASS, ForwardMode.INCUBATE) or self.seed is None or self.state is None:
             return x
-        if mode is ForwardMode.INCUBATE:
-            if not torch.is_grad_enabled():
-                return x  # the forward value is the host's either way; skip the work
-            detached = x.detach()
-            delta: torch.Tensor = self.seed(detached) - detached
-            return x + (delta - delta.detach())
         seed_input = x.detach() if mode is ForwardMode.BLEND else x
         amplitude: torch.Tensor | float = self.state.alpha.alpha if alpha is None else alpha
-        return blend(self.state.alpha_algorithm, x, seed_input, self.seed(seed_input), amplitude, self.gate)
+        seed_output = self.seed(seed_input)
+        if measure and self.training and torch.is_grad_enabled():
+            self._measure_delta(seed_input, seed_output - seed_input)
+        return blend(self.state.alpha_algorithm, x, seed_input, seed_output, amplitude, self.gate)
+
+    def incubate(self, stream: torch.Tensor) -> torch.Tensor:
+        """The incubation path through this TRAINING seed: `stream` with the seed blended in at its target amplitude.
+        The seed sees `stream` detached, as it will once blending; what reaches `stream` is only the host term."""
+        if self.seed is None or self.state is None or not self.incubating():
+            raise AssertionError(f"slot {self.slot_id} ({self.stage.name}) has no incubating seed")
+        seed_input = stream.detach()
+        seed_output = self.seed(seed_input)
+        self._measure_delta(seed_input, seed_output - seed_input)
+        return blend(self.state.alpha_algorithm, stream, seed_input, seed_output, self.state.alpha_target, self.gate)
 
     # ------------------------------------------------------------------ reports
+    def epoch_record(self) -> SeedEpoch | None:
+        """The seed as EPOCH_COMPLETED carries it (None for an empty slot)."""
+        state = self.state
+        if state is None:
+            return None
+        return SeedEpoch(
+            slot_id=self.slot_id,
+            seed_id=state.seed_id,
+            blueprint_id=BLUEPRINT_IDS[state.blueprint],
+            stage=state.stage,
+            alpha=state.alpha.alpha,
+            delta_ratio=state.delta_ratio,
+            counterfactual_contribution=state.contribution,
+        )
+
     def report(self) -> SeedStateReport | None:
         state = self.state
         if state is None:
@@ -509,6 +566,7 @@ class SeedSlot(nn.Module):
             has_exploding=gradients.has_exploding,
             seed_param_count=self.seed_param_count(),
             host_param_count=state.host_params,
+            delta_ratio=state.delta_ratio,
         )
         controller = state.alpha
         return check_seed_state_report(

@@ -93,6 +93,7 @@ class SeedState:
     gradients: GradientStats = field(default_factory=GradientStats)
     is_healthy: bool = True
     prune_pending: bool = False  # a scheduled prune is ramping alpha to zero
+    delta_ratio: float | None = None  # mean |delta| / |x| over the last epoch's training batches; None: not measured
 
     def enter(self, stage: SeedStage) -> None:
         self.previous_stage, self.previous_epochs_in_stage = self.stage, self.epochs_in_stage

@@ -13,7 +13,8 @@ from esper.leyline.contracts.blueprint_action import BlueprintAction
 from esper.leyline.contracts.lifecycle_op import LifecycleOp
 from esper.leyline.contracts.seed_stage import SeedStage
 
-OBS_V3_SCHEMA_VERSION: Final = 2  # 2 = Phase 0 (GROW/SHRINK_INTERNAL ops, internal_level_norm)
+# 2 = Phase 0 (GROW/SHRINK_INTERNAL ops, internal_level_norm); 3 = the seed's delta_ratio (bounded incubation)
+OBS_V3_SCHEMA_VERSION: Final = 3
 UNKNOWN_SENTINEL: Final = -1.0  # a declared "not available" value (history padding, never-measured freshness)
 SYMLOG_NORM: Final = 7.0
 HISTORY_LENGTH: Final = 5
@@ -64,6 +65,7 @@ SLOT_FEATURE_FIELDS: Final[tuple[FeatureField, ...]] = (
     FeatureField("counterfactual_fresh", "0.995 ** epochs_since_counterfactual; -1 when never measured"),
     FeatureField("seed_age_norm", "min(epochs_total, max_epochs) / max_epochs"),
     FeatureField("internal_level_norm", "internal_level / internal_max_level; 0 for seeds without structure"),
+    FeatureField("delta_ratio", "symlog(|delta| / |x|) / 7; 0 when not measured"),
 )
 
 OBS_V3_BASE_FEATURE_SIZE: Final = len(BASE_FEATURE_FIELDS)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -150,3 +151,14 @@ def close_group() -> None:
     """Leave the process group if this process is in one (safe to call more than once)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End this rank of a torchrun job: leave the process group, flush what Python buffered, and exit without the
+    interpreter's teardown. A rank that had run gloo could abort in C++ destructors at a normal exit ("terminate
+    called without an active exception", SIGABRT) after a complete run, turning a good run into exit 1; nothing this
+    process still needs happens after its files are closed and its streams flushed."""
+    close_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,8 +1,9 @@
 """Rewards (contribution family): what Simic pays Tamiyo for one environment step.
 
 Every term is reported (RewardComponents); `total` is their sum. In `shaped` mode (default):
-- contribution: measured counterfactual contribution of the seeds whose output reaches the host (blending and
-  holding), `contribution_weight` per `contribution_scale` points;
+- contribution: the value of the seeds whose output reaches the host (blending and holding): each seed's measured
+  counterfactual contribution, capped by the accuracy the model gained since the seed germinated (`seed_value`),
+  `contribution_weight` per `contribution_scale` points;
 - rent: added parameters (alpha-weighted while blending, in full once fossilized) against the budget (param-first);
 - alpha_shock: squared alpha changes weighted by the seed's size relative to the host;
 - pbrs: potential-based shaping gamma * Phi(s') - Phi(s) over the slots' stage potentials (gamma = PPO's gamma, so
@@ -121,6 +122,16 @@ class InternalOpWindow:
         return reversals / (len(moves) - 1)
 
 
+def seed_value(report: SeedStateReport) -> float | None:
+    """A seed's counterfactual contribution, capped by the accuracy gained since it germinated (None: not measured).
+    The contribution alone pays for dependence, not value: a seed that broke the host and then props it up scores
+    high because the host without it is broken. No seed earns more than the model actually improved."""
+    contribution = report.metrics.counterfactual_contribution
+    if contribution is None:
+        return None
+    return min(contribution, max(report.metrics.total_improvement, 0.0))
+
+
 def compute_reward(
     config: RewardConfig, gamma: float, outcome: StepOutcome, window: InternalOpWindow | None
 ) -> RewardComponents:
@@ -128,11 +139,8 @@ def compute_reward(
     terminal = config.terminal_accuracy_weight * outcome.val_accuracy if outcome.terminal else 0.0
     if config.mode is RewardMode.SPARSE:
         return _components(terminal_bonus=terminal, governor_penalty=governor)
-    contribution = sum(
-        r.metrics.counterfactual_contribution
-        for r in outcome.after
-        if r.stage in (S.BLENDING, S.HOLDING) and r.metrics.counterfactual_contribution is not None
-    )
+    values = [seed_value(r) for r in outcome.after if r.stage in (S.BLENDING, S.HOLDING)]
+    contribution = sum(v for v in values if v is not None)
     budget = config.param_budget if config.param_budget > 0 else max(outcome.host_params, 1)
     rent = -min(config.max_rent, config.rent_weight * added_params(outcome.after) / budget)
     shock = 0.0
@@ -155,7 +163,7 @@ def compute_reward(
         thrash = -config.thrash_penalty * window.reversal_rate
     if outcome.op is LifecycleOp.FOSSILIZE and outcome.success:
         fossils = [r for r in outcome.after if r.stage is S.FOSSILIZED]
-        helped = any((r.metrics.counterfactual_contribution or 0.0) > 0.0 for r in fossils)
+        helped = any((seed_value(r) or 0.0) > 0.0 for r in fossils)
         terminal += config.fossilize_bonus if helped else 0.0
     return _components(
         contribution=config.contribution_weight * contribution / config.contribution_scale,

@@ -184,4 +184,5 @@ class FeatureExtractor:
             freshness,
             min(m.epochs_total, max_epochs) / max_epochs,
             report.internal_level / report.internal_max_level,
+            0.0 if m.delta_ratio is None else symlog(_finite("delta_ratio", m.delta_ratio)),
         ]

@@ -24,6 +24,7 @@ from esper.kasmina import (
     IllegalOperation,
     MorphogeneticModel,
     QualityGates,
+    TrainingForward,
     ValidationResult,
     cross_entropy,
 )
@@ -144,6 +145,7 @@ class Environment:
             gates=self.gates,
             embargo_epochs=self.embargo_epochs,
             symmetry=self.symmetry,
+            seed_width=self.task.config.seed_width,
         ).to(self.device)
         self._ddp, self._ddp_params = None, ()
         self.host_params = self.model.host_param_count()
@@ -317,6 +319,7 @@ class Environment:
                 fossilized_seeds=self.model.count(SeedStage.FOSSILIZED),
                 epoch_seconds=time.perf_counter() - started,
                 governor_rollback=rolled_back,
+                seeds=self.model.epoch_records(),
             )
         )
         return StepResult(self._signals(validation), self.model.reports(), result, validation, rolled_back)
@@ -402,14 +405,16 @@ class Environment:
         optimizers = [self.host_optimizer, *self.seed_optimizers.values()]
         for batch in range(self.task.config.batches_per_epoch):
             x, y = self._shard(*self._next_batch())
-            logits = trainer(x)
-            loss = cross_entropy(logits, y)
-            if not self._all_finite(loss):
+            out = trainer(x, incubate=True)
+            assert isinstance(out, TrainingForward)
+            # Incubating seeds learn from their own path's loss; no term of it reaches the host (kasmina.model).
+            logits, (loss, total) = out.logits, out.losses(cross_entropy, y)
+            if not self._all_finite(total):
                 losses.append(float("nan"))
                 break  # the governor will see the validation loss and roll back
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)  # Tensor.backward is untyped in torch's stubs
+            torch.autograd.backward(total)  # Tensor.backward is untyped in torch's stubs
             if batch % GRADIENT_STRIDE == 0:
                 self.model.record_gradients()
             for optimizer in optimizers:

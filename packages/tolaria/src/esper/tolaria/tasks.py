@@ -84,6 +84,7 @@ _TASKS: tuple[TaskSpec, ...] = (
             learning_rate=0.05,
             episode_length=60,
             default_slots=("r0c0", "r0c1", "r0c2"),
+            seed_width=None,
         ),
         "8x8 handwritten digits shipped with scikit-learn (1438 train / 359 validation); CNN host",
         needs_data_dir=False,
@@ -105,6 +106,7 @@ _TASKS: tuple[TaskSpec, ...] = (
             learning_rate=0.05,
             episode_length=40,
             default_slots=("r0c0", "r0c1", "r0c2"),
+            seed_width=None,
         ),
         "CIFAR-10 from the python batch files in --data-dir; CNN host",
         needs_data_dir=True,
@@ -126,6 +128,7 @@ _TASKS: tuple[TaskSpec, ...] = (
             learning_rate=0.002,
             episode_length=30,
             default_slots=("r0c0", "r0c1", "r0c2"),
+            seed_width=None,
         ),
         "character-level language model on docstrings that ship with Python; transformer host",
         needs_data_dir=False,
@@ -147,6 +150,7 @@ _TASKS: tuple[TaskSpec, ...] = (
             learning_rate=0.001,
             episode_length=40,
             default_slots=("r0c0", "r0c1", "r0c2", "r0c3"),
+            seed_width=None,
         ),
         "TinyStories text files from --data-dir, byte-level tokens; transformer host",
         needs_data_dir=True,
@@ -169,7 +173,23 @@ _DIGITS_NARROW = TaskSpec(
     loader=_DIGITS.loader,
     max_validation=_DIGITS.max_validation,
 )
-_TASKS = (_DIGITS, _DIGITS_NARROW, *_TASKS[1:])
+_CHARLM = next(task for task in _TASKS if task.name == "charlm")
+assert _CHARLM.config.transformer_host is not None
+# The char-LM host at half width (n_embd 32): under capacity, so growth has headroom (docs/experiments.md).
+_CHARLM_NARROW = TaskSpec(
+    dataclasses.replace(
+        _CHARLM.config,
+        name="charlm_narrow",
+        transformer_host=dataclasses.replace(
+            _CHARLM.config.transformer_host, n_embd=_CHARLM.config.transformer_host.n_embd // 2
+        ),
+    ),
+    "the char-LM with a host at half width (n_embd 32): under capacity, so growth has headroom (docs/experiments.md)",
+    needs_data_dir=_CHARLM.needs_data_dir,
+    loader=_CHARLM.loader,
+    max_validation=_CHARLM.max_validation,
+)
+_TASKS = (_DIGITS, _DIGITS_NARROW, *_TASKS[1:3], _CHARLM_NARROW, *_TASKS[3:])
 
 TASKS: Final[Mapping[str, TaskSpec]] = MappingProxyType({task.name: task for task in _TASKS})
 

@@ -8,6 +8,8 @@ const STAGE_COLORS = {
   HOLDING: "#c792ea", FOSSILIZED: "#ffd84e", PRUNED: "#ff6b6b", EMBARGOED: "#a04848", RESETTING: "#666",
 };
 
+const DELTA_RATIO = "|δ|/|x|";  // a seed's output relative to the host features reaching it (SeedEpoch.delta_ratio)
+
 const state = { run: null, logAfter: 0, env: 0, timer: null, snapshot: null };
 const $ = (id) => document.getElementById(id);
 
@@ -17,14 +19,28 @@ function fmt(value, digits = 3) {
 }
 
 // ---------------------------------------------------------------- line chart on a canvas
-function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data yet" } = {}) {
+// logY: a log10 y axis (values <= 0 cannot be drawn on it and are left out, like nulls). The canvas records what it
+// drew: data-points (points drawn), data-ymin / data-ymax (their range), data-series (names), data-scale.
+function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data yet", logY = false } = {}) {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, pad = { l: 52, r: 10, t: 10, b: 42 };
   ctx.clearRect(0, 0, W, H);
-  const points = series.flatMap((s) => s.points).filter((p) => p[1] !== null);
-  canvas.dataset.points = String(points.length);
+  const drawable = (y) => y !== null && (!logY || y > 0);
+  const raw = series.flatMap((s) => s.points).filter((p) => drawable(p[1]));
+  canvas.dataset.points = String(raw.length);
+  canvas.dataset.scale = logY ? "log" : "linear";
+  canvas.dataset.series = series.map((s) => s.name).join(", ");
   ctx.fillStyle = "#8a8f98"; ctx.font = "12px system-ui";
-  if (points.length === 0) { ctx.fillText(empty, W / 2 - ctx.measureText(empty).width / 2, H / 2); return; }
+  if (raw.length === 0) {
+    delete canvas.dataset.ymin; delete canvas.dataset.ymax;
+    ctx.fillText(empty, W / 2 - ctx.measureText(empty).width / 2, H / 2);
+    return;
+  }
+  canvas.dataset.ymin = String(Math.min(...raw.map((p) => p[1])));
+  canvas.dataset.ymax = String(Math.max(...raw.map((p) => p[1])));
+  const ty = (y) => (drawable(y) ? (logY ? Math.log10(y) : y) : null);
+  series = series.map((s) => ({ ...s, points: s.points.map(([x, y]) => [x, ty(y)]) }));
+  const points = raw.map(([x, y]) => [x, ty(y)]);
   let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
   let [y0, y1] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
@@ -35,7 +51,7 @@ function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data 
   for (let i = 0; i <= 4; i++) {
     const y = y0 + ((y1 - y0) * i) / 4;
     ctx.beginPath(); ctx.moveTo(pad.l, sy(y)); ctx.lineTo(W - pad.r, sy(y)); ctx.stroke();
-    ctx.fillText(y.toPrecision(3), 4, sy(y) + 4);
+    ctx.fillText((logY ? 10 ** y : y).toPrecision(3), 4, sy(y) + 4);
   }
   ctx.fillText(String(x0), pad.l, H - pad.b + 14);
   ctx.fillText(String(x1), W - pad.r - 20, H - pad.b + 14);
@@ -51,7 +67,8 @@ function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data 
       if (!started) { ctx.moveTo(sx(x), sy(y)); started = true; } else { ctx.lineTo(sx(x), sy(y)); }
     }
     ctx.stroke();
-    if (s.points.length === 1) { ctx.fillRect(sx(s.points[0][0]) - 2, sy(s.points[0][1]) - 2, 4, 4); }
+    const drawn = s.points.filter((p) => p[1] !== null);
+    if (drawn.length === 1) { ctx.fillRect(sx(drawn[0][0]) - 2, sy(drawn[0][1]) - 2, 4, 4); }
     ctx.fillRect(legendX, H - 14, 10, 3);
     ctx.fillStyle = "#c0c4cc"; ctx.fillText(s.name, legendX + 14, H - 9);
     legendX += ctx.measureText(s.name).width + 32;
@@ -122,22 +139,41 @@ function renderLanes(s) {
     select.replaceChildren(...ids.map((id) => new Option(`env ${id}`, id)));
     select.value = String(state.env);
   }
-  const env = s.envs.find((e) => e.env === state.env) || s.envs[0];
+  const env = selectedEnv(s);
   if (!env) { $("lanes").textContent = "no epochs yet"; return; }
-  $("lanes").replaceChildren(...Object.entries(env.slots).map(([slot, lane]) => {
+  const head = document.createElement("div"); head.className = "lane head";
+  for (const title of ["slot blueprint level", DELTA_RATIO, "stage per epoch", "now"]) {
+    const th = document.createElement("span"); th.textContent = title; head.appendChild(th);
+    if (title === DELTA_RATIO) th.className = "ratio";
+  }
+  $("lanes").replaceChildren(head, ...Object.entries(env.slots).map(([slot, lane]) => {
     const row = document.createElement("div"); row.className = "lane"; row.dataset.slot = slot;
     const label = document.createElement("span");
     const level = lane.level === null ? "" : ` L${lane.level}/${lane.max_level}`;
     label.textContent = `${slot} ${lane.blueprint || "-"}${level}`;
+    const ratio = document.createElement("span"); ratio.className = "ratio"; ratio.textContent = fmt(lane.delta_ratio);
     const cells = document.createElement("div"); cells.className = "cells";
     lane.stages.forEach((stage, i) => {
       const c = document.createElement("div"); c.className = "cell";
       c.style.background = STAGE_COLORS[stage]; c.title = `epoch ${i + 1}: ${stage}`; cells.appendChild(c);
     });
     const now = document.createElement("span"); now.textContent = lane.stage;
-    row.append(label, cells, now);
+    row.append(label, ratio, cells, now);
     return row;
   }));
+}
+
+// |delta| / |x| of each seed of the selected environment's current episode, on a log scale (0.05-0.5 is healthy;
+// an unbounded incubator reaches 1000).
+function renderDeltaRatios(s) {
+  const env = selectedEnv(s);
+  $("delta-env").textContent = env ? `env ${env.env}` : "no epochs yet";
+  const series = env ? env.delta_ratios.map((c) => ({ name: `${c.slot} ${c.blueprint} (${c.seed_id})`, points: c.points })) : [];
+  drawChart($("chart-delta-ratio"), series, { xLabel: "epoch", yLabel: DELTA_RATIO, logY: true, empty: "no seed measured yet" });
+}
+
+function selectedEnv(s) {
+  return s.envs.find((e) => e.env === state.env) || s.envs[0];
 }
 
 function renderLegend() {
@@ -171,7 +207,8 @@ async function poll() {
     if (!response.ok) throw new Error(data.error);
     $("error").hidden = true;
     state.snapshot = data;
-    renderHeader(data); renderEnvs(data); renderCharts(data); renderActions(data); renderLanes(data); appendLog(data.log);
+    renderHeader(data); renderEnvs(data); renderCharts(data); renderActions(data); renderLanes(data); renderDeltaRatios(data);
+    appendLog(data.log);
     document.body.dataset.events = String(data.events);
     document.body.dataset.status = data.status;
   } catch (err) {
@@ -194,7 +231,10 @@ async function init() {
   const wanted = decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
   const initial = runs.some((r) => r.run_id === wanted) ? wanted : (runs[0] && runs[0].run_id);
   select.onchange = () => selectRun(select.value);
-  $("env-select").onchange = () => { state.env = Number($("env-select").value); if (state.snapshot) renderLanes(state.snapshot); };
+  $("env-select").onchange = () => {
+    state.env = Number($("env-select").value);
+    if (state.snapshot) { renderLanes(state.snapshot); renderDeltaRatios(state.snapshot); }
+  };
   $("log-filter").oninput = () => {
     const f = $("log-filter").value.trim();
     for (const tr of $("log").tBodies[0].rows) tr.hidden = f !== "" && !tr.textContent.includes(f);

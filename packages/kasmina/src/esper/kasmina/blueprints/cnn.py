@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from esper.kasmina.blueprints.common import SeedConvBlock, num_groups, zero_init
+from esper.kasmina.blueprints.common import SeedConvBlock, expansion, num_groups, zero_init
 
 
 class NoopSeed(nn.Module):
@@ -90,14 +90,17 @@ class ConvSmallSeed(nn.Module):
 
 
 class ConvStackSeed(nn.Module):
-    """x + proj(blocks(x)): conv_light has one SeedConvBlock, conv_heavy two; proj (1x1) starts at zero."""
+    """x + proj(blocks(expand(x))): conv_light has one SeedConvBlock, conv_heavy two, at the internal `width`
+    (expand is a 1x1 conv from the slot's channels when the width differs); proj (1x1, back to the slot's channels)
+    starts at zero."""
 
-    def __init__(self, channels: int, depth: int) -> None:
+    def __init__(self, channels: int, depth: int, width: int) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(*(SeedConvBlock(channels) for _ in range(depth)))
-        self.proj = nn.Conv2d(channels, channels, 1, bias=False)
+        self.expand = expansion(channels, width)
+        self.blocks = nn.Sequential(*(SeedConvBlock(width) for _ in range(depth)))
+        self.proj = nn.Conv2d(width, channels, 1, bias=False)
         zero_init(self.proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        delta: torch.Tensor = self.proj(self.blocks(x))
+        delta: torch.Tensor = self.proj(self.blocks(self.expand(x)))
         return x + delta

@@ -30,6 +30,11 @@ class SeedConvBlock(nn.Module):
         return torch.relu(self.norm(self.conv(x)))
 
 
+def expansion(channels: int, width: int) -> nn.Module:
+    """The 1x1 conv from a slot's channels to a seed's internal width (nothing when they are equal)."""
+    return nn.Identity() if width == channels else nn.Conv2d(channels, width, 1, bias=False)
+
+
 def zero_init(module: nn.Conv2d | nn.Linear) -> None:
     """Final layer of a residual seed: the seed starts as an exact identity and the layer still gets gradients."""
     nn.init.zeros_(module.weight)

@@ -1,7 +1,8 @@
 """conv_ladder: a seed whose capacity is its internal level (Phase 0, track C0).
 
-Four SeedConvBlocks and a zero-initialised 1x1 projection. At level L the first L blocks run in sequence and the seed
-returns x + proj(blocks[:L](x)); level 0 returns x itself (exact identity). The level is the only state that
+Four SeedConvBlocks at the internal width (a 1x1 expansion from the slot's channels when the width differs) and a
+zero-initialised 1x1 projection back. At level L the first L blocks run in sequence and the seed returns
+x + proj(blocks[:L](expand(x))); level 0 returns x itself (exact identity). The level is the only state that
 shapes the structure, and blocks at index >= L have requires_grad off, so trainable parameters (and rent) follow the
 level. Changing the level is the job of SeedSlot.change_internal_level(GROW_INTERNAL | SHRINK_INTERNAL).
 """
@@ -13,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from esper.kasmina.blueprints.common import SeedConvBlock, zero_init
+from esper.kasmina.blueprints.common import SeedConvBlock, expansion, zero_init
 from esper.leyline import SeedInternalKind
 
 
@@ -38,12 +39,14 @@ class MicrostructuredSeed(Protocol):
 
 
 class ConvLadderSeed(nn.Module):
-    def __init__(self, channels: int, max_level: int = 4, level: int = 1) -> None:
+    def __init__(self, channels: int, max_level: int = 4, level: int = 1, width: int | None = None) -> None:
         super().__init__()
         if max_level < 1:
             raise ValueError(f"max_level must be >= 1, got {max_level}")
-        self.blocks = nn.ModuleList(SeedConvBlock(channels) for _ in range(max_level))
-        self.proj = nn.Conv2d(channels, channels, 1, bias=False)
+        width = channels if width is None else width
+        self.expand = expansion(channels, width)
+        self.blocks = nn.ModuleList(SeedConvBlock(width) for _ in range(max_level))
+        self.proj = nn.Conv2d(width, channels, 1, bias=False)
         zero_init(self.proj)
         self._max_level = max_level
         self._level = 0
@@ -77,6 +80,7 @@ class ConvLadderSeed(nn.Module):
         # A pure function of (level, frozen): a level change during a frozen ramp cannot unfreeze anything.
         for index, block in enumerate(self.blocks):
             block.requires_grad_(not self._frozen and index < self._level)
+        self.expand.requires_grad_(not self._frozen and self._level > 0)
         self.proj.requires_grad_(not self._frozen and self._level > 0)
 
     def active_param_count(self) -> int:
@@ -84,12 +88,12 @@ class ConvLadderSeed(nn.Module):
         if self._level == 0:
             return 0
         active = sum(p.numel() for block in self.blocks[: self._level] for p in block.parameters())
-        return active + sum(p.numel() for p in self.proj.parameters())
+        return active + sum(p.numel() for end in (self.expand, self.proj) for p in end.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._level == 0:
             return x
-        h = x
+        h = self.expand(x)
         for block in self.blocks[: self._level]:
             h = block(h)
         delta: torch.Tensor = self.proj(h)

@@ -26,41 +26,58 @@ LADDER_START_LEVEL: Final = 1
 class BlueprintSpec:
     topology: Topology
     blueprint: BlueprintAction
-    factory: Callable[[int], nn.Module]  # channels (CNN) or embedding width (transformer) -> module
+    # (channels (CNN) or embedding width (transformer), internal width) -> module; only the CNN conv stacks and the
+    # ladder use the internal width, which is the slot's channels unless the task sets `seed_width`.
+    factory: Callable[[int, int], nn.Module]
     description: str
 
 
 def _spec(
-    topology: Topology, blueprint: BlueprintAction, factory: Callable[[int], nn.Module], text: str
+    topology: Topology, blueprint: BlueprintAction, factory: Callable[[int, int], nn.Module], text: str
 ) -> BlueprintSpec:
     return BlueprintSpec(topology, blueprint, factory, text)
+
+
+def _fixed(factory: Callable[[int], nn.Module]) -> Callable[[int, int], nn.Module]:
+    """A seed whose size follows the slot alone (it has no internal width)."""
+    return lambda channels, width: factory(channels)
 
 
 _CNN = Topology.CNN
 _TF = Topology.TRANSFORMER
 _SPECS: Final = (
-    _spec(_CNN, BP.NOOP, lambda c: cnn.NoopSeed(), "identity"),
-    _spec(_CNN, BP.NORM, cnn.NormSeed, "x + tanh(s)(GN(x) - x)"),
-    _spec(_CNN, BP.ATTENTION, cnn.SqueezeExciteSeed, "squeeze-and-excite channel gate"),
-    _spec(_CNN, BP.DEPTHWISE, cnn.DepthwiseSeed, "depthwise 3x3 + pointwise 1x1, residual"),
-    _spec(_CNN, BP.BOTTLENECK, cnn.BottleneckSeed, "1x1 down, 3x3, 1x1 up, residual"),
-    _spec(_CNN, BP.CONV_SMALL, cnn.ConvSmallSeed, "1x1 conv + GN, residual"),
-    _spec(_CNN, BP.CONV_LIGHT, lambda c: cnn.ConvStackSeed(c, depth=1), "one 3x3 conv block + 1x1 proj, residual"),
-    _spec(_CNN, BP.CONV_HEAVY, lambda c: cnn.ConvStackSeed(c, depth=2), "two 3x3 conv blocks + 1x1 proj, residual"),
+    _spec(_CNN, BP.NOOP, _fixed(lambda c: cnn.NoopSeed()), "identity"),
+    _spec(_CNN, BP.NORM, _fixed(cnn.NormSeed), "x + tanh(s)(GN(x) - x)"),
+    _spec(_CNN, BP.ATTENTION, _fixed(cnn.SqueezeExciteSeed), "squeeze-and-excite channel gate"),
+    _spec(_CNN, BP.DEPTHWISE, _fixed(cnn.DepthwiseSeed), "depthwise 3x3 + pointwise 1x1, residual"),
+    _spec(_CNN, BP.BOTTLENECK, _fixed(cnn.BottleneckSeed), "1x1 down, 3x3, 1x1 up, residual"),
+    _spec(_CNN, BP.CONV_SMALL, _fixed(cnn.ConvSmallSeed), "1x1 conv + GN, residual"),
+    _spec(
+        _CNN,
+        BP.CONV_LIGHT,
+        lambda c, w: cnn.ConvStackSeed(c, depth=1, width=w),
+        "one 3x3 conv block + 1x1 proj, residual",
+    ),
+    _spec(
+        _CNN,
+        BP.CONV_HEAVY,
+        lambda c, w: cnn.ConvStackSeed(c, depth=2, width=w),
+        "two 3x3 conv blocks + 1x1 proj, residual",
+    ),
     _spec(
         _CNN,
         BP.CONV_LADDER,
-        lambda c: ConvLadderSeed(c, max_level=LADDER_MAX_LEVEL, level=LADDER_START_LEVEL),
+        lambda c, w: ConvLadderSeed(c, max_level=LADDER_MAX_LEVEL, level=LADDER_START_LEVEL, width=w),
         "ladder of up to 4 conv blocks; the internal level is the active depth",
     ),
-    _spec(_TF, BP.NOOP, lambda d: transformer.NoopSeed(), "identity"),
-    _spec(_TF, BP.NORM, transformer.LayerNormSeed, "x + tanh(s)(LN(x) - x)"),
-    _spec(_TF, BP.ATTENTION, transformer.CausalAttentionSeed, "causal self-attention (SDPA), residual"),
-    _spec(_TF, BP.FLEX_ATTENTION, transformer.MaskedAttentionSeed, "causal self-attention with a block mask"),
-    _spec(_TF, BP.LORA, lambda d: transformer.LoraSeed(d, rank=8), "low-rank adapter, rank 8"),
-    _spec(_TF, BP.LORA_LARGE, lambda d: transformer.LoraSeed(d, rank=32), "low-rank adapter, rank 32"),
-    _spec(_TF, BP.MLP_SMALL, lambda d: transformer.MlpSeed(d, expansion=2), "MLP, 2x expansion"),
-    _spec(_TF, BP.MLP, lambda d: transformer.MlpSeed(d, expansion=4), "MLP, 4x expansion"),
+    _spec(_TF, BP.NOOP, _fixed(lambda d: transformer.NoopSeed()), "identity"),
+    _spec(_TF, BP.NORM, _fixed(transformer.LayerNormSeed), "x + tanh(s)(LN(x) - x)"),
+    _spec(_TF, BP.ATTENTION, _fixed(transformer.CausalAttentionSeed), "causal self-attention (SDPA), residual"),
+    _spec(_TF, BP.FLEX_ATTENTION, _fixed(transformer.MaskedAttentionSeed), "causal self-attention with a block mask"),
+    _spec(_TF, BP.LORA, _fixed(lambda d: transformer.LoraSeed(d, rank=8)), "low-rank adapter, rank 8"),
+    _spec(_TF, BP.LORA_LARGE, _fixed(lambda d: transformer.LoraSeed(d, rank=32)), "low-rank adapter, rank 32"),
+    _spec(_TF, BP.MLP_SMALL, _fixed(lambda d: transformer.MlpSeed(d, expansion=2)), "MLP, 2x expansion"),
+    _spec(_TF, BP.MLP, _fixed(lambda d: transformer.MlpSeed(d, expansion=4)), "MLP, 4x expansion"),
 )
 
 BLUEPRINTS: Final[Mapping[tuple[Topology, BlueprintAction], BlueprintSpec]] = MappingProxyType(
@@ -79,10 +96,16 @@ def spec_for(topology: Topology, blueprint: BlueprintAction) -> BlueprintSpec:
     return BLUEPRINTS[(topology, blueprint)]
 
 
-def build_seed(topology: Topology, blueprint: BlueprintAction, channels: int) -> nn.Module:
+def build_seed(topology: Topology, blueprint: BlueprintAction, channels: int, width: int | None = None) -> nn.Module:
+    """The seed for a slot of `channels`; `width` is the internal width of the CNN conv stacks and the ladder (None:
+    the slot's channels)."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
-    return spec_for(topology, blueprint).factory(channels)
+    if width is not None and width < 1:
+        raise ValueError(f"seed width must be >= 1, got {width}")
+    if width is not None and topology is not Topology.CNN:
+        raise ValueError(f"seed_width applies to CNN conv seeds only; {topology.value} tasks leave it null")
+    return spec_for(topology, blueprint).factory(channels, channels if width is None else width)
 
 
 def count_trainable(module: nn.Module) -> int:

@@ -33,6 +33,7 @@ from .ppo_update_completed_payload import PpoUpdateCompletedPayload
 from .prune_initiator import PruneInitiator
 from .reward_components import RewardComponents
 from .reward_computed_payload import RewardComputedPayload
+from .seed_epoch import SeedEpoch
 from .seed_fossilized_payload import SeedFossilizedPayload
 from .seed_gate_evaluated_payload import SeedGateEvaluatedPayload
 from .seed_germinated_payload import SeedGerminatedPayload
@@ -86,6 +87,7 @@ __all__ = [
     "PruneInitiator",
     "RewardComponents",
     "RewardComputedPayload",
+    "SeedEpoch",
     "SeedFossilizedPayload",
     "SeedGateEvaluatedPayload",
     "SeedGerminatedPayload",

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .seed_epoch import SeedEpoch
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,4 +54,8 @@ class EpochCompletedPayload:
     governor_rollback: bool
     """
     The governor rolled back during this epoch (the validation figures are after the rollback).
+    """
+    seeds: Sequence[SeedEpoch]
+    """
+    Every seed in a slot after the epoch (live, fossilized, and pruned ones until their slot resets), in slot order.
     """

@@ -84,3 +84,7 @@ class SeedMetrics:
     """
     Trainable parameters of the host.
     """
+    delta_ratio: float | None
+    """
+    Mean |delta| / |x| over the last epoch's training batches: the norm of what the seed adds at full amplitude over the norm of the host features reaching it (incubating seeds measured on their incubation path). Null until a training epoch has measured it.
+    """

@@ -64,3 +64,7 @@ class TaskConfig:
     """
     Slots enabled by default, in action order (distinct).
     """
+    seed_width: int | None
+    """
+    Internal width of the CNN conv seeds (conv_light, conv_heavy, conv_ladder): their blocks run at this many channels, between a 1x1 expansion from the slot's channels and the zero-initialised 1x1 projection back, so a seed can add capacity a narrow slot could not hold. Null: the slot's own channels, no expansion. CNN tasks only (null for transformer tasks).
+    """
