@@ -63,7 +63,7 @@ def build_seeded(host: CNNHost) -> MorphogeneticModel:
         model.slot(slot_id).germinate(blueprint, slot_id, GerminationStyle.LINEAR_ADD, 3, 1.0, model.host_param_count())
         model.slot(slot_id).advance()  # TRAINING
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    torch.nn.functional.cross_entropy(model(x), y).backward()
+    model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)[1].backward()  # the seeds learn (incubation)
     model.record_gradients()
     for slot_id in chosen:
         model.slot(slot_id).advance()  # BLENDING

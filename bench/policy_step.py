@@ -45,7 +45,7 @@ def build_views() -> tuple[tuple[str, ...], list[EnvView]]:
         model.slot(slot_id).germinate(blueprint, slot_id, GerminationStyle.LINEAR_ADD, 3, 1.0, model.host_param_count())
         model.slot(slot_id).advance()
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    torch.nn.functional.cross_entropy(model(x), y).backward()
+    model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)[1].backward()  # the seeds learn (incubation)
     model.record_gradients()
     model.slot(slots[0]).advance()  # into BLENDING
     reports = {r.slot_id: r for r in model.reports()}

@@ -93,6 +93,11 @@ def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, caps
         "TRAINING_COMPLETED",
     } <= kinds
     assert sum(1 for e in events if e.event_type.name == "EPOCH_COMPLETED") == 60
+    # The host-only baseline's epochs are in the log too, tagged as such: env 0, episode 0, epochs 1..60, ending at
+    # the accuracy the summary reports for the baseline.
+    baseline = [e for e in events if e.event_type.name == "HOST_BASELINE_EPOCH"]
+    assert [(e.env_id, e.episode, e.epoch) for e in baseline] == [(0, 0, epoch) for epoch in range(1, 61)]
+    assert baseline[-1].payload.val_accuracy == first.baseline_accuracy
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["blueprints"] == ["conv_ladder"] and config["task"]["name"] == "digits"
 

@@ -5,7 +5,11 @@ Every EPOCH_COMPLETED carries the seeds in its environment's slots (SeedEpoch), 
 GERMINATED (alpha 0), fossilized ones as FOSSILIZED (alpha 1, counterfactual 0.4) and pruned ones as PRUNED (alpha 0,
 delta ratio null) until their slot germinates again or the episode ends. A seed's delta ratio at the k-th epoch it
 is reported in is `delta_ratio(n, k)` (n: its number, as in its id `env{e}-seed{n}`): 0.11, 0.12, ... for seed 1,
-0.21, ... for seed 2."""
+0.21, ... for seed 2.
+
+A heuristic-style run (`heuristic_run`) writes, after each episode's own events, its host-only baseline as
+`esper train heuristic` does: HOST_BASELINE_EPOCH under env 0, that episode and epochs 1..N, with the known metrics
+of `baseline_metrics(episode, epoch)` (val accuracy 40 + 10 * episode + epoch)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from esper.leyline import (
     GerminationStyle,
     GovernorReason,
     GovernorRollbackPayload,
+    HostBaselineEpochPayload,
     InternalOpMetricsPayload,
     LifecycleOp,
     ParallelMode,
@@ -63,6 +68,15 @@ FOSSILIZED_CONTRIBUTION = 0.4
 def delta_ratio(number: int, reported: int) -> float:
     """|delta| / |x| of seed `number` at the `reported`-th epoch it is in (from 1)."""
     return round(0.1 * number + 0.01 * reported, 6)
+
+
+def baseline_metrics(episode: int, epoch: int) -> HostBaselineEpochPayload:
+    """The host-only baseline's epoch `epoch` of episode `episode`: val accuracy 40 + 10 * episode + epoch (train
+    accuracy one point higher), losses 1.1 / epoch (train) and 1.3 / epoch (val)."""
+    val_accuracy = 40.0 + 10.0 * episode + epoch
+    return HostBaselineEpochPayload(
+        train_loss=1.1 / epoch, train_accuracy=val_accuracy + 1.0, val_loss=1.3 / epoch, val_accuracy=val_accuracy
+    )
 
 
 @dataclass
@@ -329,6 +343,18 @@ class SyntheticRun:
             )
         )
 
+    def host_baseline(self, epochs: range | None = None) -> None:
+        """Env 0's current episode's host-only baseline, written as `esper train heuristic` does after the episode's
+        own events (an emitter of env 0 at that episode): HOST_BASELINE_EPOCH at each of `epochs` (default: the whole
+        episode, 1..episode_length) with `baseline_metrics`."""
+        episode = self._emitters[0].episode
+        assert episode is not None, "host_baseline before start_episode(0, ...)"
+        emitter = self.hub.emitter(0)
+        emitter.start_episode(episode)
+        for epoch in range(1, self.episode_length + 1) if epochs is None else epochs:
+            emitter.set_epoch(epoch)
+            emitter.emit(baseline_metrics(episode, epoch))
+
     def ppo_update(self, round_: int, op_entropy: float) -> None:
         entropies = {head: 0.9 for head in ActionHead}
         entropies[ActionHead.OP] = op_entropy
@@ -460,6 +486,49 @@ def every_event_type_run(run_dir: Path) -> Path:
     run.decide(0, 6, OP.PRUNE, slot="r0c1")
     run.extras(0)
     run.outcome(0, 91.0, 200, rollbacks=1)
+    run.host_baseline()
     run.ppo_update(1, 0.7)
     run.finish(baseline_accuracy=90.0)
+    return run_dir
+
+
+HEURISTIC_EPISODE_LENGTH = 6
+# The seed events of each heuristic_episode, as the accuracy charts mark them: (epoch, kind, slot).
+HEURISTIC_SEED_MARKS = (
+    (1, "germinate", "r0c0"),
+    (2, "level", "r0c0"),
+    (4, "fossilize", "r0c0"),
+    (5, "germinate", "r0c1"),
+    (6, "prune", "r0c1"),
+)
+
+
+def heuristic_episode(run: SyntheticRun, episode: int, final_accuracy: float) -> None:
+    """One episode of env 0 (HEURISTIC_EPISODE_LENGTH epochs): a ladder germinated in r0c0 at epoch 1, grown at 2
+    and fossilized at 4; conv_heavy germinated in r0c1 at 5 and pruned at 6 (HEURISTIC_SEED_MARKS); then its
+    outcome. Its baseline is left to the caller (`run.host_baseline()`)."""
+    run.start_episode(0, episode)
+    run.decide(0, 1, OP.GERMINATE, blueprint="conv_ladder", reward=None)
+    run.decide(0, 2, OP.GROW_INTERNAL, reward=None)
+    run.decide(0, 3, OP.WAIT, reward=None)
+    run.decide(0, 4, OP.FOSSILIZE, reward=None)
+    run.decide(0, 5, OP.GERMINATE, slot="r0c1", blueprint="conv_heavy", reward=None)
+    run.decide(0, 6, OP.PRUNE, slot="r0c1", reward=None)
+    run.outcome(0, final_accuracy, 80)
+
+
+def heuristic_start(run_dir: Path) -> SyntheticRun:
+    return SyntheticRun(run_dir, episode_length=HEURISTIC_EPISODE_LENGTH, policy=PolicyKind.HEURISTIC)
+
+
+def heuristic_run(run_dir: Path, *, episodes: int = 2) -> Path:
+    """A finished heuristic run of `episodes` heuristic_episodes (final accuracy 60 + episode), each followed by its
+    host-only baseline (`baseline_metrics`); summary.json's baseline is the last one's final accuracy."""
+    run = heuristic_start(run_dir)
+    for episode in range(episodes):
+        heuristic_episode(run, episode, 60.0 + episode)
+        run.host_baseline()
+    run.finish(
+        baseline_accuracy=baseline_metrics(episodes - 1, HEURISTIC_EPISODE_LENGTH).val_accuracy, episodes=episodes
+    )
     return run_dir

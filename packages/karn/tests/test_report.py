@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from karn_synthetic import every_event_type_run
+from karn_synthetic import HEURISTIC_SEED_MARKS, OP, every_event_type_run, heuristic_run, scripted_run
 
 from esper.karn import RunStore
 from esper.karn.render import RENDERERS, render_event, where
@@ -21,6 +21,8 @@ def test_every_event_type_renders_to_a_line_naming_its_facts(tmp_path: Path) -> 
     assert rendered["ACTION_TAKEN"] == "ppo chose PRUNE"
     assert rendered["SEED_GATE_EVALUATED"] == "env0-seed99: gate G1 failed: too early"
     assert rendered["COUNTERFACTUAL_DELTA"] == "GROW_INTERNAL 1 -> 2: accuracy +2.00 vs NOOP +0.50 after 1 epoch(s)"
+    # The last of the baseline's epochs (karn_synthetic.baseline_metrics of episode 0, epoch 6).
+    assert rendered["HOST_BASELINE_EPOCH"] == "host-only baseline epoch: val 46.0% loss 0.217, train 47.0% loss 0.183"
     assert where(store.log.events[0]) == ""  # TRAINING_STARTED is run-level: no env, episode, epoch or slot
     germinated = next(e for e in store.log.events if e["event_type"] == "SEED_GERMINATED")
     assert where(germinated) == "e0 ep0 @1 r0c0"
@@ -52,3 +54,49 @@ def test_the_report_is_self_contained_and_covers_every_event_type(tmp_path: Path
             (0, 0, "r0c1", "env0-seed2", "conv_heavy", 1, 1, 0.21, 6, "GERMINATED"),
         )
     ]
+
+
+def polylines(text: str) -> dict[str, list[tuple[float, float]]]:
+    """Each series the report drew, by name: its points in SVG coordinates (after checking its data-points)."""
+    found = {}
+    for name, count, points in re.findall(
+        r'<polyline data-series="([^"]*)" data-points="(\d+)" points="([^"]*)"', text
+    ):
+        pairs = [tuple(float(v) for v in pair.split(",")) for pair in points.split()]
+        assert len(pairs) == int(count), name
+        found[name] = pairs
+    return found
+
+
+def test_the_report_overlays_the_host_only_baseline_and_marks_seed_events(tmp_path: Path) -> None:
+    store = RunStore(heuristic_run(tmp_path / "h", episodes=2))
+    out = tmp_path / "report.html"
+    write_report(store, out)
+    text = out.read_text()
+    accuracy = text[text.index("<svg") : text.index("</svg>")]  # the first figure: accuracy over every epoch
+    lines = polylines(accuracy)
+    assert list(lines) == ["env 0 val acc", "host-only baseline"]
+    grown, baseline = lines["env 0 val acc"], lines["host-only baseline"]
+    assert len(grown) == len(baseline) == 12
+    assert [x for x, _ in baseline] == [x for x, _ in grown]  # each baseline epoch sits on its grown epoch
+    # The baseline rises 41..46 then 51..56 (SVG y grows downwards); the grown curve 50.5..56 by 0.5 a step.
+    assert baseline[0][1] > grown[0][1] and baseline[-1][1] == grown[-1][1]
+    assert 'stroke-dasharray="6 4"' in accuracy
+    kinds = re.findall(r'data-mark="(\w+)"', accuracy)
+    assert kinds == [kind for _ in range(2) for _, kind, _ in HEURISTIC_SEED_MARKS]
+    assert re.findall(r'data-boundary="(\d+)"', accuracy) == ["1"]  # episode 1 starts between epochs 6 and 7
+    for legend in ("germinate", "level", "fossilize", "prune", "episode start", "host-only baseline"):
+        assert f">{legend}</text>" in accuracy, legend
+    finals = polylines(text)
+    assert len(finals["final acc"]) == len(finals["host-only final acc"]) == 2
+
+
+def test_a_run_without_a_baseline_draws_none(tmp_path: Path) -> None:
+    store = RunStore(scripted_run(tmp_path / "ppo", [(2, OP.GERMINATE)], episode_length=4))
+    out = tmp_path / "report.html"
+    write_report(store, out)
+    text = out.read_text()
+    assert list(polylines(text))[:2] == ["env 0 val acc", "final acc"]
+    assert not [name for name in polylines(text) if "host-only" in name]
+    assert ">host-only baseline</text>" not in text and ">host-only final acc</text>" not in text
+    assert re.findall(r'data-mark="(\w+)"', text) == ["germinate"] and "data-boundary" not in text

@@ -4,7 +4,15 @@ import json
 from pathlib import Path
 
 import pytest
-from karn_synthetic import OP, SyntheticRun, every_event_type_run, scripted_run
+from karn_synthetic import (
+    HEURISTIC_EPISODE_LENGTH,
+    OP,
+    SyntheticRun,
+    baseline_metrics,
+    every_event_type_run,
+    heuristic_run,
+    scripted_run,
+)
 
 from esper.karn import VIEW_FOR_EVENT, VIEWS, QueryError, RunStore, list_run_dirs, read_events
 from esper.karn.eventlog import EventTail
@@ -79,6 +87,46 @@ def test_seed_epochs_has_one_row_per_seed_per_epoch_with_its_delta_ratio(tmp_pat
     ).rows
     assert joined == [(7,)]
     assert store.one("SELECT max(delta_ratio) AS top FROM seed_epochs WHERE seed_id = 'env0-seed1'") == {"top": 0.14}
+
+
+def test_host_baseline_has_one_row_per_baseline_epoch_with_its_metrics(tmp_path: Path) -> None:
+    # Two episodes, each followed by its host-only baseline: env 0, the episode, epochs 1-6 (karn_synthetic:
+    # val accuracy 40 + 10 * episode + epoch, train accuracy one point higher, losses 1.1 / epoch and 1.3 / epoch).
+    store = RunStore(heuristic_run(tmp_path / "h", episodes=2))
+    rows = store.query(
+        "SELECT run_id, rank, env_id, episode, epoch, slot_id, train_loss, train_accuracy, val_loss, val_accuracy "
+        "FROM host_baseline ORDER BY seq"
+    ).rows
+    assert rows == [
+        (
+            "h",
+            0,
+            0,
+            episode,
+            epoch,
+            None,
+            1.1 / epoch,
+            41.0 + 10 * episode + epoch,
+            1.3 / epoch,
+            40.0 + 10 * episode + epoch,
+        )
+        for episode in (0, 1)
+        for epoch in range(1, HEURISTIC_EPISODE_LENGTH + 1)
+    ]
+    assert rows[-1][-1] == baseline_metrics(1, 6).val_accuracy == 56.0
+    # Each baseline epoch is written after its episode's own events and before the next episode's.
+    order = store.query(
+        "SELECT b.episode, max(b.seq) < (SELECT min(seq) FROM epochs WHERE episode = b.episode + 1), "
+        "min(b.seq) > (SELECT seq FROM episode_outcomes WHERE episode = b.episode) FROM host_baseline b GROUP BY 1 "
+        "ORDER BY 1"
+    ).rows
+    assert order == [(0, True, True), (1, None, True)]
+    # The overlay: each grown epoch has its host-only twin (same env, episode, epoch).
+    joined = store.query(
+        "SELECT count(*) FROM epochs e JOIN host_baseline b USING (run_id, rank, env_id, episode, epoch)"
+    ).rows
+    assert joined == [(12,)]
+    assert RunStore(scripted_run(tmp_path / "ppo", [], episode_length=2)).view("host_baseline").rows == []
 
 
 def test_anti_thrash_reversal_rate_and_density(tmp_path: Path) -> None:

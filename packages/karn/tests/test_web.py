@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from karn_synthetic import OP, SyntheticRun
+from karn_synthetic import HEURISTIC_SEED_MARKS, OP, SyntheticRun, heuristic_run
 
 from esper.karn.web import Dashboard, DashboardServer
 
@@ -74,6 +74,10 @@ def test_api_lists_runs_and_serves_incremental_snapshots(tmp_path: Path, server:
     assert snap["envs"][1]["delta_ratios"] == [
         {"seed_id": "env1-seed2", "slot": "r0c1", "blueprint": "conv_heavy", "points": [[2, 0.21]]}
     ]
+    # A PPO run has no host-only baseline; the seed events of each env's episode are marked at their epochs.
+    assert [env["baseline"] for env in snap["envs"]] == [[], []]
+    assert [(m["epoch"], m["kind"]) for m in snap["envs"][0]["seed_marks"]] == [(1, "germinate"), (2, "level")]
+    assert [o["baseline_accuracy"] for o in snap["episodes"]] == [None, None]
     last = snap["log"][-1]["seq"]
     status, again = get(server, f"/api/runs/a?log_after={last - 2}")
     assert [e["seq"] for e in again["log"]] == [last - 1, last]
@@ -138,11 +142,19 @@ def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, se
     delta = delta_chart(dom)
     assert delta == {
         "points": "2",
+        "counts": "2",
         "scale": "log",
         "series": "r0c0 conv_ladder (env0-seed1)",
+        "marks": "0",
+        "mark-kinds": "",
         "ymin": "0.11",
         "ymax": "0.12",
     }
+    # Accuracy: the selected env's (env 0) epochs, no host-only baseline (a PPO run), its two seed events marked.
+    accuracy = chart_data(dom, "accuracy")
+    assert (accuracy["series"], accuracy["counts"]) == ("env 0 val acc", "3")
+    assert (accuracy["marks"], accuracy["mark-kinds"]) == ("2", "germinate, level")
+    assert chart_data(dom, "episodes")["series"] == "final val acc"
     assert '<span id="delta-env">env 0</span>' in dom
     for chart in ("accuracy", "episodes", "losses"):
         points = re.search(rf'id="chart-{chart}"[^>]*data-points="(\d+)"', dom)
@@ -151,11 +163,37 @@ def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, se
     assert shot.stat().st_size > 20_000
 
 
+def chart_data(dom: str, name: str) -> dict[str, str]:
+    """The data-* attributes the page's chart `chart-<name>` records about what it drew."""
+    canvas = re.search(rf'<canvas id="chart-{name}"([^>]*)>', dom)
+    assert canvas is not None, f"no chart {name}"
+    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', canvas.group(1)))
+
+
 def delta_chart(dom: str) -> dict[str, str]:
     """The data-* attributes the page's |delta|/|x| chart records about what it drew."""
-    canvas = re.search(r'<canvas id="chart-delta-ratio"([^>]*)>', dom)
-    assert canvas is not None, "no |delta|/|x| chart"
-    return dict(re.findall(r'data-(\w+)="([^"]*)"', canvas.group(1)))
+    return chart_data(dom, "delta-ratio")
+
+
+def test_the_page_overlays_the_host_only_baseline_and_marks_seed_events(
+    tmp_path: Path, server: DashboardServer
+) -> None:
+    heuristic_run(tmp_path / "h", episodes=2)
+    dom = browse(server.url + "#run=h", budget_ms=3000)
+    assert 'data-status="finished"' in dom
+    # Env 0's current (last) episode: its 6 epochs (53.5..56), its baseline's 6 (karn_synthetic: 51..56) and its
+    # five seed events.
+    accuracy = chart_data(dom, "accuracy")
+    assert accuracy["series"] == "env 0 val acc, host-only baseline" and accuracy["counts"] == "6, 6"
+    assert (accuracy["points"], accuracy["ymin"], accuracy["ymax"]) == ("12", "51", "56")
+    assert accuracy["marks"] == str(len(HEURISTIC_SEED_MARKS)) == "5"
+    assert accuracy["mark-kinds"] == "germinate, level, fossilize, prune"
+    assert '<span id="accuracy-env">env 0 · episode 1</span>' in dom
+    # Per episode: the final accuracies (60, 61) and the host-only finals (46, 56).
+    episodes = chart_data(dom, "episodes")
+    assert episodes["series"] == "final val acc, host-only final val acc" and episodes["counts"] == "2, 2"
+    assert (episodes["ymin"], episodes["ymax"]) == ("46", "61")
+    assert dom.count('data-type="HOST_BASELINE_EPOCH"') == 12
 
 
 class AppendingDashboard(Dashboard):

@@ -95,10 +95,16 @@ def test_every_task_builds_its_host_and_declares_valid_slots() -> None:
         get_task("cifar10").load(None)
 
 
-def test_digits_narrow_is_the_digits_task_at_half_width() -> None:
-    """tools/headroom.py measures digits_narrow against digits as its 2x-width host: nothing else may differ."""
+def test_narrow_tasks_are_their_tasks_at_half_width() -> None:
+    """tools/headroom.py measures each narrow task against its wide one as the 2x-width host: nothing the host-only
+    training depends on may differ (digits_narrow's seed width sizes seeds only)."""
     narrow, wide = get_task("digits_narrow").config, get_task("digits").config
     assert narrow.cnn_host is not None and wide.cnn_host is not None
     assert 2 * narrow.cnn_host.base_channels == wide.cnn_host.base_channels
     assert dataclasses.replace(narrow.cnn_host, base_channels=wide.cnn_host.base_channels) == wide.cnn_host
-    assert dataclasses.replace(narrow, name="digits", cnn_host=wide.cnn_host) == wide
+    assert narrow.seed_width == 4 and wide.seed_width is None
+    assert dataclasses.replace(narrow, name="digits", cnn_host=wide.cnn_host, seed_width=None) == wide
+    narrow, wide = get_task("charlm_narrow").config, get_task("charlm").config
+    assert narrow.transformer_host is not None and wide.transformer_host is not None
+    assert 2 * narrow.transformer_host.n_embd == wide.transformer_host.n_embd
+    assert dataclasses.replace(narrow, name="charlm", transformer_host=wide.transformer_host) == wide

@@ -24,6 +24,7 @@ from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
     LIVE_STAGES,
     EpisodeOutcome,
+    HostBaselineEpochPayload,
     LifecycleOp,
     PolicyKind,
     TelemetryHub,
@@ -44,18 +45,32 @@ def _policy(plan: RunPlan) -> Policy:
     return RandomPolicy(len(plan.slots))
 
 
-def _host_only(plan: RunPlan, data: TensorData, episode: int, stop: StopRequest) -> float | None:
+def _host_only(plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int, stop: StopRequest) -> float | None:
     """The host-only baseline of one episode: the same host, seeded alike, trained for the same epochs with every
-    slot dormant. Its final accuracy; None when a stop was requested first."""
+    slot dormant. Each epoch goes into the run's log as HOST_BASELINE_EPOCH (env 0, this episode), so Karn can draw
+    the host's own curve beside the grown one; the baseline environment's own events stay out of it. Its final
+    accuracy; None when a stop was requested first."""
     env = Environment(
         plan.task, data, plan.slots, TelemetryHub(f"{plan.config.run_id}-baseline").emitter(0), plan.seed, plan.device
     )
     env.reset(episode)
+    emitter = hub.emitter(0)
+    emitter.start_episode(episode)
     accuracy = None
     for _ in range(plan.epochs):
         if stop.requested:
             return None
-        accuracy = env.step(WAIT).validation.accuracy
+        metrics = env.step(WAIT).signals.metrics
+        emitter.set_epoch(metrics.epoch)
+        emitter.emit(
+            HostBaselineEpochPayload(
+                train_loss=metrics.train_loss,
+                train_accuracy=metrics.train_accuracy,
+                val_loss=metrics.val_loss,
+                val_accuracy=metrics.val_accuracy,
+            )
+        )
+        accuracy = metrics.val_accuracy
     return accuracy
 
 
@@ -99,7 +114,7 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
     for episode in range(episodes):
         name = f"episode {episode + 1}/{episodes}"
         ran = loop.run(episode, act, stop=lambda: stop.requested, on_step=_progress_line(progress, name, plan.epochs))
-        baseline = None if ran is None else _host_only(plan, data, episode, stop)
+        baseline = None if ran is None else _host_only(plan, data, hub, episode, stop)
         if ran is None or baseline is None:
             break
         (outcome,) = ran.outcomes

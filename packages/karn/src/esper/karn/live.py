@@ -3,7 +3,9 @@ show. `refresh()` reads only the new complete lines; `snapshot()` is the JSON-re
 
 Curves keep every point of the long horizon (per-episode outcomes, PPO updates) and the per-epoch detail of each
 environment's current episode, so a long run's page stays small: the |delta| / |x| of each seed (SeedEpoch's
-delta_ratio, from EPOCH_COMPLETED) too.
+delta_ratio, from EPOCH_COMPLETED) too, as do the host-only baseline's epochs of that episode
+(HOST_BASELINE_EPOCH, written after the episode's own events) and its seed events (germinate, internal level change,
+fossilize, prune) at their epochs. The host-only final accuracy of each episode joins its outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from esper.karn.eventlog import EventTail, WireEvent
-from esper.karn.render import op_name, render_event, stage_name, where
+from esper.karn.render import SEED_MARKS, op_name, render_event, stage_name, where
 from esper.karn.store import EVENTS_FILE
 from esper.karn.store import REWARD_PARTS as STORE_REWARD_PARTS
 from esper.leyline import TelemetryEventType, assert_covers
@@ -74,6 +76,8 @@ class EnvState:
     losses: list[tuple[int, float | None, float]] = field(default_factory=list)
     rewards: list[tuple[int, float]] = field(default_factory=list)
     delta_ratios: dict[str, SeedCurve] = field(default_factory=dict)  # by seed id, in order of first report
+    baseline: list[tuple[int, float]] = field(default_factory=list)  # host-only val accuracy per epoch (env 0 only)
+    seed_marks: list[dict[str, Any]] = field(default_factory=list)  # epoch, kind (a SEED_MARKS name), slot, seed
 
 
 class LiveRun:
@@ -92,6 +96,7 @@ class LiveRun:
         self.reward_sums: dict[str, float] = dict.fromkeys(REWARD_PARTS, 0.0)
         self.reward_steps = 0
         self.episodes: list[dict[str, Any]] = []
+        self.baseline_finals: dict[tuple[int, int], float] = {}  # (env, episode) -> host-only final val accuracy
         self.ppo: list[dict[str, Any]] = []
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_LENGTH)
 
@@ -117,6 +122,16 @@ class LiveRun:
         slot = event["slot_id"]
         assert isinstance(slot, str), f"{event['event_type']} without slot_id"
         return self._slot(env, slot)
+
+    def _marked_lane(self, event: WireEvent, p: Payload) -> SlotLane:
+        """The lane of a seed event the accuracy chart marks at its epoch (SEED_MARKS), once marked."""
+        env = self._env(event)
+        lane = self._lane(env, event)
+        kind = SEED_MARKS[TelemetryEventType[event["event_type"]]]
+        env.seed_marks.append(
+            {"epoch": event["epoch"], "kind": kind, "slot": event["slot_id"], "seed_id": p["seed_id"]}
+        )
+        return lane
 
     @staticmethod
     def _slot(env: EnvState, slot: str) -> SlotLane:
@@ -166,8 +181,15 @@ class LiveRun:
             lane.delta_ratio = reported[slot]["delta_ratio"] if slot in reported else None
             lane.stages.append(lane.stage)
 
+    def _on_host_baseline(self, event: WireEvent, p: Payload) -> None:
+        env = self._env(event)
+        env.baseline.append((event["epoch"], p["val_accuracy"]))
+        assert self.started is not None, "HOST_BASELINE_EPOCH before TRAINING_STARTED"
+        if event["epoch"] == self.started["episode_length"]:  # the baseline ran the whole episode: its final
+            self.baseline_finals[event["env_id"], event["episode"]] = p["val_accuracy"]
+
     def _on_germinated(self, event: WireEvent, p: Payload) -> None:
-        lane = self._lane(self._env(event), event)
+        lane = self._marked_lane(event, p)
         lane.blueprint = p["blueprint_id"]
         lane.delta_ratio = None  # a new seed: not measured until its first epoch
         lane.level = p["internal_level"] if p["internal_kind"] else None
@@ -179,13 +201,13 @@ class LiveRun:
         lane.blueprint = p["blueprint_id"]
 
     def _on_fossilized(self, event: WireEvent, p: Payload) -> None:
-        self._lane(self._env(event), event).stage = "FOSSILIZED"
+        self._marked_lane(event, p).stage = "FOSSILIZED"
 
     def _on_pruned(self, event: WireEvent, p: Payload) -> None:
-        self._lane(self._env(event), event).stage = "PRUNED"
+        self._marked_lane(event, p).stage = "PRUNED"
 
     def _on_internal_level(self, event: WireEvent, p: Payload) -> None:
-        lane = self._lane(self._env(event), event)
+        lane = self._marked_lane(event, p)
         lane.level, lane.max_level = p["to_level"], p["max_level"]
         self.internal_levels += 1
 
@@ -246,48 +268,57 @@ class LiveRun:
             "started": self.started,
             "completed": self.completed,
             "slot_ids": self.slot_ids,
-            "envs": [
-                {
-                    "env": env_id,
-                    "episode": env.episode,
-                    "epoch": env.epoch,
-                    "val_accuracy": env.val_accuracy,
-                    "train_loss": env.train_loss,
-                    "val_loss": env.val_loss,
-                    "live_seeds": env.live_seeds,
-                    "seed_params": env.seed_params,
-                    "last_action": env.last_action,
-                    "last_reward": env.last_reward,
-                    "accuracy": env.accuracy,
-                    "losses": env.losses,
-                    "rewards": env.rewards,
-                    "slots": {
-                        slot: {
-                            "stage": lane.stage,
-                            "blueprint": lane.blueprint,
-                            "level": lane.level,
-                            "max_level": lane.max_level,
-                            "stages": lane.stages,
-                            "delta_ratio": lane.delta_ratio,
-                        }
-                        for slot, lane in env.slots.items()
-                    },
-                    "delta_ratios": [
-                        {"seed_id": seed_id, "slot": curve.slot, "blueprint": curve.blueprint, "points": curve.points}
-                        for seed_id, curve in env.delta_ratios.items()
-                    ],
-                }
-                for env_id, env in sorted(self.envs.items())
-            ],
+            "envs": [_env_snapshot(env_id, env) for env_id, env in sorted(self.envs.items())],
             "ops": dict(self.ops.most_common()),
             "invalid_actions": self.invalid,
             "internal_level_changes": self.internal_levels,
             "governor_rollbacks": self.rollbacks,
             "reward_means": self.reward_means(),
-            "episodes": self.episodes,
+            "episodes": [outcome | {"baseline_accuracy": self._baseline_final(outcome)} for outcome in self.episodes],
             "ppo": self.ppo,
             "log": [entry for entry in self.log if entry["seq"] > log_after],
         }
+
+    def _baseline_final(self, outcome: dict[str, Any]) -> float | None:
+        """The host-only final val accuracy of an outcome's episode (None: no baseline, or not finished yet)."""
+        key = (outcome["env"], outcome["episode"])
+        return self.baseline_finals[key] if key in self.baseline_finals else None
+
+
+def _env_snapshot(env_id: int, env: EnvState) -> dict[str, Any]:
+    """One environment's current episode, JSON-ready."""
+    return {
+        "env": env_id,
+        "episode": env.episode,
+        "epoch": env.epoch,
+        "val_accuracy": env.val_accuracy,
+        "train_loss": env.train_loss,
+        "val_loss": env.val_loss,
+        "live_seeds": env.live_seeds,
+        "seed_params": env.seed_params,
+        "last_action": env.last_action,
+        "last_reward": env.last_reward,
+        "accuracy": env.accuracy,
+        "baseline": env.baseline,
+        "seed_marks": env.seed_marks,
+        "losses": env.losses,
+        "rewards": env.rewards,
+        "slots": {
+            slot: {
+                "stage": lane.stage,
+                "blueprint": lane.blueprint,
+                "level": lane.level,
+                "max_level": lane.max_level,
+                "stages": lane.stages,
+                "delta_ratio": lane.delta_ratio,
+            }
+            for slot, lane in env.slots.items()
+        },
+        "delta_ratios": [
+            {"seed_id": seed_id, "slot": curve.slot, "blueprint": curve.blueprint, "points": curve.points}
+            for seed_id, curve in env.delta_ratios.items()
+        ],
+    }
 
 
 # How LiveRun folds each event type; every TelemetryEventType has an entry, so a new one fails the tests until the
@@ -311,5 +342,6 @@ _FOLDS: Final[Mapping[TelemetryEventType, Callable[[LiveRun, WireEvent, Payload]
     E.GOVERNOR_ROLLBACK: LiveRun._on_rollback,
     E.CHECKPOINT_SAVED: LiveRun._log_only,
     E.CHECKPOINT_LOADED: LiveRun._log_only,
+    E.HOST_BASELINE_EPOCH: LiveRun._on_host_baseline,
 }
 assert_covers(TelemetryEventType, _FOLDS, consumer="karn LiveRun folds")

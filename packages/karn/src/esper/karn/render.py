@@ -24,6 +24,15 @@ E = TelemetryEventType
 Payload = Mapping[str, Any]
 
 
+# The seed events the accuracy charts mark at their epochs (the page and the report), by the name they show.
+SEED_MARKS: Final[Mapping[TelemetryEventType, str]] = {
+    E.SEED_GERMINATED: "germinate",
+    E.SEED_INTERNAL_LEVEL_CHANGED: "level",
+    E.SEED_FOSSILIZED: "fossilize",
+    E.SEED_PRUNED: "prune",
+}
+
+
 def op_name(value: int) -> str:
     return LifecycleOp(value).name
 
@@ -68,6 +77,13 @@ def _epoch(p: Payload) -> str:
     return (
         f"epoch: val {_pct(p['val_accuracy'])} loss {p['val_loss']:.3f}, train loss {loss}, "
         f"{p['live_seeds']} live seed(s), +{p['seed_params']} params{rollback}"
+    )
+
+
+def _baseline(p: Payload) -> str:
+    return (
+        f"host-only baseline epoch: val {_pct(p['val_accuracy'])} loss {p['val_loss']:.3f}, "
+        f"train {_pct(p['train_accuracy'])} loss {p['train_loss']:.3f}"
     )
 
 
@@ -183,6 +199,7 @@ RENDERERS: Final[Mapping[TelemetryEventType, Callable[[Payload], str]]] = {
     E.GOVERNOR_ROLLBACK: _rollback,
     E.CHECKPOINT_SAVED: _saved,
     E.CHECKPOINT_LOADED: _loaded,
+    E.HOST_BASELINE_EPOCH: _baseline,
 }
 assert_covers(TelemetryEventType, RENDERERS, consumer="karn RENDERERS")
 

@@ -5,17 +5,22 @@ Phase 0 gates of the run alone, the largest |delta| / |x| of each seed, and the 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from esper.karn.gates import evaluate
-from esper.karn.render import format_cell, render_event
+from esper.karn.render import SEED_MARKS, format_cell, render_event
 from esper.karn.store import RunStore
 from esper.leyline import TelemetryEventType
 
 COLORS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#8c564b", "#7f7f7f")
+BASELINE_COLOR: Final = "#7f7f7f"  # the host-only baseline, drawn dashed
+MARK_COLORS: Final = {"germinate": "#2ca02c", "level": "#9467bd", "fossilize": "#c9a000", "prune": "#d62728"}
 Point = tuple[float, float]
+Mark = tuple[float, str]  # a seed event at x: (x, kind of MARK_COLORS)
+Boundary = tuple[float, int]  # where an episode starts: (x, episode)
 
 CSS: Final = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
@@ -44,53 +49,145 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A chart's plot area: data ranges and pixel margins, mapping data to SVG coordinates."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    width: int
+    height: int
+    left: int = 56
+    right: int = 12
+    top: int = 12
+    bottom: int = 56
+
+    def sx(self, x: float) -> float:
+        return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.width - self.left - self.right)
+
+    def sy(self, y: float) -> float:
+        return self.height - self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.height - self.top - self.bottom)
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    return (low - 1, high + 1) if low == high else (low, high)
+
+
 def line_chart(
-    series: Sequence[tuple[str, Sequence[Point]]], *, x_label: str, y_label: str, width: int = 520, height: int = 260
+    series: Sequence[tuple[str, Sequence[Point]]],
+    *,
+    x_label: str,
+    y_label: str,
+    dashed: Collection[str] = (),
+    marks: Sequence[Mark] = (),
+    boundaries: Sequence[Boundary] = (),
+    width: int = 520,
+    height: int = 260,
 ) -> str:
-    """An inline SVG line chart; series with no points are left out, and no points at all says so."""
+    """An inline SVG line chart; series with no points are left out, and no points at all says so. Series named in
+    `dashed` are drawn dashed in grey (a baseline); `marks` (x, kind of MARK_COLORS) are ticks along the bottom of
+    the plot, one row per kind; `boundaries` (x, episode) dotted vertical lines where an episode starts. Each line
+    says what it is (`data-series` and `data-points`, `data-mark`, `data-boundary`); marks and boundaries get a
+    second legend line."""
     series = [(name, points) for name, points in series if points]
     if not series:
         return '<p class="empty">no data</p>'
-    left, right, top, bottom = 56, 12, 12, 56
-    xs = [x for _, pts in series for x, _ in pts]
-    ys = [y for _, pts in series for _, y in pts]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x0 == x1:
-        x0, x1 = x0 - 1, x1 + 1
-    if y0 == y1:
-        y0, y1 = y0 - 1, y1 + 1
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">']
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="4" y="{sy(y) + 4:.1f}" fill="#555">{y:.4g}</text>')
-    parts.append(f'<text x="{left}" y="{height - bottom + 16}" fill="#555">{x0:g}</text>')
-    parts.append(f'<text x="{width - right}" y="{height - bottom + 16}" fill="#555" text-anchor="end">{x1:g}</text>')
-    parts.append(
-        f'<text x="{(left + width) / 2:.0f}" y="{height - bottom + 16}" fill="#555" '
-        f'text-anchor="middle">{_esc(x_label)}</text>'
+    x0, x1 = _span([x for _, pts in series for x, _ in pts] + [x for x, _ in (*marks, *boundaries)])
+    y0, y1 = _span([y for _, pts in series for _, y in pts])
+    extra = bool(marks or boundaries)
+    frame = _Frame(x0, x1, y0, y1, width, height, bottom=72 if extra else 56)
+    return "".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">',
+            *_axes(frame, x_label, y_label),
+            *_boundary_lines(frame, boundaries),
+            *_series_lines(frame, series, dashed, legend_y=height - (29 if extra else 13)),
+            *_mark_ticks(frame, marks),
+            *_extra_legend(frame, marks, boundaries),
+            "</svg>",
+        ]
     )
-    parts.append(f'<text x="{left}" y="{top - 2 + 10}" fill="#555">{_esc(y_label)}</text>')
-    legend_x = left
-    for i, (name, points) in enumerate(series):
-        color = COLORS[i % len(COLORS)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+
+
+def _axes(frame: _Frame, x_label: str, y_label: str) -> list[str]:
+    f = frame
+    parts = []
+    for i in range(5):
+        y = f.y0 + (f.y1 - f.y0) * i / 4
+        parts.append(
+            f'<line x1="{f.left}" x2="{f.width - f.right}" y1="{f.sy(y):.1f}" y2="{f.sy(y):.1f}" stroke="#eee"/>'
+        )
+        parts.append(f'<text x="4" y="{f.sy(y) + 4:.1f}" fill="#555">{y:.4g}</text>')
+    below = f.height - f.bottom + 16
+    parts.append(f'<text x="{f.left}" y="{below}" fill="#555">{f.x0:g}</text>')
+    parts.append(f'<text x="{f.width - f.right}" y="{below}" fill="#555" text-anchor="end">{f.x1:g}</text>')
+    parts.append(
+        f'<text x="{(f.left + f.width) / 2:.0f}" y="{below}" fill="#555" text-anchor="middle">{_esc(x_label)}</text>'
+    )
+    parts.append(f'<text x="{f.left}" y="{f.top - 2 + 10}" fill="#555">{_esc(y_label)}</text>')
+    return parts
+
+
+def _series_lines(
+    frame: _Frame, series: Sequence[tuple[str, Sequence[Point]]], dashed: Collection[str], *, legend_y: int
+) -> list[str]:
+    parts = []
+    legend_x = frame.left
+    colors = iter(COLORS * len(series))
+    for name, points in series:
+        color, dash = (BASELINE_COLOR, ' stroke-dasharray="6 4"') if name in dashed else (next(colors), "")
+        path = " ".join(f"{frame.sx(x):.1f},{frame.sy(y):.1f}" for x, y in points)
         if len(points) == 1:
-            parts.append(f'<circle cx="{sx(points[0][0]):.1f}" cy="{sy(points[0][1]):.1f}" r="3" fill="{color}"/>')
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
-        parts.append(f'<rect x="{legend_x}" y="{height - 18}" width="10" height="3" fill="{color}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="{height - 13}" fill="#333">{_esc(name)}</text>')
-        legend_x += 14 + 7 * len(name) + 16
-    parts.append("</svg>")
-    return "".join(parts)
+            x, y = points[0]
+            parts.append(f'<circle cx="{frame.sx(x):.1f}" cy="{frame.sy(y):.1f}" r="3" fill="{color}"/>')
+        parts.append(
+            f'<polyline data-series="{_esc(name)}" data-points="{len(points)}" points="{path}" fill="none" '
+            f'stroke="{color}" stroke-width="1.5"{dash}/>'
+        )
+        parts.append(
+            f'<line x1="{legend_x}" x2="{legend_x + 12}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{color}" '
+            f'stroke-width="2"{dash}/>'
+        )
+        parts.append(f'<text x="{legend_x + 16}" y="{legend_y}" fill="#333">{_esc(name)}</text>')
+        legend_x += 16 + 7 * len(name) + 16
+    return parts
+
+
+def _mark_ticks(frame: _Frame, marks: Sequence[Mark]) -> list[str]:
+    rows = {kind: frame.height - frame.bottom - 7 * row for row, kind in enumerate(MARK_COLORS)}
+    return [
+        f'<line data-mark="{kind}" x1="{frame.sx(x):.1f}" x2="{frame.sx(x):.1f}" y1="{rows[kind] - 1}" '
+        f'y2="{rows[kind] - 7}" stroke="{MARK_COLORS[kind]}" stroke-width="2"/>'
+        for x, kind in marks
+    ]
+
+
+def _boundary_lines(frame: _Frame, boundaries: Sequence[Boundary]) -> list[str]:
+    return [
+        f'<line data-boundary="{episode}" x1="{frame.sx(x):.1f}" x2="{frame.sx(x):.1f}" y1="{frame.top}" '
+        f'y2="{frame.height - frame.bottom}" stroke="#999" stroke-dasharray="2 3"/>'
+        for x, episode in boundaries
+    ]
+
+
+def _extra_legend(frame: _Frame, marks: Sequence[Mark], boundaries: Sequence[Boundary]) -> list[str]:
+    """The second legend line: the kinds of seed event marked, and the episode starts."""
+    entries = [(kind, color, "") for kind, color in MARK_COLORS.items() if any(k == kind for _, k in marks)]
+    if boundaries:
+        entries.append(("episode start", "#999", ' stroke-dasharray="2 3"'))
+    parts = []
+    legend_x, y = frame.left, frame.height - 13
+    for name, color, dash in entries:
+        parts.append(
+            f'<line x1="{legend_x + 4}" x2="{legend_x + 4}" y1="{y + 1}" y2="{y - 9}" stroke="{color}" '
+            f'stroke-width="2"{dash}/>'
+        )
+        parts.append(f'<text x="{legend_x + 12}" y="{y}" fill="#333">{_esc(name)}</text>')
+        legend_x += 12 + 7 * len(name) + 16
+    return parts
 
 
 def bar_chart(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 520) -> str:
@@ -196,20 +293,18 @@ def curves(store: RunStore) -> list[str]:
         (name, _points(store, f"SELECT round, {column} FROM ppo_updates ORDER BY seq")) for name, column in PPO_CURVES
     ]
     return [
+        accuracy_figure(store),
         _figure(
-            "Validation accuracy of env 0, every epoch of every episode (x: epoch across episodes).",
+            "Final validation accuracy per episode (all environments, in finishing order), and the host-only "
+            "baseline's (dashed; heuristic and random runs train one for env 0).",
             line_chart(
-                [("env 0 val acc", _points(store, _in_order("val_accuracy", "epochs", "WHERE env_id = 0")))],
-                x_label="epoch (all episodes)",
-                y_label="%",
-            ),
-        ),
-        _figure(
-            "Final validation accuracy per episode (all environments, in finishing order).",
-            line_chart(
-                [("final acc", _points(store, _in_order("final_accuracy", "episode_outcomes")))],
+                [
+                    ("final acc", _points(store, _in_order("final_accuracy", "episode_outcomes"))),
+                    (HOST_ONLY_FINAL, _points(store, BASELINE_FINALS)),
+                ],
                 x_label="episode",
                 y_label="%",
+                dashed=(HOST_ONLY_FINAL,),
             ),
         ),
         _figure(
@@ -230,6 +325,53 @@ def curves(store: RunStore) -> list[str]:
             bar_chart(_bars(store, "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC")),
         ),
     ]
+
+
+HOST_ONLY: Final = "host-only baseline"
+HOST_ONLY_FINAL: Final = "host-only final acc"
+# Env 0's epochs numbered in file order across episodes (x), once per (rank, episode, epoch): the x axis of the
+# accuracy chart, which the baseline's epochs and the seed events join on.
+_EPOCH_X: Final = """WITH x AS (
+  SELECT min(n) AS x, rank, episode, epoch
+  FROM (SELECT row_number() OVER (ORDER BY seq) AS n, rank, episode, epoch FROM epochs WHERE env_id = 0)
+  GROUP BY rank, episode, epoch)"""
+BASELINE_POINTS: Final = f"""{_EPOCH_X}
+SELECT x.x, b.val_accuracy FROM host_baseline b JOIN x USING (rank, episode, epoch) WHERE b.env_id = 0 ORDER BY b.seq"""
+_MARK_KIND: Final = (
+    "CASE e.event_type " + " ".join(f"WHEN '{t.name}' THEN '{k}'" for t, k in SEED_MARKS.items()) + " END"
+)
+SEED_MARK_POINTS: Final = f"""{_EPOCH_X}
+SELECT x.x, {_MARK_KIND} FROM events e JOIN x USING (rank, episode, epoch)
+WHERE e.env_id = 0 AND e.event_type IN ({", ".join(f"'{t.name}'" for t in SEED_MARKS)}) ORDER BY e.seq"""
+EPISODE_STARTS: Final = f"""{_EPOCH_X}
+SELECT min(x) - 0.5, episode FROM x GROUP BY rank, episode HAVING min(x) > 1 ORDER BY 1"""
+# Per episode outcome (x in finishing order, as the final-accuracy chart): the baseline's val accuracy at the
+# episode's last epoch (a baseline stopped early has no final).
+BASELINE_FINALS: Final = """
+WITH o AS (SELECT row_number() OVER (ORDER BY seq) AS x, rank, env_id, episode FROM episode_outcomes)
+SELECT o.x, b.val_accuracy FROM o JOIN host_baseline b USING (rank, env_id, episode)
+WHERE b.epoch = (SELECT episode_length FROM runs ORDER BY seq DESC LIMIT 1) ORDER BY o.x"""
+
+
+def accuracy_figure(store: RunStore) -> str:
+    """Env 0's validation accuracy over every epoch of every episode, the host-only baseline's beside it, the seed
+    events at their epochs and the episode starts."""
+    grown = _points(store, _in_order("val_accuracy", "epochs", "WHERE env_id = 0"))
+    marks = [(float(x), str(kind)) for x, kind in store.query(SEED_MARK_POINTS).rows]
+    starts = [(float(x), int(episode)) for x, episode in store.query(EPISODE_STARTS).rows]
+    return _figure(
+        "Validation accuracy of env 0, every epoch of every episode (x: epoch across episodes); dashed: the host-only "
+        "baseline of each episode (same host, seeded alike, every slot dormant; heuristic and random runs); ticks: "
+        "seed events at their epochs; dotted: where an episode starts.",
+        line_chart(
+            [("env 0 val acc", grown), (HOST_ONLY, _points(store, BASELINE_POINTS))],
+            x_label="epoch (all episodes)",
+            y_label="%",
+            dashed=(HOST_ONLY,),
+            marks=marks,
+            boundaries=starts,
+        ),
+    )
 
 
 def gates_table(store: RunStore) -> str:

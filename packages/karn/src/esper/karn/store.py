@@ -160,6 +160,7 @@ class _Items(_Payload):
 _STARTED = _Payload("runs", E.TRAINING_STARTED, alias="s")
 _COMPLETED = _Payload("runs", E.TRAINING_COMPLETED, alias="c")
 _EPOCH = _Payload("epochs", E.EPOCH_COMPLETED)
+_BASELINE = _Payload("host_baseline", E.HOST_BASELINE_EPOCH)
 _SEED = _Payload(
     "seed_lifecycle", E.SEED_GERMINATED, E.SEED_STAGE_CHANGED, E.SEED_GATE_EVALUATED, E.SEED_FOSSILIZED, E.SEED_PRUNED
 )
@@ -217,6 +218,15 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_EPOCH.number("epoch_seconds")} AS epoch_seconds,
           {_EPOCH.boolean("governor_rollback")} AS governor_rollback
         FROM raw_events WHERE {_EPOCH.where}""",
+    ),
+    "host_baseline": (
+        "HOST_BASELINE_EPOCH: each epoch of the host-only baseline a heuristic or random run trains after an episode "
+        "(the same host, seeded alike, every slot dormant, for the same epochs), under that episode's env (0), "
+        "episode and epoch: losses and accuracies, to read the grown curves in `epochs` against.",
+        f"""SELECT {_KEYS}, {_BASELINE.number("train_loss")} AS train_loss,
+          {_BASELINE.number("train_accuracy")} AS train_accuracy,
+          {_BASELINE.number("val_loss")} AS val_loss, {_BASELINE.number("val_accuracy")} AS val_accuracy
+        FROM raw_events WHERE {_BASELINE.where}""",
     ),
     "seed_epochs": (
         "One row per seed per EPOCH_COMPLETED (every seed in a slot after the epoch, in slot order; slot_id is the "
@@ -491,6 +501,7 @@ VIEW_FOR_EVENT: Final[Mapping[TelemetryEventType, str]] = {
     E.GOVERNOR_ROLLBACK: "governor_rollbacks",
     E.CHECKPOINT_SAVED: "checkpoints",
     E.CHECKPOINT_LOADED: "checkpoints",
+    E.HOST_BASELINE_EPOCH: "host_baseline",
 }
 assert_covers(TelemetryEventType, VIEW_FOR_EVENT, consumer="karn VIEW_FOR_EVENT")
 

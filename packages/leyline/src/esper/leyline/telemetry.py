@@ -19,6 +19,7 @@ from esper.leyline.contracts.counterfactual_delta_payload import CounterfactualD
 from esper.leyline.contracts.episode_outcome_payload import EpisodeOutcomePayload
 from esper.leyline.contracts.epoch_completed_payload import EpochCompletedPayload
 from esper.leyline.contracts.governor_rollback_payload import GovernorRollbackPayload
+from esper.leyline.contracts.host_baseline_epoch_payload import HostBaselineEpochPayload
 from esper.leyline.contracts.internal_op_metrics_payload import InternalOpMetricsPayload
 from esper.leyline.contracts.ppo_update_completed_payload import PpoUpdateCompletedPayload
 from esper.leyline.contracts.reward_computed_payload import RewardComputedPayload
@@ -55,6 +56,7 @@ Payload = (
     | GovernorRollbackPayload
     | CheckpointSavedPayload
     | CheckpointLoadedPayload
+    | HostBaselineEpochPayload
 )
 
 # One payload type per event type (checked against the envelope schema's if/then bindings by a test).
@@ -78,6 +80,7 @@ EVENT_PAYLOAD_TYPES: Final[Mapping[TelemetryEventType, type[Payload]]] = Mapping
         E.GOVERNOR_ROLLBACK: GovernorRollbackPayload,
         E.CHECKPOINT_SAVED: CheckpointSavedPayload,
         E.CHECKPOINT_LOADED: CheckpointLoadedPayload,
+        E.HOST_BASELINE_EPOCH: HostBaselineEpochPayload,
     }
 )
 EVENT_TYPE_OF_PAYLOAD: Final[Mapping[type[Payload], TelemetryEventType]] = MappingProxyType(

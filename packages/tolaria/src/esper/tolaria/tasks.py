@@ -161,12 +161,16 @@ _TASKS: tuple[TaskSpec, ...] = (
 
 _DIGITS = _TASKS[0]
 assert _DIGITS.config.cnn_host is not None
-# The digits host at half width: under capacity, so growth has headroom (docs/experiments.md); all else is digits'.
+# The digits host at half width: under capacity, so growth has headroom (docs/experiments.md); all else is digits'
+# but the seed width: conv seeds run at 4 channels (its slots have 2, 4 and 8), which let the static arm recover
+# 0.79 of the headroom with 650 parameters against 0.50 with 1,072 at the slots' own widths
+# (docs/plans/phases/phase0_a0c0/experiments_and_gates.md).
 _DIGITS_NARROW = TaskSpec(
     dataclasses.replace(
         _DIGITS.config,
         name="digits_narrow",
         cnn_host=dataclasses.replace(_DIGITS.config.cnn_host, base_channels=_DIGITS.config.cnn_host.base_channels // 2),
+        seed_width=4,
     ),
     "the digits with a host at half width (base 2): under capacity, so growth has headroom (docs/experiments.md)",
     needs_data_dir=_DIGITS.needs_data_dir,

@@ -8,6 +8,10 @@ const STAGE_COLORS = {
   HOLDING: "#c792ea", FOSSILIZED: "#ffd84e", PRUNED: "#ff6b6b", EMBARGOED: "#a04848", RESETTING: "#666",
 };
 
+// Seed events marked on the accuracy chart (LiveRun's SEED_MARKS): a short tick at the event's epoch, one row each.
+const MARK_COLORS = { germinate: "#7bd88f", level: "#c792ea", fossilize: "#ffd84e", prune: "#ff6b6b" };
+const BASELINE = { color: "#d4d4d4", dash: [6, 4] };  // the host-only baseline: grey, dashed
+
 const DELTA_RATIO = "|δ|/|x|";  // a seed's output relative to the host features reaching it (SeedEpoch.delta_ratio)
 
 const state = { run: null, logAfter: 0, env: 0, timer: null, snapshot: null };
@@ -19,17 +23,22 @@ function fmt(value, digits = 3) {
 }
 
 // ---------------------------------------------------------------- line chart on a canvas
-// logY: a log10 y axis (values <= 0 cannot be drawn on it and are left out, like nulls). The canvas records what it
-// drew: data-points (points drawn), data-ymin / data-ymax (their range), data-series (names), data-scale.
-function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data yet", logY = false } = {}) {
+// logY: a log10 y axis (values <= 0 cannot be drawn on it and are left out, like nulls). A series may have a color
+// and a dash pattern. marks: [{x, kind}] drawn as ticks along the bottom of the plot, one row per kind of
+// MARK_COLORS, with a second legend line. The canvas records what it drew: data-points (points drawn), data-counts
+// (points drawn per series), data-ymin / data-ymax (their range), data-series (names), data-scale, data-marks (marks
+// drawn) and data-mark-kinds (their kinds, in MARK_COLORS order).
+function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data yet", logY = false, marks = [] } = {}) {
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, pad = { l: 52, r: 10, t: 10, b: 42 };
+  const W = canvas.width, H = canvas.height, pad = { l: 52, r: 10, t: 10, b: marks.length ? 58 : 42 };
   ctx.clearRect(0, 0, W, H);
   const drawable = (y) => y !== null && (!logY || y > 0);
   const raw = series.flatMap((s) => s.points).filter((p) => drawable(p[1]));
   canvas.dataset.points = String(raw.length);
+  canvas.dataset.counts = series.map((s) => s.points.filter((p) => drawable(p[1])).length).join(", ");
   canvas.dataset.scale = logY ? "log" : "linear";
   canvas.dataset.series = series.map((s) => s.name).join(", ");
+  canvas.dataset.marks = "0"; canvas.dataset.markKinds = "";
   ctx.fillStyle = "#8a8f98"; ctx.font = "12px system-ui";
   if (raw.length === 0) {
     delete canvas.dataset.ymin; delete canvas.dataset.ymax;
@@ -41,12 +50,23 @@ function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data 
   const ty = (y) => (drawable(y) ? (logY ? Math.log10(y) : y) : null);
   series = series.map((s) => ({ ...s, points: s.points.map(([x, y]) => [x, ty(y)]) }));
   const points = raw.map(([x, y]) => [x, ty(y)]);
-  let [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
+  const xs = [...points.map((p) => p[0]), ...marks.map((m) => m.x)];
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= 1; y1 += 1; }
-  const sx = (x) => pad.l + ((x - x0) / (x1 - x0)) * (W - pad.l - pad.r);
-  const sy = (y) => H - pad.b - ((y - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+  const frame = {
+    ctx, W, H, pad,
+    sx: (x) => pad.l + ((x - x0) / (x1 - x0)) * (W - pad.l - pad.r),
+    sy: (y) => H - pad.b - ((y - y0) / (y1 - y0)) * (H - pad.t - pad.b),
+  };
+  drawAxes(frame, { x0, x1, y0, y1, logY, xLabel });
+  drawSeries(frame, series, marks.length ? H - 25 : H - 9);
+  drawMarks(canvas, frame, marks);
+  canvas.title = yLabel;
+}
+
+function drawAxes({ ctx, W, H, pad, sy }, { x0, x1, y0, y1, logY, xLabel }) {
   ctx.strokeStyle = "#2a2e35"; ctx.lineWidth = 1;
   for (let i = 0; i <= 4; i++) {
     const y = y0 + ((y1 - y0) * i) / 4;
@@ -56,10 +76,15 @@ function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data 
   ctx.fillText(String(x0), pad.l, H - pad.b + 14);
   ctx.fillText(String(x1), W - pad.r - 20, H - pad.b + 14);
   ctx.fillText(xLabel, W / 2 - 20, H - pad.b + 14);
+}
+
+// Each series as a line (broken at nulls; a lone point as a square), and its legend entry at height legendY.
+function drawSeries({ ctx, pad, sx, sy }, series, legendY) {
   let legendX = pad.l;
   series.forEach((s, i) => {
     const color = s.color || COLORS[i % COLORS.length];
     ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.5;
+    ctx.setLineDash(s.dash || []);
     ctx.beginPath();
     let started = false;
     for (const [x, y] of s.points) {
@@ -69,11 +94,34 @@ function drawChart(canvas, series, { xLabel = "", yLabel = "", empty = "no data 
     ctx.stroke();
     const drawn = s.points.filter((p) => p[1] !== null);
     if (drawn.length === 1) { ctx.fillRect(sx(drawn[0][0]) - 2, sy(drawn[0][1]) - 2, 4, 4); }
-    ctx.fillRect(legendX, H - 14, 10, 3);
-    ctx.fillStyle = "#c0c4cc"; ctx.fillText(s.name, legendX + 14, H - 9);
+    ctx.beginPath(); ctx.moveTo(legendX, legendY - 4); ctx.lineTo(legendX + 12, legendY - 4); ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.fillStyle = "#c0c4cc"; ctx.fillText(s.name, legendX + 16, legendY);
     legendX += ctx.measureText(s.name).width + 32;
   });
-  canvas.title = yLabel;
+}
+
+// Seed events as ticks along the bottom of the plot (a row per kind), and a legend line of the kinds drawn.
+function drawMarks(canvas, { ctx, H, pad, sx }, marks) {
+  const kinds = Object.keys(MARK_COLORS);
+  const base = H - pad.b;
+  ctx.lineWidth = 2;
+  for (const m of marks) {
+    const row = kinds.indexOf(m.kind);
+    ctx.strokeStyle = MARK_COLORS[m.kind];
+    ctx.beginPath(); ctx.moveTo(sx(m.x), base - 7 * row - 1); ctx.lineTo(sx(m.x), base - 7 * row - 7); ctx.stroke();
+  }
+  const present = kinds.filter((k) => marks.some((m) => m.kind === k));
+  canvas.dataset.marks = String(marks.length);
+  canvas.dataset.markKinds = present.join(", ");
+  let legendX = pad.l;
+  for (const kind of present) {
+    ctx.strokeStyle = MARK_COLORS[kind];
+    ctx.beginPath(); ctx.moveTo(legendX + 4, H - 5); ctx.lineTo(legendX + 4, H - 13); ctx.stroke();
+    ctx.fillStyle = "#c0c4cc"; ctx.fillText(kind, legendX + 12, H - 5);
+    legendX += ctx.measureText(kind).width + 28;
+  }
+  ctx.lineWidth = 1;
 }
 
 // ---------------------------------------------------------------- panels
@@ -97,12 +145,25 @@ function renderEnvs(s) {
   }));
 }
 
+// The selected environment's accuracy over its current episode, the host-only baseline of that episode (heuristic
+// and random runs write one for env 0 after each episode) and the episode's seed events at their epochs.
+function renderAccuracy(s) {
+  const env = selectedEnv(s);
+  $("accuracy-env").textContent = env ? `env ${env.env} · episode ${env.episode}` : "no epochs yet";
+  const series = env ? [{ name: `env ${env.env} val acc`, points: env.accuracy }] : [];
+  if (env && env.baseline.length) series.push({ name: "host-only baseline", points: env.baseline, ...BASELINE });
+  const marks = env ? env.seed_marks.map((m) => ({ x: m.epoch, kind: m.kind })) : [];
+  drawChart($("chart-accuracy"), series, { xLabel: "epoch", yLabel: "val accuracy (%)", marks });
+}
+
 function renderCharts(s) {
   const envSeries = (key, pick) => s.envs.slice(0, 4).map((e) => ({ name: `env ${e.env} ${key}`, points: e[pick.field].map(pick.map) }));
-  drawChart($("chart-accuracy"), envSeries("val acc", { field: "accuracy", map: (p) => [p[0], p[1]] }), { xLabel: "epoch" });
-  drawChart($("chart-episodes"), [
-    { name: "final val acc", points: s.episodes.map((o, i) => [i + 1, o.final_accuracy]) },
-  ], { xLabel: "episode" });
+  renderAccuracy(s);
+  const finals = [{ name: "final val acc", points: s.episodes.map((o, i) => [i + 1, o.final_accuracy]) }];
+  if (s.episodes.some((o) => o.baseline_accuracy !== null)) {
+    finals.push({ name: "host-only final val acc", points: s.episodes.map((o, i) => [i + 1, o.baseline_accuracy]), ...BASELINE });
+  }
+  drawChart($("chart-episodes"), finals, { xLabel: "episode" });
   drawChart($("chart-reward"), envSeries("step reward", { field: "rewards", map: (p) => [p[0], p[1]] }), { xLabel: "epoch", empty: "no rewards in this run (yet)" });
   drawChart($("chart-episode-reward"), s.episodes.some((o) => o.reward !== null)
     ? [{ name: "episode reward", points: s.episodes.map((o, i) => [i + 1, o.reward]) }] : [],
@@ -233,7 +294,7 @@ async function init() {
   select.onchange = () => selectRun(select.value);
   $("env-select").onchange = () => {
     state.env = Number($("env-select").value);
-    if (state.snapshot) { renderLanes(state.snapshot); renderDeltaRatios(state.snapshot); }
+    if (state.snapshot) { renderLanes(state.snapshot); renderDeltaRatios(state.snapshot); renderAccuracy(state.snapshot); }
   };
   $("log-filter").oninput = () => {
     const f = $("log-filter").value.trim();

@@ -24,6 +24,7 @@ from .gate_result import GateResult
 from .germination_style import GerminationStyle
 from .governor_reason import GovernorReason
 from .governor_rollback_payload import GovernorRollbackPayload
+from .host_baseline_epoch_payload import HostBaselineEpochPayload
 from .injection_spec import InjectionSpec
 from .internal_op_metrics_payload import InternalOpMetricsPayload
 from .lifecycle_op import LifecycleOp
@@ -78,6 +79,7 @@ __all__ = [
     "GerminationStyle",
     "GovernorReason",
     "GovernorRollbackPayload",
+    "HostBaselineEpochPayload",
     "InjectionSpec",
     "InternalOpMetricsPayload",
     "LifecycleOp",

@@ -14,6 +14,7 @@ from .counterfactual_delta_payload import CounterfactualDeltaPayload
 from .episode_outcome_payload import EpisodeOutcomePayload
 from .epoch_completed_payload import EpochCompletedPayload
 from .governor_rollback_payload import GovernorRollbackPayload
+from .host_baseline_epoch_payload import HostBaselineEpochPayload
 from .internal_op_metrics_payload import InternalOpMetricsPayload
 from .ppo_update_completed_payload import PpoUpdateCompletedPayload
 from .reward_computed_payload import RewardComputedPayload
@@ -74,7 +75,7 @@ class TelemetryEvent:
     """
     Severity.
     """
-    payload: TrainingStartedPayload | TrainingCompletedPayload | EpochCompletedPayload | SeedGerminatedPayload | SeedStageChangedPayload | SeedGateEvaluatedPayload | SeedFossilizedPayload | SeedPrunedPayload | SeedInternalLevelChangedPayload | ActionTakenPayload | RewardComputedPayload | EpisodeOutcomePayload | PpoUpdateCompletedPayload | InternalOpMetricsPayload | CounterfactualDeltaPayload | GovernorRollbackPayload | CheckpointSavedPayload | CheckpointLoadedPayload
+    payload: TrainingStartedPayload | TrainingCompletedPayload | EpochCompletedPayload | SeedGerminatedPayload | SeedStageChangedPayload | SeedGateEvaluatedPayload | SeedFossilizedPayload | SeedPrunedPayload | SeedInternalLevelChangedPayload | ActionTakenPayload | RewardComputedPayload | EpisodeOutcomePayload | PpoUpdateCompletedPayload | InternalOpMetricsPayload | CounterfactualDeltaPayload | GovernorRollbackPayload | CheckpointSavedPayload | CheckpointLoadedPayload | HostBaselineEpochPayload
     """
     Event-specific fields; the schema is chosen by event_type.
     """

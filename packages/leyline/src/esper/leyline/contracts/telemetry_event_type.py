@@ -83,3 +83,7 @@ class TelemetryEventType(IntEnum):
     """
     A trainer checkpoint was loaded (resume).
     """
+    HOST_BASELINE_EPOCH = 19
+    """
+    One epoch of the host-only baseline a heuristic or random run trains beside each episode (the same host, seeded alike, every slot dormant).
+    """
