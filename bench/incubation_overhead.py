@@ -13,6 +13,7 @@ import argparse
 import copy
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -24,35 +25,25 @@ CONFIG = CnnHostConfig(in_channels=3, image_size=32, num_classes=10, base_channe
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def bare_epoch(host: torch.nn.Module, batches: Batches) -> float:
-    optimizer = torch.optim.SGD(host.parameters(), lr=0.01, momentum=0.9)
-    host.train()
-    started = time.perf_counter()
-    for x, y in batches:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(host(x), y).backward()
-        optimizer.step()
-    return time.perf_counter() - started
+Loss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def incubating_epoch(model: MorphogeneticModel, batches: Batches) -> float:
+def plain_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(model(x), y)
+
+
+def incubation_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The model's loss plus its incubation path's, as the environment trains."""
+    return model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)[1]
+
+
+def timed_epoch(model: torch.nn.Module, batches: Batches, loss: Loss) -> float:
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     model.train()
     started = time.perf_counter()
     for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
-        model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)[1].backward()
-        optimizer.step()
-    return time.perf_counter() - started
-
-
-def blending_epoch(model: MorphogeneticModel, batches: Batches) -> float:
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
-    model.train()
-    started = time.perf_counter()
-    for x, y in batches:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss(model, x, y).backward()
         optimizer.step()
     return time.perf_counter() - started
 
@@ -65,8 +56,7 @@ def seeded(host: CNNHost, blend: bool) -> MorphogeneticModel:
     slot.germinate(BlueprintAction.CONV_LIGHT, "s", GerminationStyle.LINEAR_ADD, 1, 1.0, model.host_param_count())
     slot.advance()
     if blend:
-        x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-        model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)[1].backward()
+        incubation_loss(model, torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))).backward()
         model.record_gradients()  # G2 wants measured gradients
         slot.advance()
         model.step_epoch()  # tempo 1: alpha reaches 1
@@ -84,14 +74,17 @@ def main() -> None:
     batches = [(torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))) for _ in range(20)]
     bare = CNNHost(CONFIG)
     incubating, blending = seeded(copy.deepcopy(bare), blend=False), seeded(copy.deepcopy(bare), blend=True)
-    bare_epoch(bare, batches[:2])  # warm-up
-    incubating_epoch(incubating, batches[:2])
-    blending_epoch(blending, batches[:2])
-    times: dict[str, list[float]] = {"bare": [], "incubating": [], "blending": []}
+    cases: dict[str, tuple[torch.nn.Module, Loss]] = {
+        "bare": (bare, plain_loss),
+        "incubating": (incubating, incubation_loss),
+        "blending": (blending, plain_loss),
+    }
+    for model, loss in cases.values():
+        timed_epoch(model, batches[:2], loss)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
-        times["bare"].append(bare_epoch(bare, batches))
-        times["incubating"].append(incubating_epoch(incubating, batches))
-        times["blending"].append(blending_epoch(blending, batches))
+        for name, (model, loss) in cases.items():
+            times[name].append(timed_epoch(model, batches, loss))
     b, i, s = (statistics.median(times[k]) for k in ("bare", "incubating", "blending"))
     print(f"incubation_overhead: bare {b * 1000:.0f} ms/epoch, incubating {i * 1000:.0f}, blending {s * 1000:.0f}")
     print(f"BENCH training epoch, one seed incubating at the first slot vs bare host | {i / b:.2f}x | (recorded)")
