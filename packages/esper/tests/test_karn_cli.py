@@ -115,15 +115,18 @@ def test_train_with_tui_shows_the_run_live_and_finishes(tmp_path: Path) -> None:
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "45", command], check=True)
     subprocess.run(["tmux", "resize-window", "-t", session, "-x", "140", "-y", "45"], check=True)
     try:
-        deadline = time.monotonic() + 120
+        # Wait for the screen to show the end of the run: the header's "finished" and the event log's last line are
+        # drawn by different panels, so a capture can catch one without the other; wait for both. The deadline is
+        # a watchdog for a hung run (generous: a loaded machine is slow), not the synchronisation.
+        deadline = time.monotonic() + 600
         screen = ""
         while time.monotonic() < deadline:
             screen = _pane(session)
-            if "finished" in screen and "tui-run" in screen:
+            if "tui-run · digits / heuristic · finished" in screen and "training completed" in screen:
                 break
             time.sleep(0.5)
         assert "tui-run · digits / heuristic · finished" in screen, screen
-        assert "training completed" in screen
+        assert "training completed" in screen, screen
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         while time.monotonic() < deadline and not (tmp_path / "exit").exists():
             time.sleep(0.2)
