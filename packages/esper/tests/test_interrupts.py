@@ -16,7 +16,7 @@ import pytest
 from esper.cli.main import main
 from esper.karn import RunStore, read_events
 from esper.karn.runs import describe_run
-from esper.simic import previous_path, read_checkpoint
+from esper.simic import previous_path, read_checkpoint, write_checkpoint
 
 PPO_SMALL = ["--task", "digits", "--envs", "2", "--episode-length", "6"]
 DEADLINE = 240.0  # seconds a run may take to reach the awaited line on a loaded machine
@@ -141,3 +141,21 @@ def test_ctrl_c_ends_an_experiment_pack_after_closing_its_current_run(tmp_path: 
     assert_ended_interrupted(first.parent, err, "SIGINT")
     assert "0 of " in err and "no comparison was written" in err
     assert not (out / "comparison.html").exists() and not (out / "results.json").exists()
+
+
+def test_a_checkpoint_of_another_observation_version_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run whose checkpoints hold a policy for another observation (here: written before the version was
+    recorded, version 2) is refused by name, before the log is rewound: nothing written."""
+    run_dir = tmp_path / "run"
+    assert main(["train", "ppo", *PPO_SMALL, "--rounds", "1", "--run-dir", str(run_dir)]) == 0
+    payload = read_checkpoint(run_dir / "checkpoint.pt")
+    del payload["obs_version"]
+    write_checkpoint(run_dir / "checkpoint.pt", payload)
+    before = (run_dir / "events.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "ppo", "--resume", str(run_dir), "--rounds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a policy for observation version 2" in err and "Traceback" not in err
+    assert (run_dir / "events.jsonl").read_bytes() == before

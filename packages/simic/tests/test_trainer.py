@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
-from esper.leyline import BlueprintAction, LifecycleOp, ListSink, TelemetryHub, Topology, dumps
+from esper.leyline import OBS_V3_SCHEMA_VERSION, BlueprintAction, LifecycleOp, ListSink, TelemetryHub, Topology, dumps
 from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, read_checkpoint
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import get_task
@@ -112,3 +113,16 @@ def test_a_round_stopped_early_checkpoints_the_last_boundary_and_resumes_exactly
         straight.policy.network.state_dict().values(), resumed.policy.network.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_of_another_observation_version_is_refused_by_name(tmp_path: Path) -> None:
+    """A policy trained on another observation (other fields, another input width) cannot continue: one message
+    naming the file and both versions, before any weight is loaded."""
+    first = trainer(ListSink())
+    first.save(tmp_path / "ckpt.pt", 0)
+    payload = read_checkpoint(tmp_path / "ckpt.pt")
+    assert payload["obs_version"] == OBS_V3_SCHEMA_VERSION
+    del payload["obs_version"]  # as written before the version was recorded: observation version 2
+    expected = rf"ckpt.pt holds a policy for observation version 2; .* {OBS_V3_SCHEMA_VERSION}"
+    with pytest.raises(ValueError, match=expected):
+        trainer(ListSink()).restore(payload, tmp_path / "ckpt.pt")

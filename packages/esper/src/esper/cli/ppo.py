@@ -47,6 +47,7 @@ from esper.simic import (
     TrainerConfig,
     VectorizedTrainer,
     WorkerGroup,
+    check_resumable,
     close_group,
     exit_rank,
     init_group,
@@ -174,14 +175,16 @@ def _run_distributed(start: PpoStart, group: WorkerGroup) -> RunSummary | Interr
         close_group()
 
 
-def _load_checkpoint(run_dir: Path, events: Path, progress: Progress, main: bool) -> LoadedCheckpoint:
+def _load_checkpoint(start: PpoStart, events: Path, progress: Progress) -> LoadedCheckpoint:
     """The run's latest usable checkpoint (the previous one when the latest is damaged, saying so), with the event
     log rewound to where that checkpoint was taken: the unfinished round's events go, and the resumed run writes
-    them again."""
+    them again. A checkpoint this run cannot continue is refused before anything is rewound."""
     try:
-        loaded = load_latest(run_dir / CHECKPOINT)
-    except CheckpointError as exc:  # neither checkpoint can be used: one line naming them, exit 2
+        loaded = load_latest(start.plan.run_dir / CHECKPOINT)
+        check_resumable(loaded.payload, loaded.path, 1 if start.group is None else start.group.world_size)
+    except (CheckpointError, ValueError) as exc:  # unusable or incompatible: one line naming it, exit 2
         raise UsageError(f"--resume: {exc}") from exc
+    main = start.main
     if not main:
         return loaded
     if loaded.skipped is not None:
@@ -229,7 +232,7 @@ def run_ppo(start: PpoStart, stop: StopRequest = STOP) -> RunSummary | Interrupt
     TRAINING_COMPLETED(interrupted) and no summary.json is written."""
     plan, progress = start.plan, Progress(sys.stderr)
     events = plan.run_dir / "events.jsonl"
-    loaded = _load_checkpoint(plan.run_dir, events, progress, start.main) if start.resume else None
+    loaded = _load_checkpoint(start, events, progress) if start.resume else None
     if start.main:
         write_config(plan)
     hub = _hub(start, events)

@@ -34,7 +34,7 @@ from esper.simic.rewards import (
     compute_reward,
     potential,
 )
-from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer
+from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer, check_resumable
 
 __all__ = [
     *CONTRACT_NAMES,
@@ -71,6 +71,7 @@ __all__ = [
     "TrainerConfig",
     "UpdateStats",
     "VectorizedTrainer",
+    "check_resumable",
     "added_params",
     "check_reward_config",
     "compute_reward",

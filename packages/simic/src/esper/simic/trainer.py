@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from esper.leyline import (
+    OBS_V3_SCHEMA_VERSION,
     CheckpointLoadedPayload,
     CheckpointSavedPayload,
     EpisodeOutcome,
@@ -58,6 +59,23 @@ class RoundResult:
     update_seconds: float
     round_seconds: float
     outcomes: tuple[EpisodeOutcome, ...]  # every environment's episode, over every rank
+
+
+def check_resumable(payload: dict[str, Any], path: Path, world_size: int) -> None:
+    """Whether a checkpoint's run can continue here: the same observation version (the policy's input width) and
+    the same number of processes. Raises ValueError naming the file and what differs."""
+    # Checkpoints written before the version was recorded observed version 2.
+    version = int(payload["obs_version"]) if "obs_version" in payload else 2
+    if version != OBS_V3_SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} holds a policy for observation version {version}; this code observes version "
+            f"{OBS_V3_SCHEMA_VERSION} (another input width): start a new run"
+        )
+    if int(payload["world_size"]) != world_size:
+        raise ValueError(
+            f"{path} was written by {payload['world_size']} process(es); resume it with the same number "
+            f"(this run has {world_size})"
+        )
 
 
 class VectorizedTrainer:
@@ -241,6 +259,7 @@ class VectorizedTrainer:
             "ppo_generator": self.ppo.generator.get_state(),
             "ranks": ranks,
             "events_bytes": log_position,
+            "obs_version": OBS_V3_SCHEMA_VERSION,  # the policy's input width follows the observation's fields
         }
         write_checkpoint(path, payload)
         self._emit_main(CheckpointSavedPayload(path=str(path), round=self.round))
@@ -248,12 +267,7 @@ class VectorizedTrainer:
     def restore(self, payload: dict[str, Any], path: Path) -> None:
         """Continue from a checkpoint's payload (read and verified by esper.simic.checkpoint.load_latest; every rank
         reads the same file, on a shared filesystem under multi-node runs, and takes its own rank state)."""
-        world_size = 1 if self.group is None else self.group.world_size
-        if int(payload["world_size"]) != world_size:
-            raise ValueError(
-                f"{path} was written by {payload['world_size']} process(es); resume it with the same number "
-                f"(this run has {world_size})"
-            )
+        check_resumable(payload, path, 1 if self.group is None else self.group.world_size)
         self.policy.network.load_state_dict(payload["policy"])
         self.ppo.optimizer.load_state_dict(payload["optimizer"])
         self.normalizer.load_state_dict(payload["normalizer"])
