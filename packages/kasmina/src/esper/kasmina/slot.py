@@ -464,9 +464,9 @@ class SeedSlot(nn.Module):
         """The epoch's mean |delta| / |x| becomes the seed's reading (kept when no training batch measured it)."""
         if self._ratio_sum is not None and self._ratio_batches > 0:
             ratio = float(self._ratio_sum) / self._ratio_batches
-            state.delta_ratio = ratio if math.isfinite(ratio) else None
-            if not math.isfinite(ratio):
-                state.is_healthy = False  # a seed whose output diverged
+            finite = math.isfinite(ratio)
+            state.delta_ratio = ratio if finite else None
+            state.is_healthy = state.is_healthy and finite  # a seed whose output diverged is not healthy
         self._ratio_sum, self._ratio_batches = None, 0
 
     def delta_ratio(self) -> float | None:
