@@ -76,6 +76,7 @@ def main() -> None:
                     action=action,
                     success=True,
                     rejection_reason=None,
+                    gate_refused=False,
                     valid_ops=explanation.valid_ops,
                     op_probabilities=explanation.op_probabilities,
                 )

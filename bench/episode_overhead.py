@@ -71,6 +71,7 @@ def esper_episode(task: TaskSpec, data: TensorData, epochs: int, seed: int, even
                 action=WAIT,
                 success=step.action.success,
                 rejection_reason=None,
+                gate_refused=False,
                 valid_ops=out.explanations[0].valid_ops,
                 op_probabilities=None,
             )

@@ -90,6 +90,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
                         action=action,
                         success=True,
                         rejection_reason=None,
+                        gate_refused=False,
                         valid_ops=(LifecycleOp.WAIT,),
                         op_probabilities=None,
                     )

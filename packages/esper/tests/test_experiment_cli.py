@@ -30,9 +30,27 @@ TINY = {
         "epochs": 6,
         "ppo_rounds": 1,
         "ppo_envs": 1,
+        "ppo_train_seed": 7,
         "arms": ["control", "treatment", "random", "ppo_treatment"],
     },
-    "full": {"seeds": [0, 1], "episodes": 1, "epochs": 6, "ppo_rounds": 1, "ppo_envs": 1, "arms": ["control"]},
+    "cpu": {
+        "seeds": [0, 1],
+        "episodes": 1,
+        "epochs": 6,
+        "ppo_rounds": 1,
+        "ppo_envs": 1,
+        "ppo_train_seed": 7,
+        "arms": ["control"],
+    },
+    "full": {
+        "seeds": [0, 1],
+        "episodes": 1,
+        "epochs": 6,
+        "ppo_rounds": 1,
+        "ppo_envs": 1,
+        "ppo_train_seed": 7,
+        "arms": ["control"],
+    },
     "gate_pairs": [{"treatment": "treatment", "control": "control"}],
 }
 
@@ -61,7 +79,13 @@ def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
     }
     host_only = results["host_only_accuracy"]["0"]
     ppo = next(a for a in results["arms"] if a["arm"] == "ppo_treatment")
-    assert ppo["baseline_accuracy"] == host_only  # PPO's ROI is measured against the heuristic arms' host-only run
+    assert ppo["baseline_accuracy"] == host_only  # the evaluation's own host-only run: the same host, seed and epochs
+    # The PPO arm trained once on its own seed, then acted on seed 0 from the trained checkpoint.
+    trained = json.loads((out / "ppo_treatment-train" / "config.json").read_text())
+    assert trained["seed"] == 7 and trained["evaluates"] is None
+    evaluation = json.loads((out / "ppo_treatment-s0" / "config.json").read_text())
+    assert evaluation["seed"] == 0 and evaluation["policy"] == "ppo"
+    assert evaluation["evaluates"] == str(out / "ppo_treatment-train" / "checkpoint.pt")
     assert [g["pair"] for g in results["gates"]] == ["treatment vs control"]
     assert (code == 0) == results["gates"][0]["passed"]
     verdict = (out / "verdict.txt").read_text().strip()
@@ -79,6 +103,10 @@ def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     broken.write_text(json.dumps({**TINY, "gate_pairs": [{"treatment": "treatment", "control": "ghost"}]}))
     assert main(["experiment", "run", str(broken), "--quick"]) == 2
     assert "gate_pairs[0].control: unknown arm 'ghost'" in capsys.readouterr().err
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({**TINY, "cpu": {**TINY["cpu"], "ppo_train_seed": 1}}))  # type: ignore[dict-item]
+    assert main(["experiment", "run", str(mixed), "--scale", "cpu"]) == 2
+    assert "tiny.cpu.seeds: [1] would also train the PPO arms" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**TINY, "task": 3}))
     assert main(["experiment", "run", str(bad)]) == 2

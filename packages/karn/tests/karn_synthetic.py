@@ -191,9 +191,11 @@ class SyntheticRun:
         blueprint: str = "conv_ladder",
         *,
         success: bool = True,
+        gate_refused: bool = False,
         reward: float | None = 0.1,
     ) -> None:
-        """One decision at `epoch` (emits EPOCH_COMPLETED first, as the environment does)."""
+        """One decision at `epoch` (emits EPOCH_COMPLETED first, as the environment does); an unsuccessful one is
+        invalid unless `gate_refused`."""
         self.epoch(env, epoch)
         emitter = self._emitters[env]
         bp = BlueprintAction[blueprint.upper()] if op is OP.GERMINATE else BlueprintAction.NOOP
@@ -202,7 +204,8 @@ class SyntheticRun:
                 policy=self.policy,
                 action=canonical_action(op, SLOTS.index(slot), bp),
                 success=success,
-                rejection_reason=None if success else "masked",
+                rejection_reason=None if success else "gate G2: min_gradient_health" if gate_refused else "masked",
+                gate_refused=gate_refused,
                 valid_ops=(OP.WAIT, op),
                 op_probabilities=None,
             ),
@@ -338,6 +341,7 @@ class SyntheticRun:
                     pruned=0,
                     internal_level_changes=0,
                     invalid_actions=0,
+                    gate_refusals=0,
                     governor_rollbacks=rollbacks,
                 )
             )
@@ -435,6 +439,7 @@ class SyntheticRun:
             internal_level_changes=0,
             added_params=0,
             invalid_actions=0,
+            gate_refusals=0,
             governor_rollbacks=0,
             seed=0,
             epochs_per_episode=self.episode_length,

@@ -20,6 +20,9 @@ def test_the_phase0_pack_loads_with_control_treatment_and_the_baselines() -> Non
     assert arm(pack, "random").policy is PolicyKind.RANDOM
     assert set(scale(pack, "quick").arms) == {"control", "treatment", "static", "random"}
     assert {"ppo_control", "ppo_treatment"} <= set(scale(pack, "full").arms)
+    cpu = scale(pack, "cpu")
+    assert {"ppo_control", "ppo_treatment"} <= set(cpu.arms) and len(cpu.seeds) >= 5
+    assert pack.task == "digits_narrow"  # judged where growth has headroom
     assert GatePair(treatment="treatment", control="control") in pack.gate_pairs
 
 

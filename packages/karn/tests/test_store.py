@@ -222,3 +222,24 @@ def test_list_run_dirs_finds_runs_only(tmp_path: Path) -> None:
     assert [p.name for p in list_run_dirs(tmp_path)] == ["a"]
     with pytest.raises(FileNotFoundError, match="no such runs directory"):
         list_run_dirs(tmp_path / "missing")
+
+
+def test_invalid_actions_and_gate_refusals_are_counted_apart(tmp_path: Path) -> None:
+    run = SyntheticRun(tmp_path / "r", episode_length=4)
+    run.start_episode(0, 1)
+    run.decide(0, 1, OP.GERMINATE)
+    run.decide(0, 2, OP.FOSSILIZE, success=False)  # the rule set refuses it: invalid
+    run.decide(0, 3, OP.ADVANCE, success=False, gate_refused=True)  # valid, refused on a measurement
+    run.decide(0, 4, OP.WAIT)
+    run.outcome(0, 90.0, 100)
+    run.finish()
+    row = RunStore(tmp_path / "r").one(
+        "SELECT decisions, invalid, invalid_action_rate, gate_refusals, gate_refusal_rate FROM invalid_action_rate"
+    )
+    assert row == {
+        "decisions": 4,
+        "invalid": 1,
+        "invalid_action_rate": 0.25,
+        "gate_refusals": 1,
+        "gate_refusal_rate": 0.25,
+    }

@@ -42,9 +42,9 @@ def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
             assert "1 rollback(s)" in _text(app, "#header")
             table = app.query_one("#envs", DataTable)
             assert table.row_count == 2
-            assert table.get_row_at(0)[7] == "ADVANCE (rejected)"
+            assert table.get_row_at(0)[7] == "ADVANCE (invalid)"
             actions = _text(app, "#actions")
-            assert "GROW_INTERNAL" in actions and "1 rejected" in actions
+            assert "GROW_INTERNAL" in actions and "1 invalid, 0 refused by gates" in actions
             lanes = _text(app, "#lanes")
             assert "r0c0 conv_ladder L2/4" in lanes and "gg" in lanes  # GERMINATED at epochs 2 and 3
             # The |delta|/|x| column: the seed's latest (epoch 3, its 2nd report: 0.1 * 1 + 0.01 * 2); no seed: -.

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from esper.leyline import (
     BLUEPRINT_IDS,
     BLUEPRINT_INTERNAL_KIND,
+    ActionLimits,
     AlphaAlgorithm,
     AlphaCurve,
     AlphaMode,
@@ -162,6 +163,4 @@ def env_views(draw: st.DrawFn, slots: tuple[str, ...] = SLOTS) -> EnvView:
 
 
 def cnn_mask_config(max_seeds: int | None = None) -> MaskConfig:
-    return MaskConfig(
-        slot_ids=SLOTS, topology=Topology.CNN, blueprints=blueprints_for(Topology.CNN), max_seeds=max_seeds
-    )
+    return MaskConfig(SLOTS, Topology.CNN, blueprints_for(Topology.CNN), ActionLimits(max_seeds=max_seeds))

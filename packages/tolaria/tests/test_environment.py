@@ -56,7 +56,7 @@ def test_every_op_has_an_execution_path() -> None:
 def test_ops_execute_and_invalid_ones_are_rejected_and_counted() -> None:
     env = make_env()
     bad = env.step(action(OP.FOSSILIZE))
-    assert not bad.action.success and "FOSSILIZE is illegal" in bad.action.reason
+    assert not bad.action.success and "FOSSILIZE needs a seed; the slot is empty" in bad.action.reason
     wrong_topology = env.step(action(OP.GERMINATE, blueprint=BlueprintAction.LORA))
     assert not wrong_topology.action.success and "cannot be germinated on cnn" in wrong_topology.action.reason
     out_of_range = env.step(action(OP.ADVANCE, slot=7))
@@ -71,6 +71,25 @@ def test_ops_execute_and_invalid_ones_are_rejected_and_counted() -> None:
     assert env.step(action(OP.PRUNE)).action.success
     assert env.tally()["internal_level_changes"] == 2 and env.tally()["pruned"] == 1
     assert env.step(action(OP.WAIT)).signals.last_action_op is OP.WAIT
+
+
+def test_structural_refusals_are_invalid_and_measured_ones_are_gate_refusals() -> None:
+    env = make_env()
+    env.step(action(OP.GERMINATE, blueprint=BlueprintAction.CONV_LIGHT))
+    env.step(action(OP.ADVANCE))
+    early = env.step(action(OP.ADVANCE))  # a rule known in advance: 10 epochs in TRAINING
+    assert not early.action.success and not early.action.gate_refused
+    assert early.action.reason == "1 of 10 epochs in TRAINING"
+    for _ in range(9):
+        env.step(action(OP.WAIT))
+    state = env.model.slot("r0c0").state
+    assert state is not None
+    state.gradients.has_exploding = True  # a measurement the gate refuses on
+    refused = env.step(action(OP.ADVANCE))
+    assert not refused.action.success and refused.action.gate_refused
+    assert "gradients_not_exploding" in str(refused.action.reason)
+    assert (env.tally()["invalid_actions"], env.tally()["gate_refusals"]) == (1, 1)
+    assert env.step(action(OP.ADVANCE)).action.success  # measured healthy again after an epoch
 
 
 def test_training_improves_the_host() -> None:

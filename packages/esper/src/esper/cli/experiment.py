@@ -1,10 +1,13 @@
-"""`esper experiment list` and `esper experiment run PACK [--quick] [--out DIR]`: run an experiment pack (data: an
-ExperimentPack contract shipped in esper/karn/packs/) arm by arm and seed by seed, judge each gate pair with the
-Phase 0 gates (the code behind `esper gates`), and write the comparison report.
+"""`esper experiment list` and `esper experiment run PACK [--scale quick|cpu|full] [--out DIR]`: run an experiment
+pack (data: an ExperimentPack contract shipped in esper/karn/packs/) arm by arm and seed by seed, judge each gate
+pair with the Phase 0 gates (the code behind `esper gates`), and write the comparison report.
 
-Output: OUT/<arm>-s<seed>/ (ordinary run directories), OUT/comparison.html, OUT/results.json, OUT/verdict.txt.
-PPO arms train no host-only baseline of their own; their ROI uses the host-only accuracy that the heuristic arms of
-the same seed measured (same host, data, epochs and seed).
+A heuristic or random arm runs once per seed. A PPO arm trains one policy (OUT/<arm>-train/, on the scale's
+ppo_train_seed environments) and then evaluates it deterministically on every seed of the scale, exactly as
+`esper evaluate` does: every arm is judged on the same seeds, none of which trained a policy.
+
+Output: OUT/<arm>-s<seed>/ (ordinary run directories, each with its own host-only baseline), OUT/<arm>-train/,
+OUT/comparison.html, OUT/results.json, OUT/verdict.txt.
 """
 
 from __future__ import annotations
@@ -13,20 +16,20 @@ import argparse
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError
+from esper.cli.evaluate import evaluation_config
 from esper.cli.plan import RunPlan, resolve
-from esper.cli.ppo import PpoStart, run_ppo
-from esper.cli.record import SUMMARY_FILE
+from esper.cli.ppo import CHECKPOINT, PpoStart, run_ppo
 from esper.cli.train import run_policy
 from esper.karn import RunStore, evaluate
 from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
-from esper.karn.contracts.run_summary import RunSummary
 from esper.karn.gates import GateReport
-from esper.karn.packs import PackError, check_pack, load_packs, scale
+from esper.karn.packs import SCALES, PackError, check_pack, load_packs, scale
 from esper.leyline import ParallelMode, PolicyKind, WireError, loads
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig
 from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
@@ -39,17 +42,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  task {pack.task}; gate pairs: " + ", ".join(f"{g.treatment} vs {g.control}" for g in pack.gate_pairs))
         for arm in pack.arms:
             print(f"  arm {arm.name:<14} {arm.policy.value:<9} {' '.join(arm.blueprints)}")
-        for name in ("quick", "full"):
+        for name in SCALES:
             s = scale(pack, name)
             print(
                 f"  {name:<5} seeds {list(s.seeds)}, {s.episodes} episode(s) x {s.epochs} epochs, PPO "
-                f"{s.ppo_rounds} rounds x {s.ppo_envs} envs; arms {' '.join(s.arms)}"
+                f"{s.ppo_rounds} rounds x {s.ppo_envs} envs (trained on seed {s.ppo_train_seed}); arms "
+                f"{' '.join(s.arms)}"
             )
     return 0
 
 
 def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> RunPlan:
-    """The RunConfig of one arm on one seed (the pack's task with its default slots), resolved."""
+    """The RunConfig of one arm on one seed (the pack's task with its default slots), resolved; for a PPO arm, its
+    training run."""
     task = get_task(pack.task)
     policy = arm.policy
     ppo = None
@@ -78,17 +83,26 @@ def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, se
         reward=RewardConfig(),
         heuristic=HeuristicConfig() if policy is PolicyKind.HEURISTIC else None,
         ppo=ppo,
+        evaluates=None,
     )
     return resolve(config, run_dir, f"pack {pack.name}, arm {arm.name}")
 
 
 def run_arm(plan: RunPlan) -> bool:
-    """One arm on one seed, written as an ordinary run; False when a stop request ended it early."""
-    if plan.config.policy is PolicyKind.PPO:
+    """One run of an arm (a seed, or a PPO arm's training), written as an ordinary run; False when a stop request
+    ended it early."""
+    if plan.config.policy is PolicyKind.PPO and plan.config.evaluates is None:
         result = run_ppo(PpoStart(plan, plan.task.load(None), resume=False, group=None))
     else:
         result = run_policy(plan, Progress(sys.stderr))
     return not isinstance(result, Interrupted)
+
+
+def evaluation_plan(training: RunPlan, size: ExperimentScale, seed: int, run_dir: Path) -> RunPlan:
+    """A PPO arm's evaluation on one seed: its trained policy, deterministically, as `esper evaluate` runs it."""
+    checkpoint = training.run_dir / CHECKPOINT
+    config = evaluation_config(training.config, checkpoint, seed, run_dir.name, size.episodes, size.epochs)
+    return resolve(config, run_dir)
 
 
 def find_pack(name: str) -> ExperimentPack:
@@ -107,43 +121,84 @@ def find_pack(name: str) -> ExperimentPack:
     return packs[name]
 
 
+@dataclass(frozen=True, slots=True)
+class PackRuns:
+    """Every run of a pack at one scale, resolved before anything runs."""
+
+    size: ExperimentScale
+    out: Path
+    plans: dict[tuple[str, int], RunPlan]  # heuristic and random arms, per (arm, seed)
+    trainings: dict[str, RunPlan]  # each PPO arm's training run; its evaluations are planned after it trained
+
+    @property
+    def total(self) -> int:
+        return len(self.size.arms) * len(self.size.seeds) + len(self.trainings)
+
+
+def plan_pack(pack: ExperimentPack, size: ExperimentScale, out: Path) -> PackRuns:
+    arms = {a.name: a for a in pack.arms}
+    ppo_arms = [name for name in size.arms if arms[name].policy is PolicyKind.PPO]
+    trainings = {
+        name: arm_plan(pack, size, arms[name], size.ppo_train_seed, out / f"{name}-train") for name in ppo_arms
+    }
+    plans = {
+        (name, seed): arm_plan(pack, size, arms[name], seed, out / f"{name}-s{seed}")
+        for seed in size.seeds
+        for name in size.arms
+        if name not in trainings
+    }
+    return PackRuns(size, out, plans, trainings)
+
+
+def run_pack(runs: PackRuns) -> dict[tuple[str, int], Path] | None:
+    """Every run of the pack (PPO arms: training, then one evaluation per seed); None when a stop request ended it."""
+    run_dirs: dict[tuple[str, int], Path] = {}
+    done = 0
+
+    def run(plan: RunPlan, what: str) -> bool:
+        nonlocal done
+        done += 1
+        print(f"[{done}/{runs.total}] {what} -> {plan.run_dir}", file=sys.stderr, flush=True)
+        if run_arm(plan):
+            return True
+        print(
+            f"esper experiment: {STOP.describe()} during {what}; {done - 1} of {runs.total} runs finished in "
+            f"{runs.out}; no comparison was written",
+            file=sys.stderr,
+        )
+        return False
+
+    for (name, seed), plan in runs.plans.items():
+        if not run(plan, f"{name} seed {seed}"):
+            return None
+        run_dirs[(name, seed)] = plan.run_dir
+    for name, training in runs.trainings.items():
+        if not run(training, f"{name} training (seed {runs.size.ppo_train_seed})"):
+            return None
+        for seed in runs.size.seeds:
+            plan = evaluation_plan(training, runs.size, seed, runs.out / f"{name}-s{seed}")
+            if not run(plan, f"{name} evaluation, seed {seed}"):
+                return None
+            run_dirs[(name, seed)] = plan.run_dir
+    return run_dirs
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     pack = find_pack(args.pack)
-    scale_name = "quick" if args.quick else "full"
+    scale_name = "quick" if args.quick else args.scale
     size = scale(pack, scale_name)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out: Path = args.out if args.out is not None else Path("runs") / "experiments" / f"{pack.name}-{scale_name}-{stamp}"
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out: {out} exists and is not empty")
-    arms = {a.name: a for a in pack.arms}
-    plans = {
-        (name, seed): arm_plan(pack, size, arms[name], seed, out / f"{name}-s{seed}")
-        for seed in size.seeds
-        for name in size.arms
-    }  # every arm checked (blueprints, policy) before anything runs
+    runs = plan_pack(pack, size, out)  # every arm checked (blueprints, policy) before anything runs
     out.mkdir(parents=True, exist_ok=True)
-    run_dirs: dict[tuple[str, int], Path] = {}
-    total = len(size.arms) * len(size.seeds)
     with STOP.armed():
-        for (name, seed), plan in plans.items():
-            run_dir = plan.run_dir
-            print(f"[{len(run_dirs) + 1}/{total}] {name} seed {seed} -> {run_dir}", file=sys.stderr, flush=True)
-            if not run_arm(plan):
-                print(
-                    f"esper experiment: {STOP.describe()} during {name} seed {seed}; {len(run_dirs)} of {total} "
-                    f"runs finished in {out}; no comparison was written",
-                    file=sys.stderr,
-                )
-                return EXIT_INTERRUPTED
-            run_dirs[(name, seed)] = run_dir
-    # The host-only accuracy of each seed, from the heuristic/random arms' own baseline training.
-    host_only: dict[int, float] = {}
-    for (name, seed), run_dir in run_dirs.items():
-        if arms[name].policy is not PolicyKind.PPO:
-            baseline = loads(RunSummary, (run_dir / SUMMARY_FILE).read_text()).baseline_accuracy
-            if seed not in host_only and baseline is not None:
-                host_only[seed] = baseline
-    stores = {key: RunStore(path, baseline_accuracy=host_only.get(key[1])) for key, path in run_dirs.items()}
+        run_dirs = run_pack(runs)
+    if run_dirs is None:
+        return EXIT_INTERRUPTED
+    stores = {key: RunStore(path) for key, path in run_dirs.items()}
+    host_only = {seed: stores[(name, seed)].baseline_accuracy for (name, seed) in run_dirs}
     metrics: list[ArmMetrics] = [arm_metrics(name, seed, store) for (name, seed), store in stores.items()]
     reports: list[tuple[str, int, GateReport]] = []
     for pair in pack.gate_pairs:

@@ -72,6 +72,21 @@ def add_train_parser(sub: Sub) -> None:
     _command(tasks, "esper.cli.train:cmd_tasks")
 
 
+def add_evaluate_parser(sub: Sub) -> None:
+    evaluate = sub.add_parser(
+        "evaluate", help="run a trained PPO policy deterministically on seeds it never trained on (no learning)"
+    )
+    evaluate.add_argument("run", type=Path, help="directory of an `esper train ppo` run (its latest checkpoint)")
+    evaluate.add_argument(
+        "--seeds", type=int, nargs="+", help="evaluation seeds, none a training seed (default: 5 from 10000)"
+    )
+    evaluate.add_argument("--task", help="another task of the same topology with the run's slots (default: the run's)")
+    evaluate.add_argument("--episodes", type=int, default=1, help="episodes per seed (default 1)")
+    evaluate.add_argument("--epochs", type=int, help="host epochs per episode (default: the run's episode length)")
+    evaluate.add_argument("--out", type=Path, help="output directory (default: beside RUN, <run>-eval-<time>)")
+    _command(evaluate, "esper.cli.evaluate:cmd_evaluate")
+
+
 def add_experiment_parser(sub: Sub) -> None:
     experiment = sub.add_parser("experiment", help="experiment packs: arms x seeds, gates, comparison report")
     commands = experiment.add_subparsers(dest="experiment_command", required=True)
@@ -79,7 +94,14 @@ def add_experiment_parser(sub: Sub) -> None:
     _command(listing, "esper.cli.experiment:cmd_list")
     run = commands.add_parser("run", help="run a pack; exit 0 only when every gate pair passes on every seed")
     run.add_argument("pack", help="pack name (see `esper experiment list`) or a pack file of your own, PATH.json")
-    run.add_argument("--quick", action="store_true", help="the CPU-sized scale (about 10 minutes on 2 cores)")
+    run.add_argument(
+        "--scale",
+        choices=["quick", "cpu", "full"],
+        default="full",
+        help="quick: heuristic and random arms, minutes; cpu: every arm, PPO included, under 45 minutes on 2 cores; "
+        "full (default): sized for a GPU",
+    )
+    run.add_argument("--quick", action="store_true", help="shorthand for --scale quick")
     run.add_argument("--out", type=Path, help="output directory (default runs/experiments/<pack>-<scale>-<time>)")
     _command(run, "esper.cli.experiment:cmd_run")
 
@@ -155,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the versions of the esper packages and torch")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     add_train_parser(sub)
+    add_evaluate_parser(sub)
     add_karn_parser(sub)
     add_gates_parser(sub)
     add_experiment_parser(sub)

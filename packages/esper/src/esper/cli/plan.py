@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from esper.cli.common import UsageError, read_json_file
+from esper.kasmina import QualityGates
 from esper.leyline import (
     BlueprintAction,
     ParallelMode,
@@ -29,7 +30,7 @@ from esper.leyline import (
     validate_slot_ids,
 )
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig, check_reward_config
-from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
+from esper.tamiyo import HeuristicConfig, LstmPolicyConfig, MaskConfig
 from esper.tolaria import TaskSpec, get_task
 
 CONFIG_FILE = "config.json"
@@ -62,6 +63,13 @@ class RunPlan:
     @property
     def data_dir(self) -> Path | None:
         return None if self.config.data_dir is None else Path(self.config.data_dir)
+
+    @property
+    def masks(self) -> MaskConfig:
+        """The run's masks: its slots and blueprints, and the structural limits of the default seed gates (which
+        every environment of the run uses) with the run's seed cap."""
+        limits = QualityGates().limits(self.config.max_seeds)
+        return MaskConfig(self.slots, self.task.config.topology, self.blueprints, limits)
 
     @property
     def ppo(self) -> PpoRun:
@@ -196,6 +204,7 @@ def plan_from_flags(
         reward=check_config_reward(sections["reward"]),
         heuristic=HeuristicConfig() if policy is PolicyKind.HEURISTIC else None,
         ppo=ppo,
+        evaluates=None,
     )
     return resolve(config, run_dir)
 
@@ -234,7 +243,9 @@ def resolve(config: RunConfig, run_dir: Path, source: str | None = None) -> RunP
         raise UsageError(f"{source}: {exc}" if source else str(exc)) from exc
     if config.policy is PolicyKind.PPO and config.ppo is None:
         raise UsageError(f"{source}: ppo: a ppo run needs its ppo section")
-    if config.policy is not PolicyKind.PPO and config.episodes is None:
+    if config.evaluates is not None and config.policy is not PolicyKind.PPO:
+        raise UsageError(f"{source}: evaluates: only a trained ppo policy is evaluated, not {config.policy.value}")
+    if (config.policy is not PolicyKind.PPO or config.evaluates is not None) and config.episodes is None:
         raise UsageError(f"{source}: episodes: a {config.policy.value} run needs its episode count")
     return RunPlan(config, task, blueprints, parse_device(config.device), run_dir)
 

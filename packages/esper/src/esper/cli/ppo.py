@@ -54,7 +54,6 @@ from esper.simic import (
     is_peer_failure,
     load_latest,
 )
-from esper.tamiyo import MaskConfig
 from esper.tolaria import DataError, TensorData
 
 CHECKPOINT = "checkpoint.pt"
@@ -201,11 +200,10 @@ def _load_checkpoint(start: PpoStart, events: Path, progress: Progress) -> Loade
 
 def _trainer(start: PpoStart, hub: TelemetryHub) -> VectorizedTrainer:
     plan, ppo = start.plan, start.plan.ppo
-    masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.config.max_seeds)
     config = TrainerConfig(
         task=plan.task,
         slots=plan.slots,
-        masks=masks,
+        masks=plan.masks,
         n_envs=ppo.envs,
         episode_length=plan.epochs,
         seed=plan.seed,

@@ -36,6 +36,7 @@ def summarize(
         internal_level_changes=sum(o.internal_level_changes for o in outcomes),
         added_params=round(statistics.fmean(o.added_params for o in judged)) if judged else 0,
         invalid_actions=sum(o.invalid_actions for o in outcomes),
+        gate_refusals=sum(o.gate_refusals for o in outcomes),
         governor_rollbacks=sum(o.governor_rollbacks for o in outcomes),
         seed=plan.seed,
         epochs_per_episode=plan.epochs,
@@ -55,7 +56,8 @@ def summary_table(summary: RunSummary, run_dir: Path) -> str:
         ("seeds germinated / fossilized / pruned", f"{summary.germinated} / {summary.fossilized} / {summary.pruned}"),
         ("internal level changes", str(summary.internal_level_changes)),
         ("parameters added (mean per episode)", f"{summary.added_params:,}"),
-        ("invalid actions / governor rollbacks", f"{summary.invalid_actions} / {summary.governor_rollbacks}"),
+        ("invalid actions / gate refusals", f"{summary.invalid_actions} / {summary.gate_refusals}"),
+        ("governor rollbacks", str(summary.governor_rollbacks)),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [

@@ -1,5 +1,5 @@
-"""`esper train heuristic` and `esper tasks`: a run of a policy that needs no training (the heuristic Tamiyo, or the
-random policy of the experiment packs), and the list of tasks.
+"""`esper train heuristic` and `esper tasks`: a run of a policy that does not learn (the heuristic Tamiyo, the
+random policy of the experiment packs, or a trained PPO policy under `esper evaluate`), and the list of tasks.
 
 Flow: the flags become a RunConfig (every flag checked, nothing written) -> runs/<run_id>/config.json -> each
 episode goes through Simic's EpisodeLoop (the same loop PPO collects with) with every event in events.jsonl, and is
@@ -12,6 +12,8 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -31,18 +33,44 @@ from esper.leyline import (
     TrainingCompletedPayload,
     canonical_action,
 )
-from esper.simic import EpisodeLoop, LoopConfig, PpoConfig, StepHook
-from esper.tamiyo import ActionMasks, HeuristicPolicy, MaskConfig, Observation, Policy, PolicyOutput, RandomPolicy
+from esper.simic import Act, EpisodeLoop, LoopConfig, PpoConfig, Prepare, StepHook, load_trained_policy
+from esper.tamiyo import ActionMasks, HeuristicPolicy, Observation, Policy, PolicyOutput, RandomPolicy
 from esper.tolaria import TASKS, DataError, Environment, StepResult, TensorData
 
 WAIT = canonical_action(LifecycleOp.WAIT)
 GAMMA = PpoConfig().gamma  # the discount a heuristic run's rewards are computed with: what PPO would use
 
 
-def _policy(plan: RunPlan) -> Policy:
-    if plan.config.heuristic is not None:
-        return HeuristicPolicy(plan.slots, plan.config.heuristic)
-    return RandomPolicy(len(plan.slots))
+@dataclass(frozen=True, slots=True)
+class Controller:
+    """Who acts in a run that does not learn: the policy, how it acts, and what its observation goes through."""
+
+    policy: Policy
+    act: Act
+    prepare: Prepare | None
+
+
+def _controller(plan: RunPlan) -> Controller:
+    """The heuristic, the random policy (sampling with the run's seed), or a trained PPO policy under evaluation
+    (deterministic: the most probable action, behind the normaliser it was trained with)."""
+    if plan.config.evaluates is not None:
+        trained = load_trained_policy(Path(plan.config.evaluates), len(plan.slots), plan.ppo.policy)
+
+        def act_trained(observation: Observation, masks: ActionMasks, state: object) -> PolicyOutput:
+            return trained.policy.act(observation, masks, state, explain=True, deterministic=True)
+
+        return Controller(trained.policy, act_trained, trained.normalized)
+    policy: Policy = (
+        HeuristicPolicy(plan.slots, plan.config.heuristic)
+        if plan.config.heuristic is not None
+        else RandomPolicy(len(plan.slots))
+    )
+    generator = torch.Generator().manual_seed(plan.seed)
+
+    def act(observation: Observation, masks: ActionMasks, state: object) -> PolicyOutput:
+        return policy.act(observation, masks, state, generator=generator, explain=True)
+
+    return Controller(policy, act, None)
 
 
 def _host_only(plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int, stop: StopRequest) -> float | None:
@@ -99,21 +127,26 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
     write_config(plan)
     hub = TelemetryHub(plan.config.run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
     started = time.perf_counter()
-    env = Environment(plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device)
+    env = Environment(
+        plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device, max_seeds=plan.config.max_seeds
+    )
     hub.emit(training_started(plan, n_envs=1))
-    policy = _policy(plan)
-    generator = torch.Generator().manual_seed(plan.seed)
-    masks = MaskConfig(plan.slots, plan.task.config.topology, plan.blueprints, plan.config.max_seeds)
-    loop = EpisodeLoop(LoopConfig(plan.slots, masks, plan.config.reward, GAMMA, plan.epochs), [env], policy)
-
-    def act(observation: Observation, action_masks: ActionMasks, state: object) -> PolicyOutput:
-        return policy.act(observation, action_masks, state, generator=generator, explain=True)
+    controller = _controller(plan)
+    loop = EpisodeLoop(
+        LoopConfig(plan.slots, plan.masks, plan.config.reward, GAMMA, plan.epochs), [env], controller.policy
+    )
 
     outcomes: list[EpisodeOutcome] = []
     baselines: list[float] = []
     for episode in range(episodes):
         name = f"episode {episode + 1}/{episodes}"
-        ran = loop.run(episode, act, stop=lambda: stop.requested, on_step=_progress_line(progress, name, plan.epochs))
+        ran = loop.run(
+            episode,
+            controller.act,
+            prepare=controller.prepare,
+            stop=lambda: stop.requested,
+            on_step=_progress_line(progress, name, plan.epochs),
+        )
         baseline = None if ran is None else _host_only(plan, data, hub, episode, stop)
         if ran is None or baseline is None:
             break

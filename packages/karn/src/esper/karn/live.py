@@ -91,6 +91,7 @@ class LiveRun:
         self.envs: dict[int, EnvState] = {}
         self.ops: Counter[str] = Counter()
         self.invalid = 0
+        self.gate_refusals = 0
         self.internal_levels = 0
         self.rollbacks = 0
         self.reward_sums: dict[str, float] = dict.fromkeys(REWARD_PARTS, 0.0)
@@ -215,9 +216,11 @@ class LiveRun:
         env = self._env(event)
         op = op_name(p["action"]["op"])
         self.ops[op] += 1
-        if not p["success"]:
+        if p["gate_refused"]:
+            self.gate_refusals += 1
+        elif not p["success"]:
             self.invalid += 1
-        env.last_action = op + ("" if p["success"] else " (rejected)")
+        env.last_action = op + ("" if p["success"] else " (refused by a gate)" if p["gate_refused"] else " (invalid)")
 
     def _on_reward(self, event: WireEvent, p: Payload) -> None:
         env = self._env(event)
@@ -271,6 +274,7 @@ class LiveRun:
             "envs": [_env_snapshot(env_id, env) for env_id, env in sorted(self.envs.items())],
             "ops": dict(self.ops.most_common()),
             "invalid_actions": self.invalid,
+            "gate_refusals": self.gate_refusals,
             "internal_level_changes": self.internal_levels,
             "governor_rollbacks": self.rollbacks,
             "reward_means": self.reward_means(),

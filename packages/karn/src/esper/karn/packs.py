@@ -9,7 +9,7 @@ from typing import Final
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
 from esper.leyline import loads
 
-SCALES: Final = ("quick", "full")
+SCALES: Final = ("quick", "cpu", "full")
 
 
 class PackError(ValueError):
@@ -22,9 +22,17 @@ def check_pack(pack: ExperimentPack) -> ExperimentPack:
     if duplicates:
         raise PackError(f"ExperimentPack {pack.name}.arms: duplicate arm name(s) {duplicates}")
     for scale_name in SCALES:
-        unknown = [a for a in scale(pack, scale_name).arms if a not in names]
+        size = scale(pack, scale_name)
+        unknown = [a for a in size.arms if a not in names]
         if unknown:
             raise PackError(f"ExperimentPack {pack.name}.{scale_name}.arms: unknown arm(s) {unknown}; arms: {names}")
+        trained = {size.ppo_train_seed + 1000 * i for i in range(size.ppo_envs)}
+        mixed = sorted(trained & set(size.seeds))
+        if mixed:
+            raise PackError(
+                f"ExperimentPack {pack.name}.{scale_name}.seeds: {mixed} would also train the PPO arms "
+                f"(ppo_train_seed {size.ppo_train_seed} trains on {sorted(trained)}); evaluation seeds must differ"
+            )
     for i, pair in enumerate(pack.gate_pairs):
         for role, arm in (("treatment", pair.treatment), ("control", pair.control)):
             if arm not in names:
@@ -37,6 +45,8 @@ def check_pack(pack: ExperimentPack) -> ExperimentPack:
 def scale(pack: ExperimentPack, name: str) -> ExperimentScale:
     if name == "quick":
         return pack.quick
+    if name == "cpu":
+        return pack.cpu
     if name == "full":
         return pack.full
     raise PackError(f"scale must be one of {SCALES}, got {name!r}")

@@ -124,7 +124,9 @@ def _action(p: Payload) -> str:
     target = ""
     if op == "GERMINATE":
         target = f" {BlueprintAction(action['blueprint']).name.lower()}"
-    outcome = "" if p["success"] else f" REJECTED ({p['rejection_reason']})"
+    outcome = ""
+    if not p["success"]:
+        outcome = f" {'REFUSED BY GATE' if p['gate_refused'] else 'INVALID'} ({p['rejection_reason']})"
     return f"{p['policy']} chose {op}{target}{outcome}"
 
 

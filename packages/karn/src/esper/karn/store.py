@@ -295,6 +295,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_ACTION.integer("action.alpha_speed")} AS alpha_speed,
           {_ACTION.integer("action.alpha_curve")} AS alpha_curve,
           {_ACTION.boolean("success")} AS success, {_ACTION.text("rejection_reason")} AS rejection_reason,
+          {_ACTION.boolean("gate_refused")} AS gate_refused,
           list_transform({_ACTION.array("valid_ops", sql_type="INTEGER[]")},
             lambda v: {_names(LifecycleOp, "v")}) AS valid_ops,
           {_ACTION.json("op_probabilities")} AS op_probabilities
@@ -319,6 +320,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_OUTCOME.integer("outcome.fossilized")} AS fossilized, {_OUTCOME.integer("outcome.pruned")} AS pruned,
           {_OUTCOME.integer("outcome.internal_level_changes")} AS internal_level_changes,
           {_OUTCOME.integer("outcome.invalid_actions")} AS invalid_actions,
+          {_OUTCOME.integer("outcome.gate_refusals")} AS gate_refusals,
           {_OUTCOME.integer("outcome.governor_rollbacks")} AS governor_rollbacks
         FROM raw_events WHERE {_OUTCOME.where}""",
     ),
@@ -440,9 +442,12 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         FROM actions WHERE op = 'GERMINATE' AND success GROUP BY run_id, blueprint_id""",
     ),
     "invalid_action_rate": (
-        "Decisions, rejected decisions and their rate.",
-        """SELECT run_id, count(*) AS decisions, count(*) FILTER (WHERE NOT success) AS invalid,
-          count(*) FILTER (WHERE NOT success) / count(*) AS invalid_action_rate
+        "Decisions; invalid ones (refused by the structural rule set the masks apply) and their rate; gate refusals "
+        "(valid, refused by a seed gate on a measurement) and their rate.",
+        """SELECT run_id, count(*) AS decisions, count(*) FILTER (WHERE NOT success AND NOT gate_refused) AS invalid,
+          count(*) FILTER (WHERE NOT success AND NOT gate_refused) / count(*) AS invalid_action_rate,
+          count(*) FILTER (WHERE gate_refused) AS gate_refusals,
+          count(*) FILTER (WHERE gate_refused) / count(*) AS gate_refusal_rate
         FROM actions GROUP BY ALL""",
     ),
     "head_entropy_trend": (

@@ -71,7 +71,9 @@ def actions_text(snapshot: dict[str, Any]) -> Text:
     ops: dict[str, int] = snapshot["ops"]
     total = sum(ops.values())
     text = Text("actions", style="bold")
-    text.append(f"  {total} decisions, {snapshot['invalid_actions']} rejected\n")
+    text.append(
+        f"  {total} decisions, {snapshot['invalid_actions']} invalid, {snapshot['gate_refusals']} refused by gates\n"
+    )
     for op, count in ops.items():
         text.append(f"{op:<16} {bar(count / total, 14)} {count:>5} {count / total:6.1%}\n")
     return text

@@ -17,7 +17,7 @@ from esper.kasmina.blueprints import (
 from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
-from esper.kasmina.gates import GATE_FOR_TARGET, GateMode, GateThresholds, QualityGates
+from esper.kasmina.gates import GATE_FOR_TARGET, MEASURED_CHECKS, GateMode, GateThresholds, QualityGates
 from esper.kasmina.hosts import CNNHost, HostProtocol, TransformerHost
 from esper.kasmina.model import (
     MorphogeneticModel,
@@ -42,6 +42,7 @@ __all__ = [
     "ConvLadderSeed",
     "ForwardMode",
     "GateMode",
+    "MEASURED_CHECKS",
     "GateThresholds",
     "GatedBlend",
     "HostProtocol",

@@ -38,9 +38,8 @@ class AlphaController:
     steps_done: int = 0
 
     def retarget(self, target: float, steps: int, curve: AlphaCurve, steepness: float) -> None:
-        """Start moving toward `target` over `steps` ticks (0 snaps). Only from HOLD: a ramp is never interrupted."""
-        if self.mode is not AlphaMode.HOLD:
-            raise ValueError(f"alpha can be retargeted only while holding (mode is {self.mode.name})")
+        """Start moving toward `target` over `steps` ticks (0 snaps), from wherever alpha is now: a ramp in progress
+        is replaced by the new one (a change of mind is a policy's to make, and the reward's alpha shock prices it)."""
         if not 0.0 <= target <= 1.0:
             raise ValueError(f"alpha target {target} is outside [0, 1]")
         if steps < 0:

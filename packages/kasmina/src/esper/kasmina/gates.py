@@ -1,4 +1,10 @@
-"""Quality gates guarding stage transitions, in permissive (RL default) and strict modes."""
+"""Quality gates guarding stage transitions, in permissive (RL default) and strict modes.
+
+A gate's checks are of two kinds. Rules known in advance from the seed's report (epochs in stage, alpha holding at
+full amplitude, a contribution measured at all) are leyline's structural rule set too (`ActionLimits` from
+`QualityGates.limits`), so masks never offer an ADVANCE or FOSSILIZE that such a check would refuse. The rest
+compare measurements with thresholds (MEASURED_CHECKS): a refusal by one of them is a gate outcome.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from esper.kasmina.state import SeedState
-from esper.leyline import AlphaMode, GateLevel, GateResult, SeedStage
+from esper.leyline import MIN_TRAINING_EPOCHS, ActionLimits, AlphaMode, GateLevel, GateResult, SeedStage
 
 S = SeedStage
 GATE_FOR_TARGET = {
@@ -16,6 +22,18 @@ GATE_FOR_TARGET = {
     S.HOLDING: GateLevel.G3,
     S.FOSSILIZED: GateLevel.G5,
 }
+# Checks whose verdict depends on measured values; every other check is a structural rule (leyline.validity).
+MEASURED_CHECKS = frozenset(
+    {
+        "gradients_measured",
+        "gradients_not_exploding",
+        "min_gradient_health",
+        "min_improvement",
+        "min_gradient_ratio",
+        "is_healthy",
+        "min_contribution",
+    }
+)
 
 
 class GateMode(StrEnum):
@@ -25,7 +43,7 @@ class GateMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class GateThresholds:
-    min_training_epochs: int = 10  # G2: epochs in TRAINING before BLENDING
+    min_training_epochs: int = MIN_TRAINING_EPOCHS  # G2: epochs in TRAINING before BLENDING
     min_gradient_health: float = 0.7  # G2 permissive
     min_training_improvement: float = 0.5  # G2 strict, percentage points
     min_gradient_ratio: float = 0.10  # G2 strict
@@ -37,6 +55,15 @@ class QualityGates:
     def __init__(self, mode: GateMode = GateMode.PERMISSIVE, thresholds: GateThresholds | None = None) -> None:
         self.mode = mode
         self.thresholds = thresholds if thresholds is not None else GateThresholds()
+
+    def limits(self, max_seeds: int | None = None) -> ActionLimits:
+        """The structural rules these gates imply, for the masks and the environment."""
+        strict = self.mode is GateMode.STRICT
+        return ActionLimits(
+            min_training_epochs=self.thresholds.min_training_epochs,
+            min_blending_epochs=self.thresholds.min_blending_epochs if strict else 0,
+            max_seeds=max_seeds,
+        )
 
     def evaluate(self, target: SeedStage, state: SeedState) -> GateResult:
         if target not in GATE_FOR_TARGET:

@@ -37,7 +37,6 @@ from esper.leyline import (
     STYLE_BLEND,
     AlphaAlgorithm,
     AlphaCurve,
-    AlphaMode,
     BlueprintAction,
     Emitter,
     GateResult,
@@ -322,13 +321,12 @@ class SeedSlot(nn.Module):
         reason: str = "policy",
     ) -> None:
         """PRUNE: remove now (steps == 0, or the seed does not reach the host yet), or ramp alpha to zero over
-        `steps` epochs with the seed frozen and remove it when alpha arrives (a scheduled prune)."""
+        `steps` epochs from where it is (a ramp in progress is replaced) with the seed frozen, and remove it when
+        alpha arrives (a scheduled prune)."""
         state = self._live_state(LifecycleOp.PRUNE, LIVE_STAGES)
         if steps == 0 or state.alpha.alpha == 0.0 or initiator is PruneInitiator.GOVERNOR:
             self._prune_now(state, initiator, reason)
             return
-        if state.alpha.mode is not AlphaMode.HOLD:
-            raise IllegalOperation(self.slot_id, state.stage, LifecycleOp.PRUNE, "alpha is already moving")
         if state.stage is S.HOLDING:
             self._transition(state, S.BLENDING)
         state.alpha.retarget(0.0, steps, curve, steepness)
@@ -374,11 +372,11 @@ class SeedSlot(nn.Module):
         steepness: float = DEFAULT_STEEPNESS,
         algorithm: AlphaAlgorithm | None = None,
     ) -> None:
-        """SET_ALPHA_TARGET on a BLENDING or HOLDING seed whose alpha holds still; a HOLDING seed retargeted below
-        full amplitude goes back to BLENDING."""
+        """SET_ALPHA_TARGET on a BLENDING or HOLDING seed that is not being pruned (a ramp in progress is replaced
+        from the current alpha); a HOLDING seed retargeted below full amplitude goes back to BLENDING."""
         state = self._live_state(LifecycleOp.SET_ALPHA_TARGET, frozenset({S.BLENDING, S.HOLDING}))
-        if state.alpha.mode is not AlphaMode.HOLD or state.prune_pending:
-            raise IllegalOperation(self.slot_id, state.stage, LifecycleOp.SET_ALPHA_TARGET, "alpha is already moving")
+        if state.prune_pending:
+            raise IllegalOperation(self.slot_id, state.stage, LifecycleOp.SET_ALPHA_TARGET, "the seed is being pruned")
         if not 0.0 < target <= 1.0:
             raise ValueError(f"alpha target must be in (0, 1], got {target}")
         if algorithm is not None and algorithm is not state.alpha_algorithm:

@@ -73,6 +73,7 @@ from esper.leyline.telemetry import (
     TelemetryHub,
     TelemetrySink,
 )
+from esper.leyline.validity import MIN_TRAINING_EPOCHS, RULED_OPS, ActionLimits, refusal, seed_count
 from esper.leyline.wire import dumps, from_wire, loads, schema_for, to_wire, validate
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "INTERNAL_OPS",
     "INTERNAL_OP_STAGES",
     "LIVE_STAGES",
+    "MIN_TRAINING_EPOCHS",
     "NUM_BLUEPRINTS",
     "NUM_OPS",
     "NUM_STAGES",
@@ -103,6 +105,7 @@ __all__ = [
     "OBS_V3_SCHEMA_VERSION",
     "OBS_V3_SLOT_FEATURE_SIZE",
     "RESERVED_STAGE_VALUES",
+    "RULED_OPS",
     "SLOT_FEATURE_FIELDS",
     "STAGE_INDEX",
     "STYLE_BLEND",
@@ -112,6 +115,7 @@ __all__ = [
     "TOPOLOGY_BLUEPRINTS",
     "UNKNOWN_SENTINEL",
     "VALID_TRANSITIONS",
+    "ActionLimits",
     "ContractError",
     "CoverageError",
     "Emitter",
@@ -141,8 +145,10 @@ __all__ = [
     "obs_dim",
     "parse_slot_id",
     "policy_input_dim",
+    "refusal",
     "relevance_matrix",
     "schema_for",
+    "seed_count",
     "slot_sort_key",
     "stage_from_value",
     "to_wire",

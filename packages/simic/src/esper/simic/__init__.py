@@ -23,7 +23,17 @@ from esper.simic.distributed import (
     is_peer_failure,
     under_torchrun,
 )
-from esper.simic.loop import EpisodeLoop, Episodes, LoopConfig, NoopBaseline, StepHook, Transition, sum_components
+from esper.simic.loop import (
+    Act,
+    EpisodeLoop,
+    Episodes,
+    LoopConfig,
+    NoopBaseline,
+    Prepare,
+    StepHook,
+    Transition,
+    sum_components,
+)
 from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, concat_buffers, gae
 from esper.simic.rewards import (
     STAGE_POTENTIALS,
@@ -34,9 +44,17 @@ from esper.simic.rewards import (
     compute_reward,
     potential,
 )
-from esper.simic.trainer import RoundResult, TrainerConfig, VectorizedTrainer, check_resumable
+from esper.simic.trainer import (
+    RoundResult,
+    TrainedPolicy,
+    TrainerConfig,
+    VectorizedTrainer,
+    check_resumable,
+    load_trained_policy,
+)
 
 __all__ = [
+    "Act",
     *CONTRACT_NAMES,
     "CONTRACT_NAMES",
     "CheckpointError",
@@ -44,6 +62,7 @@ __all__ = [
     "Episodes",
     "LoopConfig",
     "NoopBaseline",
+    "Prepare",
     "StepHook",
     "Transition",
     "sum_components",
@@ -68,10 +87,12 @@ __all__ = [
     "RoundResult",
     "RunningMeanStd",
     "StepOutcome",
+    "TrainedPolicy",
     "TrainerConfig",
     "UpdateStats",
     "VectorizedTrainer",
     "check_resumable",
+    "load_trained_policy",
     "added_params",
     "check_reward_config",
     "compute_reward",

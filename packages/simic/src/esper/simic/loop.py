@@ -121,6 +121,9 @@ class EpisodeLoop:
         self.config = config
         self.envs = list(envs)
         self.policy = policy
+        for env in self.envs:  # the masks must offer exactly what the environments accept
+            if env.limits != config.masks.limits:
+                raise ValueError(f"environment limits {env.limits} differ from the masks' {config.masks.limits}")
         self.extractor = FeatureExtractor(config.slots, len(self.envs))
         self.baselines = [NoopBaseline() for _ in self.envs]
 
@@ -186,7 +189,7 @@ class EpisodeLoop:
 
     def _reward(self, lane: _Lane, action: FactoredAction, result: StepResult, terminal: bool) -> RewardComponents:
         slot_id = self._slot_id(action)
-        window = lane.windows[slot_id] if slot_id is not None else None
+        window = self._window(lane, slot_id, result.reports) if slot_id is not None else None
         if window is not None:
             window.record(action.op, result.action.success)
         outcome = StepOutcome(
@@ -202,6 +205,15 @@ class EpisodeLoop:
         reward = compute_reward(self.config.reward, self.config.gamma, outcome, window)
         lane.components.append(reward)
         return reward
+
+    def _window(self, lane: _Lane, slot_id: str, reports: Sequence[SeedStateReport]) -> InternalOpWindow:
+        """The slot's anti-thrash window, started afresh whenever another seed occupies the slot: one seed's
+        oscillation is never charged to the next."""
+        seed_id = next((r.seed_id for r in reports if r.slot_id == slot_id), None)
+        window = lane.windows[slot_id]
+        if window.seed_id != seed_id:
+            window = lane.windows[slot_id] = InternalOpWindow(self.config.reward.thrash_window, seed_id)
+        return window
 
     def _slot_id(self, action: FactoredAction) -> str | None:
         return None if action.op is LifecycleOp.WAIT else self.config.slots[action.slot]
@@ -223,6 +235,7 @@ class EpisodeLoop:
                 action=action,
                 success=result.action.success,
                 rejection_reason=result.action.reason,
+                gate_refused=result.action.gate_refused,
                 valid_ops=explanation.valid_ops,
                 op_probabilities=explanation.op_probabilities,
             ),

@@ -87,10 +87,12 @@ def added_params(reports: Sequence[SeedStateReport]) -> float:
 
 
 class InternalOpWindow:
-    """Per-slot window of internal ops: density, net level change and reversal rate (anti-thrash metrics)."""
+    """One seed's window of internal ops in its slot: density, net level change and reversal rate (anti-thrash
+    metrics). `seed_id` is the seed it belongs to (None: the slot was empty)."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, seed_id: str | None = None) -> None:
         self.window = window
+        self.seed_id = seed_id
         self._steps: deque[int] = deque(maxlen=window)  # +1 grow, -1 shrink, 0 anything else
 
     def record(self, op: LifecycleOp, success: bool) -> None:

@@ -26,7 +26,7 @@ from esper.leyline import (
     TelemetryHub,
     obs_dim,
 )
-from esper.simic.checkpoint import write_checkpoint
+from esper.simic.checkpoint import load_latest, write_checkpoint
 from esper.simic.contracts.ppo_config import PpoConfig
 from esper.simic.contracts.reward_config import RewardConfig
 from esper.simic.distributed import WorkerGroup
@@ -61,9 +61,9 @@ class RoundResult:
     outcomes: tuple[EpisodeOutcome, ...]  # every environment's episode, over every rank
 
 
-def check_resumable(payload: dict[str, Any], path: Path, world_size: int) -> None:
-    """Whether a checkpoint's run can continue here: the same observation version (the policy's input width) and
-    the same number of processes. Raises ValueError naming the file and what differs."""
+def check_observation_version(payload: dict[str, Any], path: Path) -> None:
+    """Whether a checkpoint's policy reads this code's observation (its input width follows the observation's
+    fields). Raises ValueError naming the file and both versions."""
     # Checkpoints written before the version was recorded observed version 2.
     version = int(payload["obs_version"]) if "obs_version" in payload else 2
     if version != OBS_V3_SCHEMA_VERSION:
@@ -71,11 +71,47 @@ def check_resumable(payload: dict[str, Any], path: Path, world_size: int) -> Non
             f"{path} holds a policy for observation version {version}; this code observes version "
             f"{OBS_V3_SCHEMA_VERSION} (another input width): start a new run"
         )
+
+
+def check_resumable(payload: dict[str, Any], path: Path, world_size: int) -> None:
+    """Whether a checkpoint's run can continue here: the same observation version (the policy's input width) and
+    the same number of processes. Raises ValueError naming the file and what differs."""
+    check_observation_version(payload, path)
     if int(payload["world_size"]) != world_size:
         raise ValueError(
             f"{path} was written by {payload['world_size']} process(es); resume it with the same number "
             f"(this run has {world_size})"
         )
+
+
+def normalized(normalizer: RunningMeanStd, observation: Observation) -> Observation:
+    """The observation as the policy reads it: features through the running normaliser, frozen between updates."""
+    return Observation(observation.views, normalizer(observation.features), observation.blueprint_indices)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedPolicy:
+    """A PPO run's policy as its checkpoint holds it, with the normaliser it was trained behind."""
+
+    policy: LstmPolicy
+    normalizer: RunningMeanStd
+    round: int  # PPO rounds the policy was trained for
+    path: Path  # the checkpoint file it came from (the previous one when the latest was damaged)
+
+    def normalized(self, observation: Observation) -> Observation:
+        return normalized(self.normalizer, observation)
+
+
+def load_trained_policy(path: Path, n_slots: int, config: LstmPolicyConfig) -> TrainedPolicy:
+    """The policy of the checkpoint at `path` (verified; its previous file when the latest is damaged). Raises
+    CheckpointError for unusable files and ValueError for a policy of another observation version."""
+    loaded = load_latest(path)
+    check_observation_version(loaded.payload, loaded.path)
+    policy = LstmPolicy(n_slots, config)
+    policy.network.load_state_dict(loaded.payload["policy"])
+    normalizer = RunningMeanStd(obs_dim(n_slots))
+    normalizer.load_state_dict(loaded.payload["normalizer"])
+    return TrainedPolicy(policy, normalizer, int(loaded.payload["round"]), loaded.path)
 
 
 class VectorizedTrainer:
@@ -102,6 +138,7 @@ class VectorizedTrainer:
                 config.seed + 1000 * i,
                 config.device,
                 data_parallel=data_parallel,
+                max_seeds=config.masks.limits.max_seeds,
             )
             for i in env_ids
         ]
@@ -165,7 +202,7 @@ class VectorizedTrainer:
         return self.loop.run(self.round, act, prepare=self._normalized, stop=agreed)
 
     def _normalized(self, observation: Observation) -> Observation:
-        return Observation(observation.views, self.normalizer(observation.features), observation.blueprint_indices)
+        return normalized(self.normalizer, observation)
 
     def _rollout(self, episodes: Episodes) -> tuple[RolloutBuffer, torch.Tensor, LstmState]:
         """The episodes as a rollout buffer; under ENVS every rank's, gathered in rank order."""

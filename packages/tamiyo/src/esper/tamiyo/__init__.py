@@ -8,7 +8,7 @@ from esper.tamiyo.contracts import __all__ as CONTRACT_NAMES
 from esper.tamiyo.features import EnvView, FeatureExtractor, Observation
 from esper.tamiyo.heuristic import HEURISTIC_OP_PATHS, NEVER, HeuristicMemory, HeuristicPolicy
 from esper.tamiyo.lstm_policy import Evaluation, FactoredActorCritic, LstmPolicy, LstmState
-from esper.tamiyo.masks import OP_SLOT_RULES, ActionMasks, MaskConfig, compute_masks, germination_allowed
+from esper.tamiyo.masks import ActionMasks, MaskConfig, compute_masks
 from esper.tamiyo.policy import (
     CANONICAL,
     HEAD_INDEX,
@@ -35,7 +35,6 @@ __all__ = [
     "HEADS",
     "HEURISTIC_OP_PATHS",
     "NEVER",
-    "OP_SLOT_RULES",
     "RELEVANCE",
     "ActionMasks",
     "EnvView",
@@ -54,7 +53,6 @@ __all__ = [
     "RandomPolicy",
     "compute_masks",
     "floored_probs",
-    "germination_allowed",
     "head_mask",
     "normalized_entropy",
     "sample_actions",

@@ -1,7 +1,8 @@
 """The heuristic Tamiyo: a readable, rule-based baseline.
 
-- No seed developing: germinate once the host has stabilised and accuracy has plateaued, rotating through the
-  allowed blueprints and skipping those whose recent prunes left a penalty.
+- No seed live and no slot cooling down from a prune (embargo): germinate once the host has stabilised and accuracy
+  has plateaued, rotating through the allowed blueprints and skipping those whose recent prunes left a penalty.
+  One seed at a time and the cooldown are this policy's rules, not the masks' (which block only the impossible).
 - GERMINATED -> ADVANCE. TRAINING: advance after enough epochs (an incubating seed cannot change the host's output,
   so it is never pruned for accuracy). BLENDING: prune a seed whose measured contribution is negative enough;
   advance once alpha holds at full amplitude.
@@ -21,6 +22,7 @@ from typing import Any, Final
 import torch
 
 from esper.leyline import (
+    FAILURE_STAGES,
     LIVE_STAGES,
     ActionHead,
     BlueprintAction,
@@ -45,7 +47,7 @@ NEVER = "never chosen by the heuristic"
 HEURISTIC_OP_PATHS: Final[Mapping[LifecycleOp, str]] = MappingProxyType(
     {
         OP.WAIT: "nothing to do this epoch",
-        OP.GERMINATE: "no seed developing, host stabilised, accuracy plateaued",
+        OP.GERMINATE: "no seed live or cooling down, host stabilised, accuracy plateaued",
         OP.SET_ALPHA_TARGET: f"{NEVER}: seeds always blend to full amplitude",
         OP.PRUNE: "a seed that hurts, a dependency without gain, or a holding seed below the fossilize threshold",
         OP.FOSSILIZE: "a holding seed whose measured contribution is above the threshold",
@@ -127,20 +129,21 @@ class HeuristicPolicy:
 
     def _decide(self, view: EnvView, masks: ActionMasks, env: int, memory: HeuristicMemory) -> Choice:
         c = self.config
-        developing = False
+        busy = False  # a seed is live, or a slot cools down from a prune
         for slot, slot_id in enumerate(self.slot_ids):
             if slot_id not in view.reports:
                 continue
             report = view.reports[slot_id]
+            busy = busy or report.stage in FAILURE_STAGES
             if report.stage in LIVE_STAGES:
-                developing = True
+                busy = True
                 choice = self._seed_choice(report, slot, masks, env, memory)
                 if choice is not None:
                     if choice.op is OP.PRUNE:
                         penalty = memory.penalties[report.blueprint] if report.blueprint in memory.penalties else 0.0
                         memory.penalties[report.blueprint] = penalty + c.prune_penalty
                     return choice
-        if not developing:
+        if not busy:
             choice = self._germination(view, masks, env, memory)
             if choice is not None:
                 return choice

@@ -1,41 +1,34 @@
-"""Action masks: which head values are physically possible for each environment.
+"""Action masks: which head values are structurally possible for each environment.
 
-Only the impossible is masked, never timing. The op mask is optimistic (an op is valid if any enabled slot allows
-it) and `slot_by_op[op]` says which slots the chosen op may target. Each LifecycleOp has its rule in OP_SLOT_RULES
-(covered for every member by the consumer-coverage tests).
+Only the impossible is masked, never a preference: `slot_by_op[op, slot]` is leyline's structural rule set
+(`esper.leyline.refusal`, the same rules the environment applies before it acts), and the op mask is true where any
+slot allows the op. What the rule set leaves open can still be refused by a seed gate on a measurement (exploding
+gradients, poor gradient health): a gate outcome, not an invalid action.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Final
 
 import torch
 
 from esper.leyline import (
-    FAILURE_STAGES,
-    INTERNAL_OP_STAGES,
-    LIVE_STAGES,
     TOPOLOGY_BLUEPRINTS,
     ActionHead,
-    AlphaMode,
+    ActionLimits,
     AlphaTargetAction,
     BlueprintAction,
     GerminationStyle,
     LifecycleOp,
-    SeedInternalKind,
-    SeedStage,
-    SeedStateReport,
     Topology,
     head_sizes,
+    refusal,
     validate_slot_ids,
 )
 from esper.tamiyo.features import EnvView
 
 OP = LifecycleOp
-S = SeedStage
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +36,7 @@ class MaskConfig:
     slot_ids: tuple[str, ...]
     topology: Topology
     blueprints: tuple[BlueprintAction, ...]  # germination targets allowed in this run
-    max_seeds: int | None = None  # live + fossilized seeds per environment; None = unlimited
-    min_prune_age: int = 5  # epochs since germination before PRUNE
+    limits: ActionLimits = ActionLimits()  # must equal the environments' (the episode loop checks)
 
     def __post_init__(self) -> None:
         validate_slot_ids(self.slot_ids)
@@ -59,46 +51,6 @@ class MaskConfig:
                 f"blueprints: {[b.name.lower() for b in wrong]} cannot be germinated on {self.topology.value}; "
                 f"allowed: {', '.join(allowed)}"
             )
-        if self.max_seeds is not None and self.max_seeds < 1:
-            raise ValueError(f"max_seeds must be >= 1 or None (unlimited), got {self.max_seeds}")
-
-
-SlotRule = Callable[[SeedStateReport | None, MaskConfig], bool]
-
-
-def _holding_still(r: SeedStateReport) -> bool:
-    return r.alpha_mode is AlphaMode.HOLD
-
-
-def _has_ladder(r: SeedStateReport) -> bool:
-    return r.stage in INTERNAL_OP_STAGES and r.internal_kind is not SeedInternalKind.NONE
-
-
-# Whether an op may target a slot, given the slot's report (None = empty slot).
-OP_SLOT_RULES: Final[Mapping[LifecycleOp, SlotRule]] = MappingProxyType(
-    {
-        OP.WAIT: lambda r, c: True,
-        OP.GERMINATE: lambda r, c: r is None,
-        OP.SET_ALPHA_TARGET: lambda r, c: r is not None and r.stage in (S.BLENDING, S.HOLDING) and _holding_still(r),
-        OP.PRUNE: lambda r, c: (
-            r is not None and r.stage in LIVE_STAGES and r.metrics.epochs_total >= c.min_prune_age and _holding_still(r)
-        ),
-        OP.FOSSILIZE: lambda r, c: r is not None and r.stage is S.HOLDING,
-        OP.ADVANCE: lambda r, c: r is not None and r.stage in (S.GERMINATED, S.TRAINING, S.BLENDING),
-        OP.GROW_INTERNAL: lambda r, c: r is not None and _has_ladder(r) and r.internal_level < r.internal_max_level,
-        OP.SHRINK_INTERNAL: lambda r, c: r is not None and _has_ladder(r) and r.internal_level > 0,
-    }
-)
-
-
-def germination_allowed(reports: Sequence[SeedStateReport], config: MaskConfig) -> bool:
-    """Environment-wide conditions on GERMINATE: below max_seeds, one seed developing at a time (none GERMINATED or
-    TRAINING), and no slot still cooling down from a prune (closes germinate -> prune farming)."""
-    stages = [r.stage for r in reports]
-    seeds = sum(1 for s in stages if s in LIVE_STAGES or s is S.FOSSILIZED)
-    if config.max_seeds is not None and seeds >= config.max_seeds:
-        return False
-    return not any(s in (S.GERMINATED, S.TRAINING) or s in FAILURE_STAGES for s in stages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +87,8 @@ def compute_masks(views: Sequence[EnvView], config: MaskConfig) -> ActionMasks:
     target_rows: list[list[bool]] = []
     for view in views:
         reports = [view.reports[s] if s in view.reports else None for s in config.slot_ids]
-        by_op = [[OP_SLOT_RULES[op](r, config) for r in reports] for op in LifecycleOp]
-        if not germination_allowed([r for r in reports if r is not None], config):
-            by_op[OP.GERMINATE] = [False] * n_slots
+        occupied = [r for r in reports if r is not None]
+        by_op = [[refusal(op, r, occupied, config.limits) is None for r in reports] for op in LifecycleOp]
         slot_rows.append(by_op)
         ops = [any(row) for row in by_op]
         op_rows.append(ops)

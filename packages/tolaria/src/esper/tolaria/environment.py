@@ -1,10 +1,10 @@
 """One morphogenetic training run, stepped one host epoch at a time.
 
-`step(action)`: apply the action (an invalid one is rejected with a reason, never raised), train one epoch (host
-optimizer plus one optimizer per seed), run the fused validation (each blending/holding seed's counterfactual
-contribution), record it into the seeds, let the governor check the loss (and roll back if it must), tick every
-slot, and return the training signals and the seed reports Tamiyo sees next.
-"""
+`step(action)`: apply the action (one that leyline's structural rule set refuses is an invalid action, one that a
+seed gate refuses on a measurement is a gate refusal; both are reported with a reason, never raised), train one
+epoch (host optimizer plus one optimizer per seed), run the fused validation (each blending/holding seed's
+counterfactual contribution), record it into the seeds, let the governor check the loss (and roll back if it
+must), tick every slot, and return the training signals and the seed reports Tamiyo sees next."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from esper.kasmina import (
     LOCAL,
-    IllegalOperation,
+    MEASURED_CHECKS,
     MorphogeneticModel,
     QualityGates,
     TrainingForward,
@@ -43,6 +43,7 @@ from esper.leyline import (
     EpisodeOutcome,
     EpochCompletedPayload,
     FactoredAction,
+    GateResult,
     GovernorRollbackPayload,
     LifecycleOp,
     PruneInitiator,
@@ -53,6 +54,7 @@ from esper.leyline import (
     Topology,
     TrainingMetrics,
     TrainingSignals,
+    refusal,
 )
 from esper.tolaria.data import TensorData
 from esper.tolaria.governor import Governor
@@ -71,6 +73,7 @@ GRADIENT_STRIDE = 4  # gradient statistics every 4th batch (and the first)
 class ActionResult:
     success: bool
     reason: str | None  # why it failed; None on success
+    gate_refused: bool = False  # structurally valid, refused by a seed gate on a measurement
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class Environment:
         gates: QualityGates | None = None,
         embargo_epochs: int = 5,
         data_parallel: bool = False,
+        max_seeds: int | None = None,
     ) -> None:
         """`data_parallel`: this process is one rank of a torch.distributed group that trains this same environment
         (launched by torchrun). Each rank trains on its shard of every batch through DistributedDataParallel, and
@@ -106,6 +110,7 @@ class Environment:
         self.seed = seed
         self.device = device
         self.gates = gates if gates is not None else QualityGates()
+        self.limits = self.gates.limits(max_seeds)  # the structural rule set's limits, as the masks apply them
         self.embargo_epochs = embargo_epochs
         self.symmetry = kasmina_data_parallel() if data_parallel else LOCAL
         self.world_size = dist.get_world_size() if data_parallel else 1
@@ -158,7 +163,7 @@ class Environment:
         self._cursor = 0
         self.epoch = 0
         self.global_step = 0
-        self.counters = {"internal_level_changes": 0, "invalid_actions": 0, "governor_rollbacks": 0}
+        self.counters = {"internal_level_changes": 0, "invalid_actions": 0, "gate_refusals": 0, "governor_rollbacks": 0}
         self._seen: dict[str, set[str]] = {"germinated": set(), "fossilized": set(), "pruned": set()}
         self.model.eval()
         first = self.model.fused_validation(self.data.val_x, self.data.val_y)
@@ -194,27 +199,33 @@ class Environment:
 
     # ------------------------------------------------------------------ actions
     def apply(self, action: FactoredAction) -> ActionResult:
-        if action.op is not OP.WAIT and not 0 <= action.slot < len(self.slot_ids):
-            result = ActionResult(False, f"slot index {action.slot} is outside 0..{len(self.slot_ids) - 1}")
-        else:
-            try:
-                result = self._handlers[action.op](action)
-            except IllegalOperation as exc:  # the slot refuses the op in its stage: reported, the run goes on
-                result = ActionResult(False, str(exc))
+        reason = self.refusal(action)
+        result = ActionResult(False, reason) if reason is not None else self._handlers[action.op](action)
         if not result.success:
-            self.counters["invalid_actions"] += 1
+            self.counters["gate_refusals" if result.gate_refused else "invalid_actions"] += 1
         self._last_op, self._last_success = action.op, result.success
         return result
+
+    def refusal(self, action: FactoredAction) -> str | None:
+        """Why the action is structurally impossible here (the masks' rule set), or None."""
+        if action.op is OP.WAIT:
+            return None
+        if not 0 <= action.slot < len(self.slot_ids):
+            return f"slot index {action.slot} is outside 0..{len(self.slot_ids) - 1}"
+        topology = self.task.config.topology
+        if action.op is OP.GERMINATE and (
+            action.blueprint not in TOPOLOGY_BLUEPRINTS[topology] or action.blueprint is BlueprintAction.NOOP
+        ):
+            return f"blueprint {action.blueprint.name.lower()} cannot be germinated on {topology.value}"
+        reports = self.model.reports()
+        by_slot = {r.slot_id: r for r in reports}
+        slot_id = self._slot_id(action)
+        return refusal(action.op, by_slot[slot_id] if slot_id in by_slot else None, reports, self.limits)
 
     def _slot_id(self, action: FactoredAction) -> str:
         return self.slot_ids[action.slot]
 
     def _germinate(self, action: FactoredAction) -> ActionResult:
-        topology = self.task.config.topology
-        if action.blueprint not in TOPOLOGY_BLUEPRINTS[topology] or action.blueprint is BlueprintAction.NOOP:
-            return ActionResult(
-                False, f"blueprint {action.blueprint.name.lower()} cannot be germinated on {topology.value}"
-            )
         self._seed_counter += 1
         seed_id = f"env{self.emitter.env_id}-ep{self.episode}-seed{self._seed_counter}"
         slot = self.model.slot(self._slot_id(action))
@@ -245,23 +256,17 @@ class Environment:
     def _fossilize(self, action: FactoredAction) -> ActionResult:
         result = self.model.slot(self._slot_id(action)).fossilize()
         if not result.passed:
-            return ActionResult(False, f"gate {result.gate.name}: {result.message}")
+            return _gate_refusal(result)
         self.governor.snapshot(self.model, self.epoch)  # a fossil is part of the host: keep it on rollback
         return ActionResult(True, None)
 
     def _advance(self, action: FactoredAction) -> ActionResult:
         result = self.model.slot(self._slot_id(action)).advance()
-        return (
-            ActionResult(True, None)
-            if result.passed
-            else ActionResult(False, f"gate {result.gate.name}: {result.message}")
-        )
+        return ActionResult(True, None) if result.passed else _gate_refusal(result)
 
     def _internal(self, action: FactoredAction) -> ActionResult:
-        slot = self.model.slot(self._slot_id(action))
-        changed = slot.change_internal_level(action.op)
-        if not changed:
-            return ActionResult(False, "internal level already at its bound")
+        changed = self.model.slot(self._slot_id(action)).change_internal_level(action.op)
+        assert changed, "the rule set refuses an internal op at its bound"
         self.counters["internal_level_changes"] += 1
         return ActionResult(True, None)
 
@@ -357,6 +362,7 @@ class Environment:
             pruned=tally["pruned"],
             internal_level_changes=tally["internal_level_changes"],
             invalid_actions=tally["invalid_actions"],
+            gate_refusals=tally["gate_refusals"],
             governor_rollbacks=tally["governor_rollbacks"],
         )
 
@@ -477,3 +483,12 @@ class Environment:
             last_action_op=self._last_op,
             last_action_success=self._last_success,
         )
+
+
+def _gate_refusal(result: GateResult) -> ActionResult:
+    """A seed gate's refusal of a structurally valid action. Only measured checks may refuse it: a structural check
+    failing here means the rule set and the gates disagree, which is a bug, not a policy's mistake."""
+    structural = sorted(set(result.checks_failed) - MEASURED_CHECKS)
+    if structural:
+        raise RuntimeError(f"gate {result.gate.name} failed structural checks {structural} the masks' rules allowed")
+    return ActionResult(False, f"gate {result.gate.name}: {result.message}", gate_refused=True)

@@ -35,11 +35,15 @@ class ExperimentPack:
     """
     quick: ExperimentScale
     """
-    The CPU-sized run (`--quick`).
+    The smoke-sized run (`--scale quick`, or `--quick`): minutes on 2 CPU cores, heuristic and random arms.
+    """
+    cpu: ExperimentScale
+    """
+    Every arm, PPO included, sized for 2 CPU cores (`--scale cpu`, under 45 minutes).
     """
     full: ExperimentScale
     """
-    The full run, sized for a GPU.
+    The full run (`--scale full`, the default): sized for a GPU machine.
     """
     gate_pairs: Sequence[GatePair]
     """

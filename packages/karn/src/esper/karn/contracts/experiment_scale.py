@@ -21,7 +21,7 @@ class ExperimentScale:
 
     seeds: Sequence[Seed]
     """
-    Random seeds; every arm runs once per seed.
+    Random seeds; every arm runs once per seed (a PPO arm: its trained policy is evaluated on each, deterministically and without learning).
     """
     episodes: int
     """
@@ -33,11 +33,15 @@ class ExperimentScale:
     """
     ppo_rounds: int
     """
-    PPO rounds of ppo arms.
+    PPO rounds of each ppo arm's one training run.
     """
     ppo_envs: int
     """
     Environments per PPO round.
+    """
+    ppo_train_seed: int
+    """
+    Seed of each ppo arm's training run: its environment i trains on ppo_train_seed + 1000 i, none of which may be one of `seeds` (trained and evaluation seeds never mix).
     """
     arms: Sequence[Arm]
     """

@@ -62,6 +62,10 @@ class RunSummary:
     """
     Rejected actions.
     """
+    gate_refusals: int
+    """
+    Actions refused by a seed gate on a measurement, over every episode.
+    """
     governor_rollbacks: int
     """
     Governor rollbacks.

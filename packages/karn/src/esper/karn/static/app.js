@@ -131,7 +131,7 @@ function renderHeader(s) {
   status.className = "status " + s.status;
   const ranks = s.started && s.started.world_size > 1 ? `, ${s.started.world_size} ranks (${s.started.parallel_mode})` : "";
   const started = s.started ? `${s.started.task} / ${s.started.policy}, ${s.started.n_envs} env(s) × ${s.started.episode_length} epochs${ranks}` : "waiting for TRAINING_STARTED";
-  $("summary").textContent = `${started} · ${s.events} events · ${s.episodes.length} episode(s) · ${s.invalid_actions} rejected · ${s.internal_level_changes} level change(s) · ${s.governor_rollbacks} rollback(s)`;
+  $("summary").textContent = `${started} · ${s.events} events · ${s.episodes.length} episode(s) · ${s.invalid_actions} invalid · ${s.gate_refusals} gate refusal(s) · ${s.internal_level_changes} level change(s) · ${s.governor_rollbacks} rollback(s)`;
 }
 
 function renderEnvs(s) {

@@ -33,6 +33,10 @@ class ActionTakenPayload:
     """
     Why the action was rejected; null when it succeeded.
     """
+    gate_refused: bool
+    """
+    The action was structurally valid and a seed gate refused it on a measurement (a gate outcome); false for applied and for invalid actions.
+    """
     valid_ops: Sequence[LifecycleOp]
     """
     Ops that the mask allowed at this step.

@@ -64,7 +64,11 @@ class EpisodeOutcome:
     """
     invalid_actions: int
     """
-    Actions rejected at execution.
+    Actions leyline's structural rule set refused (what the masks should never offer).
+    """
+    gate_refusals: int
+    """
+    Structurally valid actions a seed gate refused on a measurement (exploding gradients, gradient health): gate outcomes, not invalid actions.
     """
     governor_rollbacks: int
     """

@@ -41,7 +41,7 @@ class RunConfig:
     """
     episodes: int | None
     """
-    Episodes of a heuristic or random run (each followed by its host-only baseline); null for PPO, whose size is ppo.rounds x ppo.envs.
+    Episodes of a heuristic, random or evaluation run (each followed by its host-only baseline); null for PPO training, whose size is ppo.rounds x ppo.envs.
     """
     episode_length: int
     """
@@ -74,4 +74,8 @@ class RunConfig:
     ppo: PpoRun | None
     """
     Rounds, environments and learner configs; null unless policy is ppo.
+    """
+    evaluates: str | None
+    """
+    An evaluation run (`esper evaluate`): the PPO checkpoint whose trained policy acts here, deterministically and without learning (policy is ppo, ppo holds the trained run's section, episodes counts this run's episodes); null for every other run.
     """
