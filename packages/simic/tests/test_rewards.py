@@ -19,6 +19,7 @@ from esper.simic import (
     check_reward_config,
     compute_reward,
     potential,
+    seed_window,
 )
 
 GAMMA = 0.995
@@ -129,3 +130,16 @@ def test_anti_thrash_window_and_penalty() -> None:
         dataclasses.replace(RewardConfig(), thrash_penalty_enabled=True), GAMMA, outcome(OP.GROW_INTERNAL), window
     )
     assert on.thrash_penalty == pytest.approx(-0.005)
+
+
+def test_the_anti_thrash_window_starts_afresh_with_each_seed() -> None:
+    windows = {"r0c0": InternalOpWindow(10)}
+    first = dataclasses.replace(make_report("r0c0", SeedStage.BLENDING), seed_id="seed-a")
+    window = seed_window(windows, "r0c0", [first])
+    for op in (OP.GROW_INTERNAL, OP.SHRINK_INTERNAL, OP.GROW_INTERNAL):
+        window.record(op, success=True)
+    assert seed_window(windows, "r0c0", [first]) is window and window.reversal_rate == 1.0
+    second = dataclasses.replace(first, seed_id="seed-b")  # pruned and replaced: the next seed owes nothing
+    fresh = seed_window(windows, "r0c0", [second])
+    assert fresh is not window and fresh.op_count == 0 and fresh.window == 10 and windows["r0c0"] is fresh
+    assert seed_window(windows, "r0c0", []).seed_id is None  # the slot emptied

@@ -32,6 +32,7 @@ from esper.simic.loop import (
     Prepare,
     StepHook,
     Transition,
+    seed_window,
     sum_components,
 )
 from esper.simic.ppo import PpoTrainer, RolloutBuffer, RunningMeanStd, UpdateStats, concat_buffers, gae
@@ -65,6 +66,7 @@ __all__ = [
     "Prepare",
     "StepHook",
     "Transition",
+    "seed_window",
     "sum_components",
     "LoadedCheckpoint",
     "load_latest",

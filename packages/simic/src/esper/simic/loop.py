@@ -189,7 +189,7 @@ class EpisodeLoop:
 
     def _reward(self, lane: _Lane, action: FactoredAction, result: StepResult, terminal: bool) -> RewardComponents:
         slot_id = self._slot_id(action)
-        window = self._window(lane, slot_id, result.reports) if slot_id is not None else None
+        window = seed_window(lane.windows, slot_id, result.reports) if slot_id is not None else None
         if window is not None:
             window.record(action.op, result.action.success)
         outcome = StepOutcome(
@@ -205,15 +205,6 @@ class EpisodeLoop:
         reward = compute_reward(self.config.reward, self.config.gamma, outcome, window)
         lane.components.append(reward)
         return reward
-
-    def _window(self, lane: _Lane, slot_id: str, reports: Sequence[SeedStateReport]) -> InternalOpWindow:
-        """The slot's anti-thrash window, started afresh whenever another seed occupies the slot: one seed's
-        oscillation is never charged to the next."""
-        seed_id = next((r.seed_id for r in reports if r.slot_id == slot_id), None)
-        window = lane.windows[slot_id]
-        if window.seed_id != seed_id:
-            window = lane.windows[slot_id] = InternalOpWindow(self.config.reward.thrash_window, seed_id)
-        return window
 
     def _slot_id(self, action: FactoredAction) -> str | None:
         return None if action.op is LifecycleOp.WAIT else self.config.slots[action.slot]
@@ -286,6 +277,18 @@ class EpisodeLoop:
         outcome = lane.env.outcome(reward_components=sum_components(lane.components))
         lane.env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
         return outcome
+
+
+def seed_window(
+    windows: dict[str, InternalOpWindow], slot_id: str, reports: Sequence[SeedStateReport]
+) -> InternalOpWindow:
+    """The slot's anti-thrash window, started afresh whenever another seed occupies the slot (or it empties): one
+    seed's oscillation is never charged to the next."""
+    seed_id = next((r.seed_id for r in reports if r.slot_id == slot_id), None)
+    window = windows[slot_id]
+    if window.seed_id != seed_id:
+        window = windows[slot_id] = InternalOpWindow(window.window, seed_id)
+    return window
 
 
 def sum_components(parts: Sequence[RewardComponents]) -> RewardComponents:
