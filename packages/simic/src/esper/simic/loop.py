@@ -6,7 +6,9 @@ successful internal op (GROW/SHRINK_INTERNAL) INTERNAL_OP_METRICS and COUNTERFAC
 
 One `EpisodeLoop` drives N environments in lock-step (N = 1 for a heuristic run): per epoch one feature fill and one
 policy forward for all of them, then each environment applies its FactoredAction (the only per-environment Python).
-Rewards are computed for every policy: a heuristic run shows what PPO would have paid it.
+Rewards are computed for every policy: a heuristic run shows what PPO would have paid it. When the reward pays the
+terminal bonus over the host-only accuracy, each environment has a twin that trains the same host alone in
+lock-step (its random streams forked away, so the run itself is the same with or without it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from esper.leyline import (
     RewardComponents,
     RewardComputedPayload,
     SeedStateReport,
+    TelemetryHub,
     TrainingSignals,
+    canonical_action,
 )
 from esper.simic.contracts.reward_config import RewardConfig
 from esper.simic.rewards import InternalOpWindow, StepOutcome, compute_reward
@@ -46,6 +50,7 @@ from esper.tamiyo import (
 )
 from esper.tolaria import Environment, StepResult
 
+WAIT = canonical_action(LifecycleOp.WAIT)
 BASELINE_SAMPLES = 10  # steps without an internal op before COUNTERFACTUAL_DELTA reports a baseline
 BASELINE_RATE = 0.1
 
@@ -104,6 +109,7 @@ class _Lane:
     """One environment's state inside an episode."""
 
     env: Environment
+    twin: Environment | None  # the same host trained alone, when the reward measures from it
     signals: TrainingSignals
     reports: tuple[SeedStateReport, ...]
     windows: dict[str, InternalOpWindow]
@@ -126,6 +132,7 @@ class EpisodeLoop:
                 raise ValueError(f"environment limits {env.limits} differ from the masks' {config.masks.limits}")
         self.extractor = FeatureExtractor(config.slots, len(self.envs))
         self.baselines = [NoopBaseline() for _ in self.envs]
+        self.twins = [_twin(env) if config.reward.terminal_over_host_only else None for env in self.envs]
 
     def run(
         self,
@@ -163,11 +170,15 @@ class EpisodeLoop:
         return Episodes(tuple(transitions), torch.cat(raw), components, outcomes, initial)
 
     def _lane(self, index: int, env: Environment, episode: int) -> _Lane:
+        twin = self.twins[index]
+        if twin is not None:
+            with torch.random.fork_rng(devices=[]):
+                twin.reset(episode)
         signals, reports = env.reset(episode)
         self.extractor.reset(index)
         windows = {s: InternalOpWindow(self.config.reward.thrash_window) for s in self.config.slots}
         metrics = signals.metrics
-        return _Lane(env, signals, reports, windows, (metrics.val_loss, metrics.val_accuracy))
+        return _Lane(env, twin, signals, reports, windows, (metrics.val_loss, metrics.val_accuracy))
 
     def _step_all(
         self, lanes: list[_Lane], out: PolicyOutput, terminal: bool
@@ -179,7 +190,11 @@ class EpisodeLoop:
         for i, lane in enumerate(lanes):
             action = out.decisions[i]
             result = lane.env.step(action)
-            reward = self._reward(lane, action, result, terminal)
+            host_only = None
+            if lane.twin is not None:
+                with torch.random.fork_rng(devices=[]):
+                    host_only = lane.twin.step(WAIT).validation.accuracy
+            reward = self._reward(lane, action, result, terminal, host_only)
             self._emit_step(i, lane, action, result, reward, out.explanations[i])
             rewards[i], dones[i] = reward.total, float(terminal)
             lane.signals, lane.reports = result.signals, result.reports
@@ -187,7 +202,9 @@ class EpisodeLoop:
             results.append(result)
         return rewards, dones, results
 
-    def _reward(self, lane: _Lane, action: FactoredAction, result: StepResult, terminal: bool) -> RewardComponents:
+    def _reward(
+        self, lane: _Lane, action: FactoredAction, result: StepResult, terminal: bool, host_only: float | None
+    ) -> RewardComponents:
         slot_id = self._slot_id(action)
         window = seed_window(lane.windows, slot_id, result.reports) if slot_id is not None else None
         if window is not None:
@@ -201,6 +218,7 @@ class EpisodeLoop:
             val_accuracy=result.validation.accuracy,
             terminal=terminal,
             rolled_back=result.rolled_back,
+            host_only_accuracy=host_only,
         )
         reward = compute_reward(self.config.reward, self.config.gamma, outcome, window)
         lane.components.append(reward)
@@ -277,6 +295,12 @@ class EpisodeLoop:
         outcome = lane.env.outcome(reward_components=sum_components(lane.components))
         lane.env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
         return outcome
+
+
+def _twin(env: Environment) -> Environment:
+    """A host-only twin of an environment: same task, data, slots, seed and device; its telemetry goes nowhere."""
+    hub = TelemetryHub(f"host-only-twin-{env.emitter.env_id}")
+    return Environment(env.task, env.data, env.slot_ids, hub.emitter(env.emitter.env_id), env.seed, env.device)
 
 
 def seed_window(

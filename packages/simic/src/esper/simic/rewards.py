@@ -10,7 +10,8 @@ Every term is reported (RewardComponents); `total` is their sum. In `shaped` mod
   it telescopes and cannot change the optimal policy);
 - intervention_cost: the op's cost (every LifecycleOp has one, a schema default covered by the tests);
 - thrash_penalty: oscillating GROW/SHRINK_INTERNAL in a window (off by default);
-- terminal_bonus: final accuracy at the episode's end, plus a bonus per successful fossilization of a helping seed;
+- terminal_bonus: final accuracy at the episode's end (or, with `terminal_over_host_only`, its difference from the
+  host-only accuracy of the same host, seed and epochs), plus a bonus per successful fossilization of a helping seed;
 - governor_penalty: when the governor rolled the model back.
 `sparse` mode pays only the terminal bonus and the governor penalty.
 """
@@ -70,6 +71,7 @@ class StepOutcome:
     val_accuracy: float  # after the step, percent
     terminal: bool  # last step of the episode
     rolled_back: bool
+    host_only_accuracy: float | None = None  # the same host trained alone to this epoch; None: not trained
 
 
 def potential(reports: Sequence[SeedStateReport]) -> float:
@@ -138,7 +140,11 @@ def compute_reward(
     config: RewardConfig, gamma: float, outcome: StepOutcome, window: InternalOpWindow | None
 ) -> RewardComponents:
     governor = -config.governor_penalty if outcome.rolled_back else 0.0
-    terminal = config.terminal_accuracy_weight * outcome.val_accuracy if outcome.terminal else 0.0
+    terminal = (
+        config.terminal_accuracy_weight * (outcome.val_accuracy - _reference(config, outcome))
+        if outcome.terminal
+        else 0.0
+    )
     if config.mode is RewardMode.SPARSE:
         return _components(terminal_bonus=terminal, governor_penalty=governor)
     values = [seed_value(r) for r in outcome.after if r.stage in (S.BLENDING, S.HOLDING)]
@@ -177,6 +183,15 @@ def compute_reward(
         terminal_bonus=terminal,
         governor_penalty=governor,
     )
+
+
+def _reference(config: RewardConfig, outcome: StepOutcome) -> float:
+    """What the terminal bonus measures the final accuracy from: 0, or the host-only accuracy."""
+    if not config.terminal_over_host_only:
+        return 0.0
+    if outcome.host_only_accuracy is None:
+        raise ValueError("RewardConfig.terminal_over_host_only needs the host-only accuracy of the episode's end")
+    return outcome.host_only_accuracy
 
 
 def _components(

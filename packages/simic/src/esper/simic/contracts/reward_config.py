@@ -65,6 +65,10 @@ class RewardConfig:
     """
     Terminal bonus per point of final validation accuracy (70 % -> 1.4).
     """
+    terminal_over_host_only: bool = False
+    """
+    Pay the terminal bonus on the final accuracy minus the host-only accuracy of the same host, seed and epochs (a twin environment trains the host alone beside every episode, about 1.5x the host's cost) instead of on the absolute final accuracy: the host's own seed-to-seed spread leaves the reward.
+    """
     contribution_scale: float = 10.0
     """
     Contribution points that earn contribution_weight (contributions are measured in accuracy points).
