@@ -87,6 +87,22 @@ def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
     assert evaluation["seed"] == 0 and evaluation["policy"] == "ppo"
     assert evaluation["evaluates"] == str(out / "ppo_treatment-train" / "checkpoint.pt")
     assert [g["pair"] for g in results["gates"]] == ["treatment vs control"]
+    # Paired differences: every arm against host-only, the gate pair, and the learned arm against every fixed one.
+    named = {d["difference"]: d for d in results["differences"]}
+    assert set(named) == {
+        "control − host_only",
+        "treatment − host_only",
+        "random − host_only",
+        "ppo_treatment − host_only",
+        "treatment − control",
+        "ppo_treatment − control",
+        "ppo_treatment − treatment",
+        "ppo_treatment − random",
+    }
+    random_arm = next(a for a in results["arms"] if a["arm"] == "random")
+    expected = random_arm["final_accuracy"] - random_arm["baseline_accuracy"]
+    assert named["random − host_only"]["final_accuracy"] == f"{expected:.2f}"  # one seed: the value, no interval
+    assert "Differences (paired by seed" in (out / "comparison.html").read_text()
     assert (code == 0) == results["gates"][0]["passed"]
     verdict = (out / "verdict.txt").read_text().strip()
     assert verdict == results["verdict"] and f"experiment tiny (quick): {verdict}" in printed

@@ -26,7 +26,14 @@ from esper.cli.plan import RunPlan, resolve
 from esper.cli.ppo import CHECKPOINT, PpoStart, run_ppo
 from esper.cli.train import run_policy
 from esper.karn import RunStore, evaluate
-from esper.karn.comparison import ArmMetrics, arm_metrics, build_comparison, overall_verdict
+from esper.karn.comparison import (
+    ArmMetrics,
+    arm_metrics,
+    build_comparison,
+    comparisons,
+    differences,
+    overall_verdict,
+)
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
 from esper.karn.gates import GateReport
 from esper.karn.packs import SCALES, PackError, check_pack, load_packs, scale
@@ -215,6 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "verdict": verdict,
         "host_only_accuracy": {str(k): v for k, v in host_only.items()},
         "arms": [dataclasses.asdict(m) for m in metrics],
+        "differences": differences(metrics, comparisons(pack, size.arms)),
         "gates": [
             {
                 "pair": pair,

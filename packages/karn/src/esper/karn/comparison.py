@@ -1,6 +1,7 @@
 """The comparison report of an experiment pack: per-arm tables and plots over every seed's run (accuracy, host-only
-baseline, parameters added, ROI, blueprint frequencies, internal-op density and share, invalid actions) and the gate
-verdicts seed by seed. Reads run stores only; torch-free."""
+baseline, parameters added, ROI, blueprint frequencies, internal-op density and share, invalid actions), paired
+differences between arms with their 95 % intervals, and the gate verdicts seed by seed. Reads run stores only;
+torch-free."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from typing import Any
 from esper.karn.contracts import ExperimentPack
 from esper.karn.gates import GateReport, GateVerdict
 from esper.karn.report import CSS, bar_chart, table
-from esper.karn.stats import format_mean_ci
+from esper.karn.stats import format_mean_ci, mean_ci
 from esper.karn.store import RunStore
-from esper.leyline import BLUEPRINT_IDS
+from esper.leyline import BLUEPRINT_IDS, PolicyKind
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,56 @@ def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[s
     return rows
 
 
+HOST_ONLY = "host_only"
+
+
+def comparisons(pack: ExperimentPack, arms: Sequence[str]) -> list[tuple[str, str]]:
+    """The (a, b) pairs whose differences a pack is judged by: every arm against host-only, each gate pair's
+    treatment against its control, and every learned arm against every arm that does not learn."""
+    learned = [a.name for a in pack.arms if a.name in arms and a.policy is PolicyKind.PPO]
+    fixed = [a.name for a in pack.arms if a.name in arms and a.policy is not PolicyKind.PPO]
+    pairs = [(arm, HOST_ONLY) for arm in arms]
+    pairs += [(g.treatment, g.control) for g in pack.gate_pairs if g.treatment in arms and g.control in arms]
+    pairs += [(a, b) for a in learned for b in fixed]
+    return list(dict.fromkeys(pairs))
+
+
+def differences(metrics: Sequence[ArmMetrics], pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """a − b per seed both ran (host_only: each run's own host-only baseline), final accuracy and parameters added,
+    as mean ± 95 % CI over those seeds; `above_zero` says whether the accuracy interval lies above 0."""
+    by_key = {(m.arm, m.seed): m for m in metrics}
+
+    def value(arm: str, seed: int, field: str) -> float | None:
+        if arm == HOST_ONLY:
+            other = next(m for m in metrics if m.seed == seed)
+            return other.baseline_accuracy if field == "final_accuracy" else 0.0
+        return getattr(by_key[(arm, seed)], field) if (arm, seed) in by_key else None
+
+    rows = []
+    for a, b in pairs:
+        seeds = sorted({m.seed for m in metrics if m.arm == a})
+        deltas: dict[str, list[float]] = {"final_accuracy": [], "added_params": []}
+        for seed in seeds:
+            for field, out in deltas.items():
+                x, y = value(a, seed, field), value(b, seed, field)
+                if x is not None and y is not None:
+                    out.append(x - y)
+        accuracy = deltas["final_accuracy"]
+        if not accuracy:
+            continue
+        mean, half = mean_ci(accuracy)
+        rows.append(
+            {
+                "difference": f"{a} − {b}",
+                "seeds": len(accuracy),
+                "final_accuracy": format_mean_ci(accuracy),
+                "added_params": format_mean_ci(deltas["added_params"], 0),
+                "above_zero": half is not None and mean - half > 0,
+            }
+        )
+    return rows
+
+
 def gate_summary(reports: Sequence[tuple[str, int, GateReport]]) -> list[dict[str, Any]]:
     """Per gate pair and gate: how many seeds passed."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -153,6 +204,10 @@ def build_comparison(
         for arm in present
     ]
     gate_rows = [[r["pair"], r["gate"], f"{r['passed']}/{r['seeds']}"] for r in gate_summary(reports)]
+    difference_rows = [
+        [d["difference"], d["seeds"], d["final_accuracy"], d["added_params"], "yes" if d["above_zero"] else "no"]
+        for d in differences(metrics, comparisons(pack, present))
+    ]
     per_seed = [
         [pair, seed, result.gate, result.verdict.value.upper(), result.measured, result.note]
         for pair, seed, report in reports
@@ -176,6 +231,8 @@ def build_comparison(
 <figure>{bar_chart(density)}<figcaption>Internal-op density (internal ops per decision while a seed was live).
 </figcaption></figure>
 </div>
+<h2>Differences (paired by seed, mean ± 95 % CI)</h2>
+{table(["difference", "seeds", "final accuracy (points)", "params added", "accuracy CI above 0"], difference_rows)}
 <h2>Blueprint selection frequency (applied germinations, mean over seeds)</h2>
 {table(["arm", *blueprints], frequency_rows)}
 <h2>Gates seed by seed</h2>

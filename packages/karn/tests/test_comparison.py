@@ -1,0 +1,33 @@
+"""Paired differences between a pack's arms: per seed, then mean ± 95 % CI; above zero only when the interval is."""
+
+from __future__ import annotations
+
+from esper.karn.comparison import ArmMetrics, comparisons, differences
+from esper.karn.packs import load_packs
+from esper.karn.stats import mean_ci
+
+
+def metrics(arm: str, seed: int, accuracy: float, params: float, baseline: float) -> ArmMetrics:
+    return ArmMetrics(arm, seed, accuracy, baseline, params, None, {}, None, None, 0.0, 0)
+
+
+def test_differences_pair_seeds_and_say_when_the_interval_is_above_zero() -> None:
+    baseline = {0: 80.0, 1: 90.0, 2: 85.0}
+    rows = [metrics("a", s, baseline[s] + gain, 100.0, baseline[s]) for s, gain in ((0, 2.0), (1, 2.5), (2, 3.0))]
+    rows += [metrics("b", s, baseline[s] + gain, 300.0, baseline[s]) for s, gain in ((0, -1.0), (1, 4.0), (2, 0.0))]
+    by_name = {d["difference"]: d for d in differences(rows, [("a", "host_only"), ("b", "host_only"), ("a", "b")])}
+    # a gains 2.0, 2.5, 3.0 over its own host: mean 2.5, interval 2.5 ± 1.24 lies above 0.
+    assert by_name["a − host_only"]["final_accuracy"] == "2.50 ± 1.24" and by_name["a − host_only"]["above_zero"]
+    assert not by_name["b − host_only"]["above_zero"]  # -1, 4, 0: the interval spans 0
+    mean, half = mean_ci([3.0, -1.5, 3.0])
+    assert by_name["a − b"]["final_accuracy"] == f"{mean:.2f} ± {half:.2f}"
+    assert by_name["a − b"]["added_params"] == "-200 ± 0" and by_name["a − b"]["seeds"] == 3
+
+
+def test_the_phase0_pack_compares_each_learned_arm_with_every_fixed_one() -> None:
+    pack = load_packs()["phase0"]
+    pairs = comparisons(pack, ["control", "treatment", "random", "ppo_control", "ppo_treatment"])
+    assert ("ppo_treatment", "treatment") in pairs and ("ppo_treatment", "random") in pairs
+    assert ("ppo_control", "control") in pairs and ("treatment", "control") in pairs
+    assert ("control", "ppo_control") not in pairs and len(pairs) == len(set(pairs))
+    assert differences([], [("a", "host_only")]) == []  # an arm without runs has no row
