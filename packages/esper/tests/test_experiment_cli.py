@@ -9,6 +9,15 @@ import pytest
 
 from esper.cli.main import main
 
+LARGER = {
+    "seeds": [0, 1],
+    "episodes": 1,
+    "epochs": 6,
+    "ppo_rounds": 1,
+    "ppo_envs": 1,
+    "ppo_train_seed": 7,
+    "arms": ["control"],
+}
 TINY = {
     "name": "tiny",
     "description": "A pack small enough for a test.",
@@ -33,24 +42,8 @@ TINY = {
         "ppo_train_seed": 7,
         "arms": ["control", "treatment", "random", "ppo_treatment"],
     },
-    "cpu": {
-        "seeds": [0, 1],
-        "episodes": 1,
-        "epochs": 6,
-        "ppo_rounds": 1,
-        "ppo_envs": 1,
-        "ppo_train_seed": 7,
-        "arms": ["control"],
-    },
-    "full": {
-        "seeds": [0, 1],
-        "episodes": 1,
-        "epochs": 6,
-        "ppo_rounds": 1,
-        "ppo_envs": 1,
-        "ppo_train_seed": 7,
-        "arms": ["control"],
-    },
+    "cpu": LARGER,
+    "full": LARGER,
     "gate_pairs": [{"treatment": "treatment", "control": "control"}],
 }
 
@@ -120,7 +113,7 @@ def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["experiment", "run", str(broken), "--quick"]) == 2
     assert "gate_pairs[0].control: unknown arm 'ghost'" in capsys.readouterr().err
     mixed = tmp_path / "mixed.json"
-    mixed.write_text(json.dumps({**TINY, "cpu": {**TINY["cpu"], "ppo_train_seed": 1}}))  # type: ignore[dict-item]
+    mixed.write_text(json.dumps({**TINY, "cpu": {**LARGER, "ppo_train_seed": 1}}))
     assert main(["experiment", "run", str(mixed), "--scale", "cpu"]) == 2
     assert "tiny.cpu.seeds: [1] would also train the PPO arms" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
