@@ -128,20 +128,28 @@ def differences(metrics: Sequence[ArmMetrics], pairs: Sequence[tuple[str, str]])
     """a − b per seed both ran (host_only: each run's own host-only baseline), final accuracy and parameters added,
     as mean ± 95 % CI over those seeds; `above_zero` says whether the accuracy interval lies above 0."""
     by_key = {(m.arm, m.seed): m for m in metrics}
+    # What each compared quantity reads from a run; host-only is each seed's own baseline, which adds nothing.
+    run_value: dict[str, Callable[[ArmMetrics], float | None]] = {
+        "final_accuracy": lambda m: m.final_accuracy,
+        "added_params": lambda m: m.added_params,
+    }
+    host_value: dict[str, Callable[[ArmMetrics], float | None]] = {
+        "final_accuracy": lambda m: m.baseline_accuracy,
+        "added_params": lambda m: 0.0,
+    }
 
-    def value(arm: str, seed: int, field: str) -> float | None:
+    def value(arm: str, seed: int, quantity: str) -> float | None:
         if arm == HOST_ONLY:
-            other = next(m for m in metrics if m.seed == seed)
-            return other.baseline_accuracy if field == "final_accuracy" else 0.0
-        return getattr(by_key[(arm, seed)], field) if (arm, seed) in by_key else None
+            return host_value[quantity](next(m for m in metrics if m.seed == seed))
+        return run_value[quantity](by_key[(arm, seed)]) if (arm, seed) in by_key else None  # None: no such run
 
     rows = []
     for a, b in pairs:
         seeds = sorted({m.seed for m in metrics if m.arm == a})
-        deltas: dict[str, list[float]] = {"final_accuracy": [], "added_params": []}
+        deltas: dict[str, list[float]] = {quantity: [] for quantity in run_value}
         for seed in seeds:
-            for field, out in deltas.items():
-                x, y = value(a, seed, field), value(b, seed, field)
+            for quantity, out in deltas.items():
+                x, y = value(a, seed, quantity), value(b, seed, quantity)
                 if x is not None and y is not None:
                     out.append(x - y)
         accuracy = deltas["final_accuracy"]
