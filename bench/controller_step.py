@@ -23,6 +23,7 @@ from esper.leyline import (
     RewardComputedPayload,
     TelemetryHub,
     Topology,
+    slot_config,
 )
 from esper.simic import InternalOpWindow, RewardConfig, StepOutcome, compute_reward
 from esper.tamiyo import EnvView, FeatureExtractor, MaskConfig, RandomPolicy, compute_masks
@@ -44,7 +45,7 @@ def main() -> None:
         # A representative step: germinate and advance a ladder so the reports carry a live seed.
         views = [EnvView(signals, {})]
         out = policy.act(
-            FeatureExtractor(slots, 1).encode(views),
+            FeatureExtractor(slot_config(task.build_host().injection_specs(), slots), 1).encode(views),
             compute_masks(views, config),
             None,
             generator=torch.Generator().manual_seed(0),

@@ -8,7 +8,7 @@ import argparse
 
 import torch
 
-from esper.leyline import TelemetryHub, Topology, blueprints_for
+from esper.leyline import TelemetryHub, Topology, blueprints_for, slot_config
 from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import get_task
@@ -27,7 +27,7 @@ def main() -> None:
     for n in args.envs:
         config = TrainerConfig(
             task=task,
-            slots=slots,
+            slots=slot_config(task.build_host().injection_specs(), slots),
             masks=MaskConfig(slots, Topology.CNN, blueprints_for(Topology.CNN)),
             n_envs=n,
             episode_length=args.epochs,

@@ -16,7 +16,15 @@ from pathlib import Path
 import torch
 
 from esper.karn import JsonlSink
-from esper.leyline import ActionTakenPayload, LifecycleOp, PolicyKind, TelemetryHub, blueprints_for, canonical_action
+from esper.leyline import (
+    ActionTakenPayload,
+    LifecycleOp,
+    PolicyKind,
+    TelemetryHub,
+    blueprints_for,
+    canonical_action,
+    slot_config,
+)
 from esper.tamiyo import EnvView, FeatureExtractor, HeuristicPolicy, MaskConfig, compute_masks
 from esper.tolaria import Environment, TaskSpec, TensorData, get_task
 
@@ -53,7 +61,8 @@ def esper_episode(task: TaskSpec, data: TensorData, epochs: int, seed: int, even
     slots = tuple(task.config.default_slots)
     hub = TelemetryHub("bench", sinks=(JsonlSink(events),))
     env = Environment(task, data, slots, hub.emitter(0), seed, torch.device("cpu"))
-    policy, extractor = HeuristicPolicy(slots), FeatureExtractor(slots, 1)
+    policy = HeuristicPolicy(slots)
+    extractor = FeatureExtractor(slot_config(task.build_host().injection_specs(), slots), 1)
     masks_config = MaskConfig(slots, task.config.topology, blueprints_for(task.config.topology))
     started = time.perf_counter()
     signals, reports = env.reset(0)

@@ -16,15 +16,27 @@ from esper.karn.report import build_report
 from esper.leyline import (
     ActionTakenPayload,
     EpochCompletedPayload,
+    InjectionSpec,
     LifecycleOp,
     ParallelMode,
     PolicyKind,
     RewardComponents,
     RewardComputedPayload,
+    SurfaceType,
     TelemetryHub,
     Topology,
     TrainingStartedPayload,
     canonical_action,
+    slot_config,
+)
+
+# The digits host's three block-end slots (channels 4, 8, 16).
+SLOTS = slot_config(
+    [
+        InjectionSpec(slot_id=f"r0c{i}", channels=4 << i, surface=SurfaceType.BLOCK_END, order=i, position=(i + 1) / 3)
+        for i in range(3)
+    ],
+    ("r0c0", "r0c1", "r0c2"),
 )
 
 
@@ -35,7 +47,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
             task="digits",
             policy=PolicyKind.PPO,
             topology=Topology.CNN,
-            slot_ids=("r0c0", "r0c1", "r0c2"),
+            slot_config=SLOTS,
             blueprints=("conv_ladder",),
             n_envs=envs,
             episode_length=epochs,

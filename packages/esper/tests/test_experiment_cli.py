@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from esper.cli.experiment import plan_pack
 from esper.cli.main import main
+from esper.karn.packs import load_packs
+from esper.karn.packs import scale as scale_of
+from esper.leyline import SurfaceType
 
 LARGER = {
     "seeds": [0, 1],
@@ -52,6 +56,27 @@ def test_list_shows_the_phase0_pack(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("phase0: ") and "arm static" in out and "quick seeds [0, 1, 2]" in out
+
+
+@pytest.mark.parametrize("scale", ["quick", "cpu", "full"])
+def test_every_shipped_pack_plans_every_arm(scale: str, tmp_path: Path) -> None:
+    """Each arm of each shipped pack resolves at every scale (its task, slots and blueprints exist), and the phase1
+    cohorts get their slot layouts in the host's action order with the surfaces the plan names."""
+    for pack in load_packs().values():
+        runs = plan_pack(pack, scale_of(pack, scale), tmp_path / pack.name)
+        assert len(runs.plans) + len(runs.trainings) >= 1
+    phase1 = load_packs()["phase1"]
+    runs = plan_pack(phase1, scale_of(phase1, scale), tmp_path / "p1")
+    seed = scale_of(phase1, scale).seeds[0]
+    surfaces = {
+        arm: {spec.surface for spec in runs.plans[(arm, seed)].slot_config.slots}
+        for arm in ("block_lora", "layer_ladder", "attn_ladder", "lattice_ladder")
+    }
+    assert surfaces["block_lora"] == surfaces["layer_ladder"] == {SurfaceType.POST_MLP}
+    assert surfaces["attn_ladder"] == {SurfaceType.POST_ATTN}
+    assert surfaces["lattice_ladder"] == {SurfaceType.POST_ATTN, SurfaceType.POST_MLP}
+    assert runs.plans[("block_lora", seed)].slots == ("r1c1", "r1c3", "r1c5")
+    assert len(runs.plans[("lattice_ladder", seed)].slots) == 12
 
 
 def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
@@ -107,7 +132,7 @@ def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
 
 def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "run", "nope"]) == 2
-    assert "no pack 'nope'; packs: phase0" in capsys.readouterr().err
+    assert "no pack 'nope'; packs: phase0, phase1" in capsys.readouterr().err
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**TINY, "gate_pairs": [{"treatment": "treatment", "control": "ghost"}]}))
     assert main(["experiment", "run", str(broken), "--quick"]) == 2
@@ -116,6 +141,12 @@ def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     mixed.write_text(json.dumps({**TINY, "cpu": {**LARGER, "ppo_train_seed": 1}}))
     assert main(["experiment", "run", str(mixed), "--scale", "cpu"]) == 2
     assert "tiny.cpu.seeds: [1] would also train the PPO arms" in capsys.readouterr().err
+    ghost_slot = tmp_path / "ghost_slot.json"
+    arms = [{**TINY["arms"][0], "slots": ["r0c0", "r7c7"]}, *TINY["arms"][1:]]
+    ghost_slot.write_text(json.dumps({**TINY, "arms": arms}))
+    assert main(["experiment", "run", str(ghost_slot), "--quick", "--out", str(tmp_path / "g")]) == 2
+    assert "pack tiny, arm control: slots: host has no slot(s) ['r7c7']" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**TINY, "task": 3}))
     assert main(["experiment", "run", str(bad)]) == 2

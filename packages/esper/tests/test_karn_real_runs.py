@@ -47,7 +47,7 @@ def test_every_view_answers_on_a_real_run(runs: Path, run: str) -> None:
     epochs = store.one("SELECT count(*) AS n FROM epochs")
     assert decisions is not None and epochs is not None and decisions["n"] == epochs["n"] > 0
     verdicts = {r.gate: r.verdict.value for r in evaluate(store).results}
-    assert verdicts["conv_heavy_vs_control"] == "skip"
+    assert verdicts["heavy_blueprint"] == "skip"
     if run == "ppo":
         assert store.query("SELECT count(*) FROM ppo_updates").rows[0][0] == 2
         assert store.query("SELECT count(*) FROM rewards").rows[0][0] == decisions["n"]

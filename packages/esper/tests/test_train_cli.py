@@ -105,7 +105,10 @@ def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, caps
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--slots", "r9c9"], "--slots: ['r9c9'] not in task digits"),
+        (
+            ["--slots", "r9c9"],
+            "--slots: host has no slot(s) ['r9c9']; available: r0c0, r0c1, r0c2, r1c0, r1c1 (task digits)",
+        ),
         (["--slots", "late"], "--slots: slot id 'late' is not of the form"),
         (["--blueprints", "lora"], "--blueprints: ['lora'] do not apply to digits"),
         (["--blueprints", "conv_huge"], "--blueprints: unknown blueprint 'conv_huge'"),
@@ -138,7 +141,8 @@ def test_misuse_exits_2_and_writes_nothing(
 
 def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "heuristic", "--task", "mnist"]) == 2
-    expected = "--task: unknown task 'mnist'; tasks: digits, digits_narrow, cifar10, charlm, charlm_narrow, tinystories"
+    tasks = "digits, digits_narrow, cifar10, charlm, charlm_narrow, charlm_layerwise, tinystories"
+    expected = f"--task: unknown task 'mnist'; tasks: {tasks}"
     assert expected in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -151,9 +155,34 @@ def test_unknown_task_and_existing_run_dir(tmp_path: Path, capsys: pytest.Captur
 def test_tasks_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for name in ("digits", "digits_narrow", "cifar10", "charlm", "charlm_narrow", "tinystories"):
+    for name in ("digits", "digits_narrow", "cifar10", "charlm", "charlm_narrow", "charlm_layerwise", "tinystories"):
         assert name in out
-    assert "r0c0*" in out
+    assert "r0c0 pre_pool*" in out and "r0c0 block_end*" in out
+    layerwise = out[out.index("charlm_layerwise") :].splitlines()[1]  # its slots line, in action order
+    assert layerwise.split("slots: ")[1].startswith("r0c0 post_attn*, r1c0 post_mlp*, r0c1 post_attn*")
+
+
+def test_slots_are_taken_in_the_hosts_action_order(tmp_path: Path) -> None:
+    """--slots in any order: the run's slots (config.json and the slot head) follow the host's injection order, which
+    on the lattice interleaves the two surfaces layer by layer (r1c0 before r0c1), not the ids' row-major order."""
+    args = build_parser().parse_args(
+        [
+            "train",
+            "heuristic",
+            "--task",
+            "charlm_layerwise",
+            "--slots",
+            "r0c1",
+            "r1c0",
+            "r0c0",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    plan = plan_from_flags(args, PolicyKind.HEURISTIC)
+    assert plan.slots == ("r0c0", "r1c0", "r0c1")
+    assert [spec.surface.name for spec in plan.slot_config.slots] == ["POST_ATTN", "POST_MLP", "POST_ATTN"]
+    assert plan.slot_config.lattice_size == 12
 
 
 def test_seed_width_is_recorded_and_sizes_the_seeds(tmp_path: Path) -> None:

@@ -9,7 +9,11 @@ is reported in is `delta_ratio(n, k)` (n: its number, as in its id `env{e}-seed{
 
 A heuristic-style run (`heuristic_run`) writes, after each episode's own events, its host-only baseline as
 `esper train heuristic` does: HOST_BASELINE_EPOCH under env 0, that episode and epochs 1..N, with the known metrics
-of `baseline_metrics(episode, epoch)` (val accuracy 40 + 10 * episode + epoch)."""
+of `baseline_metrics(episode, epoch)` (val accuracy 40 + 10 * episode + epoch).
+
+Runs default to a CNN on digits with three block-end slots (CNN_SLOTS); `SyntheticRun(..., slots=LATTICE,
+topology=Topology.TRANSFORMER)` is a transformer with a sublayer lattice (LATTICE: POST_ATTN and POST_MLP of two
+layers, in action order r0c0 r1c0 r0c1 r1c1), and `lattice_run` a scripted one with hand-counted surface usage."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from esper.karn import JsonlSink, RunSummary
 from esper.leyline import (
+    BLUEPRINT_INTERNAL_KIND,
     ActionHead,
     ActionTakenPayload,
     BlueprintAction,
@@ -34,6 +39,7 @@ from esper.leyline import (
     GovernorReason,
     GovernorRollbackPayload,
     HostBaselineEpochPayload,
+    InjectionSpec,
     InternalOpMetricsPayload,
     LifecycleOp,
     ParallelMode,
@@ -51,16 +57,49 @@ from esper.leyline import (
     SeedPrunedPayload,
     SeedStage,
     SeedStageChangedPayload,
+    SlotConfig,
+    SurfaceType,
     TelemetryHub,
     Topology,
     TrainingCompletedPayload,
     TrainingStartedPayload,
     canonical_action,
     dumps,
+    slot_config,
+    slot_ids,
 )
 
 OP = LifecycleOp
-SLOTS = ("r0c0", "r0c1", "r0c2")
+CNN_SLOTS = slot_config(
+    [
+        InjectionSpec(slot_id=f"r0c{i}", channels=4 << i, surface=SurfaceType.BLOCK_END, order=i, position=(i + 1) / 3)
+        for i in range(3)
+    ],
+    ("r0c0", "r0c1", "r0c2"),
+)
+SLOTS = slot_ids(CNN_SLOTS)
+
+
+# The transformer sublayer lattice of two layers: r{rank}c{layer}, rank 0 POST_ATTN, rank 1 POST_MLP; action order
+# is the forward order (layer * 2 + rank), not the ids' row-major order.
+def _sublayer(layer: int, rank: int) -> InjectionSpec:
+    order = layer * 2 + rank
+    surface = (SurfaceType.POST_ATTN, SurfaceType.POST_MLP)[rank]
+    return InjectionSpec(
+        slot_id=f"r{rank}c{layer}", channels=32, surface=surface, order=order, position=(order + 1) / 4
+    )
+
+
+LATTICE = slot_config(
+    [_sublayer(layer, rank) for layer in range(2) for rank in range(2)], ("r0c0", "r0c1", "r1c0", "r1c1")
+)
+BLUEPRINTS = {
+    Topology.CNN: ("conv_ladder", "conv_heavy", "conv_light"),
+    Topology.TRANSFORMER: ("lora", "lora_large", "lora_ladder"),
+}
+TASKS = {Topology.CNN: "digits", Topology.TRANSFORMER: "charlm_layerwise"}
+TOPOLOGY_SLOTS = {Topology.CNN: CNN_SLOTS, Topology.TRANSFORMER: LATTICE}
+LADDERS = {Topology.CNN: "conv_ladder", Topology.TRANSFORMER: "lora_ladder"}
 HOST_PARAMS = 1702
 FOSSILIZED_CONTRIBUTION = 0.4
 
@@ -114,6 +153,8 @@ class SyntheticRun:
     n_envs: int = 1
     policy: PolicyKind = PolicyKind.PPO
     world_size: int = 1
+    slots: SlotConfig = CNN_SLOTS
+    topology: Topology = Topology.CNN
     hub: TelemetryHub = field(init=False)
     _seeds: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)  # live, by (env, slot)
     _ended: dict[tuple[int, str], _Seed] = field(default_factory=dict, init=False)  # fossilized or pruned
@@ -125,11 +166,11 @@ class SyntheticRun:
         self.hub = TelemetryHub(self.run_dir.name, sinks=(JsonlSink(self.run_dir / "events.jsonl"),))
         self.hub.emit(
             TrainingStartedPayload(
-                task="digits",
+                task=TASKS[self.topology],
                 policy=self.policy,
-                topology=Topology.CNN,
-                slot_ids=SLOTS,
-                blueprints=("conv_ladder", "conv_heavy", "conv_light"),
+                topology=self.topology,
+                slot_config=self.slots,
+                blueprints=BLUEPRINTS[self.topology],
                 n_envs=self.n_envs,
                 episode_length=self.episode_length,
                 max_seeds=None,
@@ -140,6 +181,14 @@ class SyntheticRun:
                 parallel_mode=ParallelMode.NONE if self.world_size == 1 else ParallelMode.ENVS,
             )
         )
+
+    @property
+    def slot_ids(self) -> tuple[str, ...]:
+        return slot_ids(self.slots)
+
+    def surface(self, slot: str) -> SurfaceType:
+        (spec,) = [spec for spec in self.slots.slots if spec.slot_id == slot]
+        return spec.surface
 
     def _at(self, env: int, epoch: int) -> EnvEmitter:
         emitter = self._emitters[env]
@@ -155,7 +204,7 @@ class SyntheticRun:
     def _in_slots(self, env: int) -> list[tuple[str, _Seed]]:
         """The seeds in the slots of `env` (live, fossilized or pruned), in slot order."""
         found = []
-        for slot in SLOTS:
+        for slot in self.slot_ids:
             if (env, slot) in self._seeds:
                 found.append((slot, self._seeds[env, slot]))
             elif (env, slot) in self._ended:
@@ -202,7 +251,7 @@ class SyntheticRun:
         emitter.emit(
             ActionTakenPayload(
                 policy=self.policy,
-                action=canonical_action(op, SLOTS.index(slot), bp),
+                action=canonical_action(op, self.slot_ids.index(slot), bp),
                 success=success,
                 rejection_reason=None if success else "gate G2: min_gradient_health" if gate_refused else "masked",
                 gate_refused=gate_refused,
@@ -236,7 +285,8 @@ class SyntheticRun:
         key = (env, slot)
         if op is OP.GERMINATE:
             self._counter += 1
-            ladder = bp is BlueprintAction.CONV_LADDER
+            kind = BLUEPRINT_INTERNAL_KIND[bp]
+            ladder = kind is not SeedInternalKind.NONE
             seed = _Seed(f"env{env}-seed{self._counter}", self._counter, bp, 1 if ladder else 0, 100)
             self._seeds[key] = seed
             if key in self._ended:  # the slot resets for the new seed
@@ -250,9 +300,10 @@ class SyntheticRun:
                     blend_tempo_epochs=5,
                     alpha_target=1.0,
                     params=seed.params,
-                    internal_kind=SeedInternalKind.CONV_LADDER if ladder else SeedInternalKind.NONE,
+                    internal_kind=kind,
                     internal_level=seed.level,
                     internal_max_level=4 if ladder else 1,
+                    surface=self.surface(slot),
                 ),
                 slot_id=slot,
             )
@@ -274,7 +325,7 @@ class SyntheticRun:
                 SeedInternalLevelChangedPayload(
                     seed_id=seed.seed_id,
                     blueprint_id=seed.blueprint.name.lower(),
-                    internal_kind=SeedInternalKind.CONV_LADDER,
+                    internal_kind=BLUEPRINT_INTERNAL_KIND[seed.blueprint],
                     from_level=seed.level,
                     to_level=new,
                     max_level=4,
@@ -428,7 +479,7 @@ class SyntheticRun:
         self.hub.close()
         summary = RunSummary(
             run_id=self.run_dir.name,
-            task="digits",
+            task=TASKS[self.topology],
             policy=self.policy,
             episodes=episodes,
             final_accuracy=self._accuracy,
@@ -458,10 +509,12 @@ def scripted_run(
     rollbacks: int = 0,
     op_entropies: tuple[float, ...] = (),
     invalid_epochs: tuple[int, ...] = (),
+    topology: Topology = Topology.CNN,
 ) -> Path:
-    """One env, one episode: `ops` are (epoch, op[, blueprint]) decisions on slot r0c0; every other epoch WAITs.
-    Decisions at `invalid_epochs` are rejected."""
-    run = SyntheticRun(run_dir, episode_length=episode_length)
+    """One env, one episode: `ops` are (epoch, op[, blueprint]) decisions on slot r0c0 (the topology's ladder unless
+    a blueprint is given); every other epoch WAITs. Decisions at `invalid_epochs` are rejected. A CNN run has the
+    block-end CNN_SLOTS, a transformer run the LATTICE."""
+    run = SyntheticRun(run_dir, episode_length=episode_length, slots=TOPOLOGY_SLOTS[topology], topology=topology)
     run.start_episode(0, 0)
     by_epoch = {entry[0]: entry for entry in ops}
     for epoch in range(1, episode_length + 1):
@@ -470,7 +523,7 @@ def scripted_run(
             run.decide(0, epoch, OP.WAIT)
             continue
         op = entry[1]
-        blueprint = entry[2] if len(entry) == 3 else "conv_ladder"
+        blueprint = entry[2] if len(entry) == 3 else LADDERS[topology]
         run.decide(0, epoch, op, blueprint=blueprint, success=epoch not in invalid_epochs)
     run.outcome(0, final_accuracy, added_params, rollbacks=rollbacks)
     for round_, entropy in enumerate(op_entropies, start=1):
@@ -536,4 +589,27 @@ def heuristic_run(run_dir: Path, *, episodes: int = 2) -> Path:
     run.finish(
         baseline_accuracy=baseline_metrics(episodes - 1, HEURISTIC_EPISODE_LENGTH).val_accuracy, episodes=episodes
     )
+    return run_dir
+
+
+def lattice_run(run_dir: Path) -> Path:
+    """A transformer run on the LATTICE (r0c0, r0c1 POST_ATTN; r1c0, r1c1 POST_MLP), one env, one episode of 10:
+
+    epoch 1 GERMINATE lora_ladder r0c0, 2 GROW_INTERNAL r0c0, 3 GERMINATE lora_large r1c0, 4 WAIT, 5 GROW_INTERNAL
+    r0c0, 6 PRUNE r1c0, 7 FOSSILIZE r0c0 (contribution 0.4), 8 GERMINATE lora r0c1, 9 ADVANCE r1c1 (invalid),
+    10 WAIT."""
+    run = SyntheticRun(run_dir, episode_length=10, slots=LATTICE, topology=Topology.TRANSFORMER)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.GERMINATE, slot="r0c0", blueprint="lora_ladder")
+    run.decide(0, 2, OP.GROW_INTERNAL, slot="r0c0")
+    run.decide(0, 3, OP.GERMINATE, slot="r1c0", blueprint="lora_large")
+    run.decide(0, 4, OP.WAIT)
+    run.decide(0, 5, OP.GROW_INTERNAL, slot="r0c0")
+    run.decide(0, 6, OP.PRUNE, slot="r1c0")
+    run.decide(0, 7, OP.FOSSILIZE, slot="r0c0")
+    run.decide(0, 8, OP.GERMINATE, slot="r0c1", blueprint="lora")
+    run.decide(0, 9, OP.ADVANCE, slot="r1c1", success=False)
+    run.decide(0, 10, OP.WAIT)
+    run.outcome(0, 90.0, 300)
+    run.finish(baseline_accuracy=85.0)
     return run_dir

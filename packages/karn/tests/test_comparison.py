@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from esper.karn.comparison import ArmMetrics, comparisons, differences
+from esper.karn.comparison import ArmMetrics, comparisons, differences, surface_split
 from esper.karn.packs import load_packs
 from esper.karn.stats import mean_ci
 
 
 def metrics(arm: str, seed: int, accuracy: float, params: float, baseline: float) -> ArmMetrics:
-    return ArmMetrics(arm, seed, accuracy, baseline, params, None, {}, None, None, 0.0, 0)
+    return ArmMetrics(arm, seed, accuracy, baseline, params, None, {}, None, None, 0.0, 0, 3, 0.5, {})
 
 
 def test_differences_pair_seeds_and_say_when_the_interval_is_above_zero() -> None:
@@ -31,3 +31,24 @@ def test_the_phase0_pack_compares_each_learned_arm_with_every_fixed_one() -> Non
     assert ("ppo_control", "control") in pairs and ("treatment", "control") in pairs
     assert ("control", "ppo_control") not in pairs and len(pairs) == len(set(pairs))
     assert differences([], [("a", "host_only")]) == []  # an arm without runs has no row
+
+
+def test_the_surface_split_sums_seeds_and_gives_each_surface_its_share() -> None:
+    usage = [
+        {
+            "POST_ATTN": {"decisions": 3, "germinations": 1, "internal_ops": 2},
+            "POST_MLP": {"decisions": 1, "germinations": 1, "internal_ops": 0},
+        },
+        {
+            "POST_ATTN": {"decisions": 1, "germinations": 1, "internal_ops": 0},
+            "POST_MLP": {"decisions": 3, "germinations": 0, "internal_ops": 1},
+        },
+    ]
+    rows = [
+        ArmMetrics("lattice", seed, 50.0, 49.0, 10.0, None, {}, None, None, 0.0, 0, 12, 1.0, used)
+        for seed, used in enumerate(usage)
+    ]
+    assert surface_split(rows, ["lattice", "absent"]) == [
+        ["lattice", "POST_ATTN", "4", "0.50", "2", "2"],
+        ["lattice", "POST_MLP", "4", "0.50", "1", "1"],
+    ]

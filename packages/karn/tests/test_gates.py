@@ -1,14 +1,16 @@
-"""Each Phase 0 gate on small scripted event logs, with a passing and a failing case."""
+"""Each exit gate on small scripted event logs, with a passing and a failing case."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from karn_synthetic import OP, scripted_run
+from karn_synthetic import LATTICE, OP, SyntheticRun, scripted_run
 
 from esper.karn import GateReport, GateThresholds, GateVerdict, RunStore, evaluate
-from esper.karn.gates import longest_collapse_fraction
+from esper.karn.gates import HEAVY_BLUEPRINT, longest_collapse_fraction
+from esper.karn.stats import wilson_interval
+from esper.leyline import Topology
 
 LADDER = [(1, OP.GERMINATE), (3, OP.GROW_INTERNAL), (5, OP.GROW_INTERNAL)]
 
@@ -41,7 +43,7 @@ def test_internal_op_share_fails_when_no_ladder_was_ever_live(tmp_path: Path) ->
     assert share.verdict is GateVerdict.FAIL and "no non-WAIT decision" in share.note
 
 
-def test_conv_heavy_gate_needs_a_lower_frequency_and_no_lower_roi(tmp_path: Path) -> None:
+def test_heavy_blueprint_gate_needs_a_lower_frequency_and_no_lower_roi(tmp_path: Path) -> None:
     heavy_control = [(1, OP.GERMINATE, "conv_heavy")]
     # Treatment: ladder only (frequency 0 < 1), ROI (90-85)/1 = 5 vs control (88-85)/2 = 1.5.
     ok = gates(
@@ -52,7 +54,7 @@ def test_conv_heavy_gate_needs_a_lower_frequency_and_no_lower_roi(tmp_path: Path
         control_final_accuracy=88.0,
         control_added_params=2000,
     )
-    assert ok["conv_heavy_vs_control"] is GateVerdict.PASS
+    assert ok["heavy_blueprint"] is GateVerdict.PASS
     # Same frequencies, but the treatment's ROI is lower: (86-85)/1 = 1 < 1.5.
     low_roi = gates(
         tmp_path / "roi",
@@ -62,17 +64,105 @@ def test_conv_heavy_gate_needs_a_lower_frequency_and_no_lower_roi(tmp_path: Path
         control_final_accuracy=88.0,
         control_added_params=2000,
     )
-    assert low_roi["conv_heavy_vs_control"] is GateVerdict.FAIL
+    assert low_roi["heavy_blueprint"] is GateVerdict.FAIL
     # The treatment picks conv_heavy as often as the control: not lower.
     same = gates(tmp_path / "same", [(1, OP.GERMINATE, "conv_heavy")], heavy_control)
-    assert same["conv_heavy_vs_control"] is GateVerdict.FAIL
+    assert same["heavy_blueprint"] is GateVerdict.FAIL
 
 
-def test_conv_heavy_gate_without_a_baseline_fails_and_without_control_skips(tmp_path: Path) -> None:
+def test_heavy_blueprint_gate_without_a_baseline_fails_and_without_control_skips(tmp_path: Path) -> None:
     no_baseline = gates(tmp_path / "nb", LADDER, [(1, OP.GERMINATE, "conv_heavy")], baseline_accuracy=None)
-    assert no_baseline["conv_heavy_vs_control"] is GateVerdict.FAIL
+    assert no_baseline["heavy_blueprint"] is GateVerdict.FAIL
     alone = evaluate(RunStore(scripted_run(tmp_path / "alone", LADDER)))
-    assert verdicts(alone)["conv_heavy_vs_control"] is GateVerdict.SKIP and not alone.passed
+    assert verdicts(alone)["heavy_blueprint"] is GateVerdict.SKIP and not alone.passed
+    (skipped,) = [r for r in alone.results if r.gate == "heavy_blueprint"]
+    assert skipped.note == "no control run given" and skipped.measured == "conv_heavy freq 0.000"
+
+
+def heavy_gate(tmp_path: Path, ops: list, control_ops: list, topology: Topology) -> tuple[GateVerdict, str]:
+    """The heavy_blueprint verdict and measured text of a run against its control, both of `topology`."""
+    run = RunStore(scripted_run(tmp_path / "t", ops, topology=topology))
+    control = RunStore(scripted_run(tmp_path / "c", control_ops, topology=topology, final_accuracy=88.0))
+    (result,) = [r for r in evaluate(run, control).results if r.gate == "heavy_blueprint"]
+    return result.verdict, result.measured
+
+
+def test_the_heavy_blueprint_is_the_topologys(tmp_path: Path) -> None:
+    assert {t: bp.name.lower() for t, bp in HEAVY_BLUEPRINT.items()} == {
+        Topology.CNN: "conv_heavy",
+        Topology.TRANSFORMER: "lora_large",
+    }
+    # Transformer: lora_large is the heavy one. The ladder instead of it passes; lora_large as often fails.
+    ladder = [(1, OP.GERMINATE, "lora_ladder")]
+    large = [(1, OP.GERMINATE, "lora_large")]
+    verdict, measured = heavy_gate(tmp_path / "tr-ok", ladder, large, Topology.TRANSFORMER)
+    assert verdict is GateVerdict.PASS and measured.startswith("lora_large freq 0.000 vs 1.000")
+    verdict, measured = heavy_gate(tmp_path / "tr-same", large, large, Topology.TRANSFORMER)
+    assert verdict is GateVerdict.FAIL and measured.startswith("lora_large freq 1.000 vs 1.000")
+    # CNN: conv_heavy is; a transformer's lora_large would not count on a CNN run.
+    verdict, measured = heavy_gate(tmp_path / "cnn", LADDER, [(1, OP.GERMINATE, "conv_heavy")], Topology.CNN)
+    assert verdict is GateVerdict.PASS and measured.startswith("conv_heavy freq 0.000 vs 1.000")
+    # Runs of different topologies have different heavy blueprints: no comparison.
+    cnn = RunStore(scripted_run(tmp_path / "mixed-cnn", LADDER))
+    transformer = RunStore(scripted_run(tmp_path / "mixed-tr", large, topology=Topology.TRANSFORMER))
+    (mixed,) = [r for r in evaluate(cnn, transformer).results if r.gate == "heavy_blueprint"]
+    assert mixed.verdict is GateVerdict.FAIL and "one topology" in mixed.note
+
+
+def surface_run(run_dir: Path, attn: int, mlp: int) -> RunStore:
+    """A lattice run whose non-WAIT decisions are `attn` on POST_ATTN slots then `mlp` on POST_MLP slots (invalid
+    ADVANCEs: a decision counts whether or not it was applied), alternating the layers, plus WAITs."""
+    chosen = [("r0c0", "r0c1")[i % 2] for i in range(attn)] + [("r1c0", "r1c1")[i % 2] for i in range(mlp)]
+    run = SyntheticRun(run_dir, episode_length=len(chosen) + 2, slots=LATTICE, topology=Topology.TRANSFORMER)
+    run.start_episode(0, 0)
+    for epoch, slot in enumerate(chosen, start=1):
+        run.decide(0, epoch, OP.ADVANCE, slot=slot, success=False)
+    run.decide(0, len(chosen) + 1, OP.WAIT)
+    run.decide(0, len(chosen) + 2, OP.WAIT)
+    run.outcome(0, 90.0, 100)
+    run.finish()
+    return RunStore(run_dir)
+
+
+def surface_gate(store: RunStore, thresholds: GateThresholds | None = None) -> tuple[GateVerdict, str, str]:
+    (result,) = [r for r in evaluate(store, thresholds=thresholds).results if r.gate == "surface_preference"]
+    return result.verdict, result.measured, result.note
+
+
+def test_surface_preference_passes_on_a_lopsided_split_and_fails_on_an_even_one(tmp_path: Path) -> None:
+    # 12 of 13 decisions on POST_ATTN: Wilson 95 % interval about 0.667-0.986, above 0.5.
+    low, high = wilson_interval(12, 13)
+    assert low == pytest.approx(0.6669, abs=1e-3) and high == pytest.approx(0.9863, abs=1e-3)
+    lopsided = surface_run(tmp_path / "lop", attn=12, mlp=1)
+    verdict, measured, _ = surface_gate(lopsided)
+    assert verdict is GateVerdict.PASS
+    assert measured == f"POST_ATTN share {12 / 13:.3f} (95 % CI {low:.3f}-{high:.3f}, n 13)"
+    # The mirror image (1 of 13 on POST_ATTN) is a preference too: for POST_MLP.
+    assert surface_gate(surface_run(tmp_path / "mirror", attn=1, mlp=12))[0] is GateVerdict.PASS
+    # A margin the interval does not clear: 0.667 is not beyond 0.5 + 0.2.
+    assert surface_gate(lopsided, GateThresholds(min_surface_preference=0.2))[0] is GateVerdict.FAIL
+    verdict, measured, note = surface_gate(surface_run(tmp_path / "even", attn=6, mlp=6))
+    assert verdict is GateVerdict.FAIL and measured.startswith("POST_ATTN share 0.500") and "n 12" in measured
+    assert "even split" in note
+    # A lattice run with no decision on either surface cannot show a preference.
+    verdict, _, note = surface_gate(surface_run(tmp_path / "none", attn=0, mlp=0))
+    assert verdict is GateVerdict.FAIL and "no non-WAIT decision" in note
+
+
+def test_surface_preference_skips_a_block_end_run_saying_why(tmp_path: Path) -> None:
+    verdict, measured, note = surface_gate(RunStore(scripted_run(tmp_path / "cnn", LADDER)))
+    assert verdict is GateVerdict.SKIP and measured == "surfaces BLOCK_END"
+    assert note == "not a lattice run: its enabled slots do not offer both POST_ATTN and POST_MLP (surfaces: BLOCK_END)"
+    # It does not apply, so it does not hold the report back; a gate skipped for want of a control does.
+    alone = evaluate(RunStore(scripted_run(tmp_path / "alone", LADDER)))
+    skipped = {r.gate: r.applicable for r in alone.results if r.verdict is GateVerdict.SKIP}
+    assert skipped == {
+        "heavy_blueprint": True,
+        "surface_preference": False,
+        "no_rollback_rise": True,
+        "invalid_action_rate": True,
+    }
+    assert not alone.passed
 
 
 def test_entropy_gate_fails_on_a_sustained_collapse(tmp_path: Path) -> None:
@@ -117,6 +207,9 @@ def test_all_gates_pass_for_a_good_treatment_and_thresholds_are_the_contract(tmp
         scripted_run(tmp_path / "c", [(1, OP.GERMINATE, "conv_heavy")], final_accuracy=88.0, added_params=2000)
     )
     report = evaluate(run, control)
+    # Every gate passes but the surface preference, which does not apply to a block-end run: skipped, not blocking.
+    assert {r.gate for r in report.results if r.verdict is not GateVerdict.PASS} == {"surface_preference"}
+    assert verdicts(report)["surface_preference"] is GateVerdict.SKIP
     assert report.passed, report.results
     strict = GateThresholds(min_internal_op_share=1.0)  # 2 internal of 2 non-WAIT with the ladder live: still 1.0
     assert evaluate(run, control, strict).passed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from karn_synthetic import HEURISTIC_SEED_MARKS, OP, every_event_type_run, heuristic_run, scripted_run
+from karn_synthetic import HEURISTIC_SEED_MARKS, OP, every_event_type_run, heuristic_run, lattice_run, scripted_run
 
 from esper.karn import RunStore
 from esper.karn.render import RENDERERS, render_event, where
@@ -19,6 +19,11 @@ def test_every_event_type_renders_to_a_line_naming_its_facts(tmp_path: Path) -> 
     assert set(rendered) == {t.name for t in TelemetryEventType} == {t.name for t in RENDERERS}
     assert rendered["SEED_INTERNAL_LEVEL_CHANGED"].endswith("internal shrink 2 -> 1 of 4 (40 active params)")
     assert rendered["ACTION_TAKEN"] == "ppo chose PRUNE"
+    assert rendered["TRAINING_STARTED"] == (
+        "training started: digits / ppo, 1 env(s) x 6 epochs, slots r0c0 block_end, r0c1 block_end, r0c2 block_end "
+        "(3 of 3), seed 0"
+    )
+    assert rendered["SEED_GERMINATED"] == "germinated conv_heavy on block_end (env0-seed2, 100 params)"
     assert rendered["SEED_GATE_EVALUATED"] == "env0-seed99: gate G1 failed: too early"
     assert rendered["COUNTERFACTUAL_DELTA"] == "GROW_INTERNAL 1 -> 2: accuracy +2.00 vs NOOP +0.50 after 1 epoch(s)"
     # The last of the baseline's epochs (karn_synthetic.baseline_metrics of episode 0, epoch 6).
@@ -100,3 +105,46 @@ def test_a_run_without_a_baseline_draws_none(tmp_path: Path) -> None:
     assert not [name for name in polylines(text) if "host-only" in name]
     assert ">host-only baseline</text>" not in text and ">host-only final acc</text>" not in text
     assert re.findall(r'data-mark="(\w+)"', text) == ["germinate"] and "data-boundary" not in text
+
+
+def test_renderings_name_the_surfaces_of_a_lattice_run(tmp_path: Path) -> None:
+    store = RunStore(lattice_run(tmp_path / "l"))
+    lines = [render_event(event) for event in store.log.events]
+    assert lines[0] == (
+        "training started: charlm_layerwise / ppo, 1 env(s) x 10 epochs, "
+        "slots r0c0 post_attn, r1c0 post_mlp, r0c1 post_attn, r1c1 post_mlp (4 of 4), seed 0"
+    )
+    germinated = [line for line in lines if line.startswith("germinated")]
+    assert germinated == [
+        "germinated lora_ladder on post_attn (env0-seed1, 100 params, level 1/4)",
+        "germinated lora_large on post_mlp (env0-seed2, 100 params)",
+        "germinated lora on post_attn (env0-seed3, 100 params)",
+    ]
+
+
+def test_the_report_shows_the_slots_and_the_surface_split(tmp_path: Path) -> None:
+    store = RunStore(lattice_run(tmp_path / "l"))
+    out = tmp_path / "report.html"
+    write_report(store, out)
+    text = out.read_text()
+    section = text[text.index("<h2>Slots and surfaces</h2>") : text.index("<h2>Curves</h2>")]
+    slots, usage = re.findall(r"<table>.*?</table>", section)
+    assert re.findall(r"<tr>(.*?)</tr>", slots)[1:] == [
+        "".join(f"<td>{cell}</td>" for cell in row)
+        for row in (
+            (0, "r0c0", "POST_ATTN", 0, 32, 0.25),
+            (1, "r1c0", "POST_MLP", 1, 32, 0.5),
+            (2, "r0c1", "POST_ATTN", 2, 32, 0.75),
+            (3, "r1c1", "POST_MLP", 3, 32, 1),
+        )
+    ]
+    assert "<th>surface</th><th>slots</th><th>germinations</th><th>internal ops</th>" in usage
+    # karn_synthetic.lattice_run, hand-counted as in test_store: germinations, internal ops, prunes, fossilizations,
+    # non-WAIT decisions, mean final contribution per surface.
+    assert re.findall(r"<tr>(.*?)</tr>", usage)[1:] == [
+        "<td>POST_ATTN</td><td>2</td><td>2</td><td>2</td><td>0</td><td>1</td><td>5</td><td>0.4</td>",
+        "<td>POST_MLP</td><td>2</td><td>1</td><td>0</td><td>1</td><td>0</td><td>3</td><td>-</td>",
+    ]
+    gates = text[text.index("<h2>Exit gates") : text.index("<h2>Analytics</h2>")]
+    # 5 of 8 decisions on POST_ATTN: no preference at n 8.
+    assert '<td>surface_preference</td><td class="fail">FAIL</td><td>POST_ATTN share 0.625' in gates

@@ -11,6 +11,7 @@ from karn_synthetic import (
     baseline_metrics,
     every_event_type_run,
     heuristic_run,
+    lattice_run,
     scripted_run,
 )
 
@@ -37,8 +38,11 @@ def test_views_decode_enums_and_compute_the_internal_op_summary(tmp_path: Path) 
     assert ops == ["GERMINATE", "GROW_INTERNAL", "SHRINK_INTERNAL", "FOSSILIZE", "GERMINATE", "PRUNE"]
     summary = store.one("SELECT grow_count, shrink_count, net_level_change, max_level FROM internal_op_summary")
     assert summary == {"grow_count": 1, "shrink_count": 1, "net_level_change": 0, "max_level": 2}
-    seeds = store.query("SELECT blueprint_id, ended_as FROM seeds ORDER BY germinated_seq").rows
-    assert seeds == [("conv_ladder", "FOSSILIZED"), ("conv_heavy", "PRUNED")]
+    seeds = store.query("SELECT blueprint_id, ended_as, internal_kind, surface FROM seeds ORDER BY germinated_seq").rows
+    assert seeds == [
+        ("conv_ladder", "FOSSILIZED", "CONV_LADDER", "BLOCK_END"),
+        ("conv_heavy", "PRUNED", "NONE", "BLOCK_END"),
+    ]
     stage = store.one("SELECT to_stage FROM seed_lifecycle WHERE event_type = 'SEED_STAGE_CHANGED' LIMIT 1")
     assert stage == {"to_stage": "GERMINATED"}
     advantage = store.one("SELECT accuracy_advantage FROM counterfactual_deltas")
@@ -242,4 +246,106 @@ def test_invalid_actions_and_gate_refusals_are_counted_apart(tmp_path: Path) -> 
         "invalid_action_rate": 0.25,
         "gate_refusals": 1,
         "gate_refusal_rate": 0.25,
+    }
+
+
+def test_the_slots_view_lists_each_slot_with_its_surface_in_action_order(tmp_path: Path) -> None:
+    # karn_synthetic.LATTICE: two layers, POST_ATTN (r0c*) and POST_MLP (r1c*); action order is the forward order
+    # (layer * 2 + rank), not the ids' row-major order (r0c0 r0c1 r1c0 r1c1).
+    store = RunStore(lattice_run(tmp_path / "l"))
+    rows = store.query('SELECT run_id, action_index, slot_id, surface, "order", channels, position FROM slots').rows
+    assert rows == [
+        ("l", 0, "r0c0", "POST_ATTN", 0, 32, 0.25),
+        ("l", 1, "r1c0", "POST_MLP", 1, 32, 0.5),
+        ("l", 2, "r0c1", "POST_ATTN", 2, 32, 0.75),
+        ("l", 3, "r1c1", "POST_MLP", 3, 32, 1.0),
+    ]
+    run = store.one("SELECT slot_ids, lattice_size, topology FROM runs")
+    assert run == {"slot_ids": ["r0c0", "r1c0", "r0c1", "r1c1"], "lattice_size": 4, "topology": "transformer"}
+    # A block-end CNN run: three BLOCK_END slots, in order.
+    cnn = RunStore(scripted_run(tmp_path / "c", [], episode_length=2))
+    assert cnn.query("SELECT slot_id, surface, channels FROM slots ORDER BY action_index").rows == [
+        ("r0c0", "BLOCK_END", 4),
+        ("r0c1", "BLOCK_END", 8),
+        ("r0c2", "BLOCK_END", 16),
+    ]
+
+
+def test_seeds_and_their_lifecycle_carry_the_surface_of_their_slot(tmp_path: Path) -> None:
+    store = RunStore(lattice_run(tmp_path / "l"))
+    seeds = store.query(
+        "SELECT slot_id, blueprint_id, internal_kind, surface, ended_as, counterfactual_contribution FROM seeds "
+        "ORDER BY germinated_seq"
+    ).rows
+    assert seeds == [
+        ("r0c0", "lora_ladder", "LORA_LADDER", "POST_ATTN", "FOSSILIZED", 0.4),
+        ("r1c0", "lora_large", "NONE", "POST_MLP", "PRUNED", None),
+        ("r0c1", "lora", "NONE", "POST_ATTN", None, None),
+    ]
+    germinated = store.query(
+        "SELECT slot_id, surface FROM seed_lifecycle WHERE event_type = 'SEED_GERMINATED' ORDER BY seq"
+    ).rows
+    assert germinated == [("r0c0", "POST_ATTN"), ("r1c0", "POST_MLP"), ("r0c1", "POST_ATTN")]
+    assert store.query("SELECT DISTINCT surface FROM seed_lifecycle WHERE event_type <> 'SEED_GERMINATED'").rows == [
+        (None,)
+    ]
+
+
+def test_surface_usage_counts_match_the_hand_counted_lattice_log(tmp_path: Path) -> None:
+    # karn_synthetic.lattice_run, by surface:
+    # POST_ATTN (r0c0, r0c1): germinations e1 (lora_ladder r0c0), e8 (lora r0c1) = 2; internal ops e2, e5 = 2;
+    #   prunes 0; fossilizations e7 = 1; non-WAIT decisions e1, e2, e5, e7, e8 = 5; contribution at the end: the
+    #   fossilized ladder's 0.4 (r0c1 is still live).
+    # POST_MLP (r1c0, r1c1): germinations e3 (lora_large) = 1; internal ops 0; prunes e6 = 1; fossilizations 0;
+    #   non-WAIT decisions e3, e6, e9 (invalid, still a decision) = 3; the pruned seed was never measured: NULL.
+    store = RunStore(lattice_run(tmp_path / "l"))
+    rows = store.view("surface_usage").records()
+    assert rows == [
+        {
+            "run_id": "l",
+            "surface": "POST_ATTN",
+            "slots": 2,
+            "germinations": 2,
+            "internal_ops": 2,
+            "prunes": 0,
+            "fossilizations": 1,
+            "non_wait_decisions": 5,
+            "mean_final_contribution": 0.4,
+        },
+        {
+            "run_id": "l",
+            "surface": "POST_MLP",
+            "slots": 2,
+            "germinations": 1,
+            "internal_ops": 0,
+            "prunes": 1,
+            "fossilizations": 0,
+            "non_wait_decisions": 3,
+            "mean_final_contribution": None,
+        },
+    ]
+    non_wait = store.one("SELECT count(*) AS n FROM actions WHERE op <> 'WAIT'")
+    assert non_wait == {"n": sum(row["non_wait_decisions"] for row in rows)}  # every decision lands on a surface
+    # A block-end run has one surface; every decision lands on it.
+    cnn = RunStore(every_event_type_run(tmp_path / "all"))
+    (block,) = cnn.view("surface_usage").records()
+    assert (block["surface"], block["germinations"], block["non_wait_decisions"]) == ("BLOCK_END", 2, 6)
+
+
+def test_the_ladder_views_count_a_lora_ladder_as_a_ladder(tmp_path: Path) -> None:
+    # lattice_run: the lora_ladder in r0c0 is live from its germination (e1) to its fossilization (e7): the non-WAIT
+    # decisions e2 (GROW), e3, e5 (GROW), e6, e7 count, two of them internal.
+    store = RunStore(lattice_run(tmp_path / "l"))
+    row = store.one("SELECT * FROM internal_op_share")
+    assert row == {"run_id": "l", "non_wait_decisions_with_ladder": 5, "internal_ops": 2, "internal_op_share": 0.4}
+    # Its trajectory: two grows over the 6 decisions (e2-e7, the WAIT at e4 included) taken while it was live.
+    thrash = store.one(
+        "SELECT seed_id, op_count, decisions_while_live, net_level_change, reversal_rate FROM anti_thrash"
+    )
+    assert thrash == {
+        "seed_id": "env0-seed1",
+        "op_count": 2,
+        "decisions_while_live": 6,
+        "net_level_change": 2,
+        "reversal_rate": 0.0,
     }

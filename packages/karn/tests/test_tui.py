@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from karn_synthetic import OP, SyntheticRun
+from karn_synthetic import OP, SyntheticRun, lattice_run
 from textual.widgets import DataTable, RichLog, Static
 
 from esper.karn.tui import KarnApp
@@ -46,18 +46,18 @@ def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
             actions = _text(app, "#actions")
             assert "GROW_INTERNAL" in actions and "1 invalid, 0 refused by gates" in actions
             lanes = _text(app, "#lanes")
-            assert "r0c0 conv_ladder L2/4" in lanes and "gg" in lanes  # GERMINATED at epochs 2 and 3
+            assert "r0c0 block_end conv_ladder L2/4" in lanes and "gg" in lanes  # GERMINATED at epochs 2 and 3
             # The |delta|/|x| column: the seed's latest (epoch 3, its 2nd report: 0.1 * 1 + 0.01 * 2); no seed: -.
-            assert re.search(r"slot .* \|δ\|/\|x\| stage per epoch", lanes)
-            assert re.search(r"r0c0 conv_ladder L2/4 +0\.120 ·gg GERMINATED", lanes)
-            assert re.search(r"r0c1 - +- ··· DORMANT", lanes)
+            assert re.search(r"slot +surface +blueprint .* \|δ\|/\|x\| stage per epoch", lanes)
+            assert re.search(r"r0c0 block_end conv_ladder L2/4 +0\.120 ·gg GERMINATED", lanes)
+            assert re.search(r"r0c1 block_end - +- ··· DORMANT", lanes)
             assert "op-head entropy     0.050" in _text(app, "#ppo")
             log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
             assert any("internal grow 1 -> 2" in line for line in log_lines)
             assert any("GOVERNOR ROLLBACK (divergence)" in line for line in log_lines)
             await pilot.press("e")  # the lanes switch to env 1, which has no seed
             assert "env 1" in _text(app, "#lanes")
-            assert re.search(r"r0c0 - +- · DORMANT", _text(app, "#lanes"))  # one epoch, no seed
+            assert re.search(r"r0c0 block_end - +- · DORMANT", _text(app, "#lanes"))  # one epoch, no seed
             app.save_screenshot(filename="tui.svg", path=str(tmp_path))
         assert (tmp_path / "tui.svg").stat().st_size > 1000
 
@@ -81,7 +81,26 @@ def test_the_tui_follows_a_run_that_is_still_writing(tmp_path: Path) -> None:
                     break
             assert "finished" in _text(app, "#header")
             assert "L1/4" in _text(app, "#lanes")
-            assert re.search(r"r0c0 conv_ladder L1/4 +0\.130 ", _text(app, "#lanes"))  # epoch 4, written live
+            assert re.search(r"r0c0 block_end conv_ladder L1/4 +0\.130 ", _text(app, "#lanes"))  # epoch 4, written live
+
+    asyncio.run(drive())
+
+
+def test_the_lanes_of_a_lattice_run_name_each_slots_surface_in_action_order(tmp_path: Path) -> None:
+    lattice_run(tmp_path / "l")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "l")
+        async with app.run_test(size=(140, 48)) as pilot:
+            await pilot.pause()
+            lanes = _text(app, "#lanes").splitlines()
+            labels = [line.split()[:2] for line in lanes if re.match(r"r\dc\d ", line)]
+            assert labels == [["r0c0", "post_attn"], ["r1c0", "post_mlp"], ["r0c1", "post_attn"], ["r1c1", "post_mlp"]]
+            # The fossilized lora_ladder (level 3 of 4 after two grows) and the live lora on the other POST_ATTN slot.
+            assert any(re.match(r"r0c0 post_attn lora_ladder L3/4 .* FOSSILIZED$", line) for line in lanes)
+            assert any(re.match(r"r0c1 post_attn lora +0\.320 .* GERMINATED$", line) for line in lanes)
+            log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
+            assert any("germinated lora_large on post_mlp" in line for line in log_lines)
 
     asyncio.run(drive())
 

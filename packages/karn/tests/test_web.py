@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from karn_synthetic import HEURISTIC_SEED_MARKS, OP, SyntheticRun, heuristic_run
+from karn_synthetic import HEURISTIC_SEED_MARKS, OP, SyntheticRun, heuristic_run, lattice_run
 
 from esper.karn.web import Dashboard, DashboardServer
 
@@ -66,6 +66,10 @@ def test_api_lists_runs_and_serves_incremental_snapshots(tmp_path: Path, server:
     status, snap = get(server, "/api/runs/a")
     assert status == 200 and snap["status"] == "finished" and snap["ops"]["GROW_INTERNAL"] == 1
     assert snap["envs"][0]["slots"]["r0c0"]["level"] == 2 and snap["governor_rollbacks"] == 1
+    # The slots of the slot config, in action order, each with its surface (lower-case), in the state and the lanes.
+    assert snap["slot_ids"] == ["r0c0", "r0c1", "r0c2"]
+    assert snap["surfaces"] == dict.fromkeys(snap["slot_ids"], "block_end")
+    assert [lane["surface"] for lane in snap["envs"][0]["slots"].values()] == ["block_end"] * 3
     # |delta| / |x| (karn_synthetic: 0.1 n + 0.01 k for seed n at the k-th epoch it is reported in), per env.
     assert [lane["delta_ratio"] for lane in snap["envs"][0]["slots"].values()] == [0.12, None, None]
     assert snap["envs"][0]["delta_ratios"] == [
@@ -135,9 +139,9 @@ def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, se
     assert re.search(r'id="status" class="status finished">finished<', dom)
     assert dom.count('class="bar-row"') == 4  # GERMINATE, WAIT, GROW_INTERNAL, ADVANCE
     assert 'data-op="GROW_INTERNAL"' in dom
-    assert re.search(r'data-slot="r0c0".*?r0c0 conv_ladder L2/4', dom)
+    assert re.search(r'data-slot="r0c0".*?r0c0 block_end conv_ladder L2/4', dom)
     assert re.search(r'data-slot="r0c0"><span>[^<]*</span><span class="ratio">0\.120</span>', dom)
-    assert re.search(r'data-slot="r0c1"><span>r0c1 -</span><span class="ratio">-</span>', dom)
+    assert re.search(r'data-slot="r0c1"><span>r0c1 block_end -</span><span class="ratio">-</span>', dom)
     # The |delta|/|x| chart: env 0's one seed (env 1's seed, at 0.21, is not in it), both epochs, on a log scale.
     delta = delta_chart(dom)
     assert delta == {
@@ -161,6 +165,23 @@ def test_the_page_renders_a_finished_run_in_headless_chromium(tmp_path: Path, se
         assert points is not None and int(points.group(1)) > 0, chart
     assert "GOVERNOR ROLLBACK (divergence)" in dom and "internal grow 1 -&gt; 2" in dom
     assert shot.stat().st_size > 20_000
+
+
+def test_the_page_shows_each_lanes_surface_on_a_lattice_run(tmp_path: Path, server: DashboardServer) -> None:
+    lattice_run(tmp_path / "l")
+    status, snap = get(server, "/api/runs/l")
+    assert status == 200 and snap["slot_ids"] == ["r0c0", "r1c0", "r0c1", "r1c1"]
+    assert snap["surfaces"] == {"r0c0": "post_attn", "r1c0": "post_mlp", "r0c1": "post_attn", "r1c1": "post_mlp"}
+    dom = browse(server.url + "#run=l", budget_ms=3000)
+    assert 'data-status="finished"' in dom
+    lanes = re.findall(r'<div class="lane" data-slot="(\w+)"><span>([^<]*)</span>', dom)
+    assert lanes == [
+        ("r0c0", "r0c0 post_attn lora_ladder L3/4"),
+        ("r1c0", "r1c0 post_mlp lora_large"),
+        ("r0c1", "r0c1 post_attn lora"),
+        ("r1c1", "r1c1 post_mlp -"),
+    ]
+    assert "germinated lora_large on post_mlp" in dom
 
 
 def chart_data(dom: str, name: str) -> dict[str, str]:

@@ -7,18 +7,35 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates, TransformerHost
+from esper.kasmina import (
+    CNNHost,
+    GateThresholds,
+    MorphogeneticModel,
+    QualityGates,
+    TransformerHost,
+    cross_entropy,
+)
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
-from esper.leyline import BlueprintAction, GerminationStyle, ListSink, SeedStage, TelemetryHub
+from esper.leyline import BlueprintAction, GerminationStyle, ListSink, SeedStage, SurfaceType, TelemetryHub, Topology
 
 CNN_CONFIG = CnnHostConfig(in_channels=1, image_size=8, num_classes=4, base_channels=8, num_blocks=3, pool_layers=2)
 TF_CONFIG = TransformerHostConfig(vocab_size=17, block_size=12, n_layer=2, n_head=2, n_embd=16, dropout=0.0)
+# The sublayer lattice: r0c{i} after layer i's attention, r1c{i} after its MLP.
+TF_LATTICE_CONFIG = TransformerHostConfig(
+    vocab_size=17,
+    block_size=12,
+    n_layer=2,
+    n_head=2,
+    n_embd=16,
+    dropout=0.0,
+    surfaces=(SurfaceType.POST_ATTN, SurfaceType.POST_MLP),
+)
 FAST_GATES = GateThresholds(min_training_epochs=1, min_blending_epochs=1)
 
 
 class Rig:
-    """A CNN MorphogeneticModel with a telemetry sink and a tiny fixed data batch."""
+    """A MorphogeneticModel (CNN, or the transformer lattice host) with a telemetry sink and a tiny fixed batch."""
 
     def __init__(
         self,
@@ -26,22 +43,28 @@ class Rig:
         gates: QualityGates | None = None,
         embargo_epochs: int = 5,
         seed: int = 0,
+        topology: Topology = Topology.CNN,
     ) -> None:
         torch.manual_seed(seed)
         self.sink = ListSink()
         self.hub = TelemetryHub("test-run", sinks=(self.sink,))
         self.emitter = self.hub.emitter(0)
         self.emitter.start_episode(0)
+        cnn = topology is Topology.CNN
         self.model = MorphogeneticModel(
-            CNNHost(CNN_CONFIG),
+            CNNHost(CNN_CONFIG) if cnn else TransformerHost(TF_LATTICE_CONFIG),
             slots,
             self.emitter,
             gates=gates or QualityGates(thresholds=FAST_GATES),
             embargo_epochs=embargo_epochs,
         )
         generator = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(16, 1, 8, 8, generator=generator)
-        self.y = torch.randint(0, 4, (16,), generator=generator)
+        if cnn:
+            self.x = torch.randn(16, 1, 8, 8, generator=generator)
+            self.y = torch.randint(0, 4, (16,), generator=generator)
+        else:
+            self.x = torch.randint(0, 17, (8, 10), generator=generator)
+            self.y = torch.randint(0, 17, (8, 10), generator=generator)
 
     def germinate(
         self,
@@ -58,7 +81,7 @@ class Rig:
     def train_step(self) -> None:
         self.model.train()
         self.model.zero_grad(set_to_none=True)
-        _, loss = self.model(self.x, incubate=True).losses(torch.nn.functional.cross_entropy, self.y)
+        _, loss = self.model(self.x, incubate=True).losses(cross_entropy, self.y)
         loss.backward()
         self.model.record_gradients()
 

@@ -1,5 +1,6 @@
 """One rank of the DDP-symmetry test (run as a script by test_ddp.py): each rank gets a different local view of
-the same seed, and the lifecycle and internal-level decisions must still come out identical."""
+the same ladder seed (conv_ladder on a CNN host, or lora_ladder on the transformer's post-attention point), and the
+lifecycle and internal-level decisions must still come out identical."""
 
 from __future__ import annotations
 
@@ -10,26 +11,43 @@ import sys
 import torch
 import torch.distributed as dist
 
-from esper.kasmina import CNNHost, GateThresholds, MorphogeneticModel, QualityGates, data_parallel
+from esper.kasmina import (
+    CNNHost,
+    GateThresholds,
+    MorphogeneticModel,
+    QualityGates,
+    TransformerHost,
+    cross_entropy,
+    data_parallel,
+)
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
-from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp, TelemetryHub
+from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
+from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp, SurfaceType, TelemetryHub
 
 
-def main(rank: int, world: int, port: int, out: str) -> None:
+def build(topology: str) -> tuple[torch.nn.Module, BlueprintAction, torch.Tensor, torch.Tensor]:
+    """(host, ladder blueprint, inputs, targets) for the topology under test."""
+    if topology == "cnn":
+        config = CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
+        return CNNHost(config), BlueprintAction.CONV_LADDER, torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    surfaces = (SurfaceType.POST_ATTN, SurfaceType.POST_MLP)
+    lattice = TransformerHostConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, surfaces=surfaces)
+    inputs, targets = torch.randint(0, 11, (4, 6)), torch.randint(0, 11, (4, 6))
+    return TransformerHost(lattice), BlueprintAction.LORA_LADDER, inputs, targets
+
+
+def main(rank: int, world: int, port: int, out: str, topology: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    host = CNNHost(
-        CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
-    )
+    host, ladder, x, y = build(topology)
     gates = QualityGates(thresholds=GateThresholds(min_training_epochs=5))
     model = MorphogeneticModel(
         host, ["r0c0", "r0c1"], TelemetryHub(f"rank{rank}").emitter(0), gates=gates, symmetry=data_parallel()
     )
     slot = model.slot("r0c0")
-    slot.germinate(BlueprintAction.CONV_LADDER, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
+    slot.germinate(ladder, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
     slot.advance()  # G1 on both ranks
-    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
-    _, loss = model(x, incubate=True).losses(torch.nn.functional.cross_entropy, y)
+    _, loss = model(x, incubate=True).losses(cross_entropy, y)
     loss.backward()
     model.record_gradients()
     log = []
@@ -54,7 +72,7 @@ def main(rank: int, world: int, port: int, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
     # End without the interpreter's teardown, as the CLI ends a torchrun rank (esper.simic.exit_rank): gloo's C++
     # threads can abort a process in its destructors at a normal exit.
     sys.stdout.flush()

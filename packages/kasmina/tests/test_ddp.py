@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
@@ -18,12 +20,13 @@ def free_port() -> int:
         return port
 
 
-def test_ranks_with_different_views_end_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("topology", ["cnn", "transformer"])  # conv_ladder, lora_ladder
+def test_ranks_with_different_views_end_identical(tmp_path: Path, topology: str) -> None:
     port = free_port()
     outs = [tmp_path / f"rank{r}.json" for r in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(r), "2", str(port), str(outs[r])],
+            [sys.executable, str(WORKER), str(r), "2", str(port), str(outs[r]), topology],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

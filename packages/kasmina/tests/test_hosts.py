@@ -36,11 +36,21 @@ def test_cnn_specs_cover_every_point_once(blocks: int, pools: int, base: int) ->
     assert host(torch.randn(2, 1, 8, 8)).shape == (2, 3)
 
 
-@settings(max_examples=10, deadline=None)
-@given(st.integers(1, 4))
-def test_transformer_specs_and_causality(layers: int) -> None:
+TRANSFORMER_LAYOUTS = [
+    (SurfaceType.BLOCK_END,),
+    (SurfaceType.POST_ATTN,),
+    (SurfaceType.POST_MLP,),
+    (SurfaceType.POST_ATTN, SurfaceType.POST_MLP),
+]
+
+
+@settings(max_examples=16, deadline=None)
+@given(st.integers(1, 4), st.sampled_from(TRANSFORMER_LAYOUTS))
+def test_transformer_specs_and_causality(layers: int, surfaces: tuple[SurfaceType, ...]) -> None:
     torch.manual_seed(0)
-    host = TransformerHost(TransformerHostConfig(vocab_size=11, block_size=8, n_layer=layers, n_head=2, n_embd=8))
+    host = TransformerHost(
+        TransformerHostConfig(vocab_size=11, block_size=8, n_layer=layers, n_head=2, n_embd=8, surfaces=surfaces)
+    )
     check_specs(host)
     assert host.head.lm_head.weight is host.token_embedding.weight
     tokens = torch.randint(0, 11, (2, 6))

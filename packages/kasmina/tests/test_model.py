@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from esper.kasmina import MorphogeneticModel, TransformerHost, classification_accuracy, cross_entropy
-from esper.leyline import BlueprintAction, GerminationStyle, SeedStage, TelemetryHub
+from esper.leyline import BlueprintAction, GerminationStyle, SeedStage, TelemetryHub, Topology
 
 S = SeedStage
 
@@ -74,3 +74,26 @@ def test_transformer_model_grows_seeds(transformer_host: TransformerHost) -> Non
     )
     loss.backward()
     assert model.seed_parameters("r0c1")[1].grad is not None
+
+
+def test_fused_validation_on_the_transformer_lattice(make_rig: Any) -> None:
+    """Ladders at a post-attention and a post-MLP point of different layers: the batched counterfactuals equal the
+    slow ones."""
+    rig = make_rig(slots=("r0c0", "r1c0", "r0c1"), topology=Topology.TRANSFORMER)
+    rig.drive("r0c1", S.HOLDING, blueprint=BlueprintAction.LORA_LADDER)
+    rig.drive("r1c0", S.BLENDING, blueprint=BlueprintAction.LORA_LADDER, tempo=8)
+    rig.epoch()
+    for slot_id in ("r0c1", "r1c0"):  # make every seed matter
+        with torch.no_grad():
+            torch.nn.init.normal_(rig.model.slot(slot_id).seed.up[0].weight, std=0.5)
+    rig.model.eval()
+    result = rig.model.fused_validation(rig.x, rig.y)
+    assert set(result.contributions) == {"r0c1", "r1c0"}
+    with torch.no_grad():
+        main = rig.model(rig.x)
+    assert abs(result.loss - float(cross_entropy(main, rig.y))) < 1e-5
+    for slot_id in ("r0c1", "r1c0"):
+        loss_off, acc_off = explicit_off(rig, slot_id)
+        assert loss_off != result.loss  # switching the seed off matters
+        assert abs(result.off_losses[slot_id] - loss_off) < 1e-5
+        assert abs(result.contributions[slot_id] - (result.accuracy - acc_off)) < 1e-6

@@ -29,7 +29,9 @@ from esper.leyline import (
     GerminationStyle,
     LifecycleOp,
     PruneInitiator,
+    SeedInternalKind,
     SeedStage,
+    SurfaceType,
     TelemetryHub,
     Topology,
     assert_covers,
@@ -40,7 +42,7 @@ S = SeedStage
 
 def test_stage_tables_cover_every_stage() -> None:
     assert_covers(SeedStage, FORWARD_MODE, consumer="kasmina FORWARD_MODE")
-    slot = SeedSlot("r0c0", 8, Topology.CNN, QualityGates(), TelemetryHub("r").emitter(0))
+    slot = SeedSlot("r0c0", 8, Topology.CNN, QualityGates(), TelemetryHub("r").emitter(0), surface=SurfaceType.PRE_POOL)
     assert_covers(SeedStage, slot._tick, consumer="kasmina SeedSlot per-epoch tick")
 
 
@@ -385,15 +387,21 @@ def test_internal_ops_need_internal_structure(rig: Any) -> None:
         rig.model.slot("r0c0").change_internal_level(LifecycleOp.GROW_INTERNAL)
 
 
+LADDERS = [(Topology.CNN, BlueprintAction.CONV_LADDER), (Topology.TRANSFORMER, BlueprintAction.LORA_LADDER)]
+
+
 # make_rig is a factory (it holds no per-test state), so sharing it across examples is safe.
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize(("topology", "blueprint"), LADDERS, ids=[b.name.lower() for _, b in LADDERS])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(st.sampled_from([LifecycleOp.GROW_INTERNAL, LifecycleOp.SHRINK_INTERNAL]), max_size=20),
     st.sampled_from([S.TRAINING, S.BLENDING, S.HOLDING]),
 )
-def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[LifecycleOp], stage: SeedStage) -> None:
-    rig = make_rig(slots=("r0c0",))
-    rig.drive("r0c0", stage)
+def test_ladder_invariants_over_random_op_sequences(
+    make_rig: Any, topology: Topology, blueprint: BlueprintAction, ops: list[LifecycleOp], stage: SeedStage
+) -> None:
+    rig = make_rig(slots=("r0c0",), topology=topology)
+    rig.drive("r0c0", stage, blueprint=blueprint)
     slot = rig.model.slot("r0c0")
     level = 1
     for op in ops:
@@ -411,6 +419,7 @@ def test_ladder_invariants_over_random_op_sequences(make_rig: Any, ops: list[Lif
         assert trainable == slot.seed.active_param_count()
         if changed:
             assert events[-1].to_level == level and abs(events[-1].from_level - level) == 1
+            assert events[-1].active_params == slot.seed.active_param_count()
     assert slot.stage is stage  # internal ops never move the lifecycle
 
 
@@ -418,3 +427,96 @@ def test_only_internal_ops_change_the_level(rig: Any) -> None:
     rig.drive("r0c0", SeedStage.TRAINING)
     with pytest.raises(ValueError, match="ADVANCE is not an internal op"):
         rig.model.slot("r0c0").change_internal_level(LifecycleOp.ADVANCE)
+
+
+# ---------------------------------------------------------------- lora_ladder on the transformer lattice
+D = 16  # the lattice rig's embedding width
+LORA_BLOCK = 2 * D * 4  # one rank-4 block: down (D -> 4) and up (4 -> D)
+LEVEL_OPS = (LifecycleOp.GROW_INTERNAL, LifecycleOp.SHRINK_INTERNAL)
+
+
+def lattice_rig(make_rig: Any) -> Any:
+    return make_rig(slots=("r0c0", "r1c0", "r0c1"), topology=Topology.TRANSFORMER)
+
+
+def test_germination_reports_the_slots_surface(make_rig: Any, rig: Any) -> None:
+    rig.germinate("r1c0")
+    rig.germinate("r0c1")
+    assert [p.surface for p in rig.events("SEED_GERMINATED")] == [SurfaceType.POST_POOL, SurfaceType.PRE_POOL]
+    lattice = lattice_rig(make_rig)
+    lattice.germinate("r1c0", blueprint=BlueprintAction.LORA_LADDER)
+    lattice.germinate("r0c1", blueprint=BlueprintAction.LORA)
+    first, second = lattice.events("SEED_GERMINATED")
+    assert (first.surface, second.surface) == (SurfaceType.POST_MLP, SurfaceType.POST_ATTN)
+    assert (first.internal_kind, first.internal_level, first.internal_max_level) == (SeedInternalKind.LORA_LADDER, 1, 4)
+    assert first.params == LORA_BLOCK  # level 1 of 4 at birth
+    assert (second.internal_kind, second.internal_level, second.internal_max_level) == (SeedInternalKind.NONE, 0, 1)
+
+
+@pytest.mark.parametrize("stage", sorted(INTERNAL_OP_STAGES), ids=lambda s: s.name)
+def test_lora_ladder_grows_and_shrinks_in_a_slot(make_rig: Any, stage: SeedStage) -> None:
+    rig = lattice_rig(make_rig)
+    rig.drive("r1c0", stage, blueprint=BlueprintAction.LORA_LADDER)
+    slot = rig.model.slot("r1c0")
+    walk = [LifecycleOp.GROW_INTERNAL] * 4 + [LifecycleOp.SHRINK_INTERNAL] * 5
+    changed = [slot.change_internal_level(op) for op in walk]
+    assert changed == [True, True, True, False, True, True, True, True, False]  # 4 and 0 are the bounds
+    events = rig.events("SEED_INTERNAL_LEVEL_CHANGED")
+    assert [(e.from_level, e.to_level) for e in events] == [(1, 2), (2, 3), (3, 4), (4, 3), (3, 2), (2, 1), (1, 0)]
+    assert [e.active_params for e in events] == [LORA_BLOCK * e.to_level for e in events]
+    assert {e.internal_kind for e in events} == {SeedInternalKind.LORA_LADDER}
+    (report,) = rig.model.reports()
+    assert (report.internal_kind, report.internal_level, report.internal_active_params) == (
+        SeedInternalKind.LORA_LADDER,
+        0,
+        0,
+    )
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)
+    (report,) = rig.model.reports()
+    assert report.internal_level == 1 and report.internal_active_params == report.metrics.seed_param_count == LORA_BLOCK
+    assert slot.stage is stage
+
+
+def test_lora_ladder_trains_only_its_active_blocks(make_rig: Any) -> None:
+    rig = lattice_rig(make_rig)
+    rig.drive("r0c1", S.TRAINING, blueprint=BlueprintAction.LORA_LADDER)
+    slot = rig.model.slot("r0c1")
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)  # blocks 0 and 1 active
+    rig.train_step()  # the incubation path reaches the seed
+    ladder = slot.seed
+    for k in range(4):
+        up_grad, down_grad = ladder.up[k].weight.grad, ladder.down[k].weight.grad
+        if k < 2:  # up starts at zero, so the first step's gradient lands on up and down's is exactly zero
+            assert up_grad is not None and float(up_grad.abs().sum()) > 0
+            assert down_grad is not None and float(down_grad.abs().sum()) == 0.0
+        else:
+            assert up_grad is None and down_grad is None
+
+
+def test_fossilizing_a_lora_ladder_freezes_its_level(make_rig: Any) -> None:
+    rig = lattice_rig(make_rig)
+    rig.drive("r0c0", S.HOLDING, blueprint=BlueprintAction.LORA_LADDER)
+    slot = rig.model.slot("r0c0")
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)
+    rig.drive("r0c0", S.FOSSILIZED)
+    for op in LEVEL_OPS:
+        with pytest.raises(IllegalOperation, match=f"FOSSILIZED\\): {op.name} is illegal"):
+            slot.change_internal_level(op)
+    for _ in range(3):
+        rig.epoch()
+    (report,) = rig.model.reports()
+    assert report.stage is S.FOSSILIZED and report.internal_level == slot.seed.internal_level == 2
+    assert report.internal_active_params == 2 * LORA_BLOCK
+    (fossil,) = rig.events("SEED_FOSSILIZED")
+    assert fossil.params_added == 2 * LORA_BLOCK
+
+
+def test_a_scheduled_prune_keeps_a_lora_ladder_frozen_across_level_changes(make_rig: Any) -> None:
+    rig = lattice_rig(make_rig)
+    rig.drive("r1c0", S.HOLDING, blueprint=BlueprintAction.LORA_LADDER)
+    slot = rig.model.slot("r1c0")
+    slot.prune(steps=3)
+    assert slot.stage is S.BLENDING and slot.state.prune_pending
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)  # legal while blending down
+    assert not any(p.requires_grad for p in rig.model.seed_parameters("r1c0"))
+    assert slot.report().internal_active_params == 2 * LORA_BLOCK  # rent follows the structure, frozen or not

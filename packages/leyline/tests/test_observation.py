@@ -29,16 +29,17 @@ def test_dims_follow_the_enums() -> None:
     stage_hot = [f.name for f in SLOT_FEATURE_FIELDS if f.name.startswith("stage_")]
     assert stage_hot == [f"stage_{s.name.lower()}" for s in SeedStage]
     assert 17 + len(LifecycleOp) == OBS_V3_BASE_FEATURE_SIZE
-    assert 22 + len(SeedStage) == OBS_V3_SLOT_FEATURE_SIZE
+    assert 24 + len(SeedStage) == OBS_V3_SLOT_FEATURE_SIZE
 
 
-def test_phase0_widths() -> None:
-    # Phase 0 (8 ops): base 25, slot 32 (the planning document's 32 less interaction_sum, which nothing measures, plus
-    # delta_ratio, the bounded-incubation sensor), 3 slots 121 (+12 embed = 133).
-    assert (OBS_V3_BASE_FEATURE_SIZE, OBS_V3_SLOT_FEATURE_SIZE) == (25, 32)
-    assert obs_dim(3) == 121 and policy_input_dim(3, 4) == 133
-    assert obs_dim(5) == 185 and policy_input_dim(5, 4) == 205
-    assert BLUEPRINT_NULL_INDEX == len(BlueprintAction) == 14
+def test_phase1_widths() -> None:
+    # Phase 1 (8 ops): base 25, slot 34 (the planning document's 32 less interaction_sum, which nothing measures, plus
+    # delta_ratio, the bounded-incubation sensor, plus slot_order_norm and slot_surface_norm), 3 slots 127 (+12 embed
+    # = 139), 12 slots 433.
+    assert (OBS_V3_BASE_FEATURE_SIZE, OBS_V3_SLOT_FEATURE_SIZE) == (25, 34)
+    assert obs_dim(3) == 127 and policy_input_dim(3, 4) == 139
+    assert obs_dim(12) == 433 and policy_input_dim(12, 4) == 481
+    assert BLUEPRINT_NULL_INDEX == len(BlueprintAction) == 15
 
 
 def test_internal_level_norm_is_a_slot_field() -> None:

@@ -13,7 +13,16 @@ import sys
 
 import torch
 
-from esper.leyline import BlueprintAction, LifecycleOp, ListSink, ParallelMode, TelemetryHub, Topology, canonical_action
+from esper.leyline import (
+    BlueprintAction,
+    LifecycleOp,
+    ListSink,
+    ParallelMode,
+    TelemetryHub,
+    Topology,
+    canonical_action,
+    slot_config,
+)
 from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, close_group, exit_rank, init_group
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import Environment, get_task
@@ -33,7 +42,7 @@ def environment_parallel(out: str) -> None:
     task = get_task("digits")
     config = TrainerConfig(
         task=task,
-        slots=SLOTS,
+        slots=slot_config(task.build_host().injection_specs(), SLOTS),
         masks=MaskConfig(SLOTS, Topology.CNN, (BlueprintAction.CONV_LADDER, BlueprintAction.CONV_LIGHT)),
         n_envs=2,
         episode_length=4,

@@ -8,7 +8,16 @@ from collections import Counter
 import pytest
 import torch
 
-from esper.leyline import INTERNAL_OPS, BlueprintAction, LifecycleOp, ListSink, TelemetryHub, Topology, canonical_action
+from esper.leyline import (
+    INTERNAL_OPS,
+    BlueprintAction,
+    LifecycleOp,
+    ListSink,
+    TelemetryHub,
+    Topology,
+    canonical_action,
+    slot_config,
+)
 from esper.simic import EpisodeLoop, Episodes, LoopConfig, RewardConfig
 from esper.tamiyo import (
     ActionMasks,
@@ -25,6 +34,7 @@ from esper.tolaria import Environment, get_task
 TASK = get_task("digits")
 DATA = TASK.load(None)
 SLOTS = ("r0c0", "r0c1")
+SLOT_CONFIG = slot_config(TASK.build_host().injection_specs(), SLOTS)
 WAIT = canonical_action(LifecycleOp.WAIT)
 
 
@@ -39,7 +49,7 @@ def test_every_policy_reports_internal_ops_like_ppo(name: str) -> None:
     envs = [Environment(TASK, DATA, SLOTS, hub.emitter(i), seed=i, device=torch.device("cpu")) for i in range(2)]
     policy = policy_named(name)
     masks = MaskConfig(SLOTS, Topology.CNN, (BlueprintAction.CONV_LADDER,))
-    loop = EpisodeLoop(LoopConfig(SLOTS, masks, RewardConfig(), 0.99, 40), envs, policy)
+    loop = EpisodeLoop(LoopConfig(SLOT_CONFIG, masks, RewardConfig(), 0.99, 40), envs, policy)
     generator = torch.Generator().manual_seed(0)
 
     def act(observation: Observation, action_masks: ActionMasks, state: object) -> PolicyOutput:
@@ -72,7 +82,7 @@ def _random_episode(reward: RewardConfig, epochs: int = 12) -> tuple[Episodes, l
     env = Environment(TASK, DATA, SLOTS, TelemetryHub("twin").emitter(0), seed=5, device=torch.device("cpu"))
     policy = RandomPolicy(len(SLOTS))
     masks = MaskConfig(SLOTS, Topology.CNN, (BlueprintAction.CONV_LIGHT,))
-    loop = EpisodeLoop(LoopConfig(SLOTS, masks, reward, 0.99, epochs), [env], policy)
+    loop = EpisodeLoop(LoopConfig(SLOT_CONFIG, masks, reward, 0.99, epochs), [env], policy)
     generator = torch.Generator().manual_seed(3)
 
     def act(observation: Observation, action_masks: ActionMasks, state: object) -> PolicyOutput:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tamiyo_inputs import SLOTS, cnn_mask_config, make_report, make_signals
+from tamiyo_inputs import SLOT_CONFIG, SLOTS, cnn_mask_config, make_report, make_signals
 
 from esper.leyline import ActionHead, LifecycleOp, SeedStage
 from esper.simic import PpoConfig, PpoTrainer, RolloutBuffer, RunningMeanStd, gae
@@ -40,7 +40,7 @@ def views() -> list[EnvView]:
 
 def test_buffer_asserts_shapes() -> None:
     buffer = RolloutBuffer(n_envs=2, steps=1, n_slots=len(SLOTS))
-    obs = FeatureExtractor(SLOTS, 2).encode(views())
+    obs = FeatureExtractor(SLOT_CONFIG, 2).encode(views())
     masks = compute_masks(views(), cnn_mask_config())
     actions = torch.zeros(2, 8, dtype=torch.int64)
     with pytest.raises(ValueError, match=r"features has shape \(2, 3\)"):
@@ -84,7 +84,7 @@ def test_ppo_learns_to_prefer_a_rewarded_op() -> None:
     policy = LstmPolicy(len(SLOTS), LstmPolicyConfig(feature_dim=32, lstm_hidden_dim=32, head_hidden_dim=32))
     trainer = PpoTrainer(policy, PpoConfig(learning_rate=1e-2, update_epochs=4, minibatches=1, entropy_coef=0.0))
     env_views = views() * 4
-    extractor = FeatureExtractor(SLOTS, len(env_views))
+    extractor = FeatureExtractor(SLOT_CONFIG, len(env_views))
     observation = extractor.encode(env_views)
     masks = compute_masks(env_views, cnn_mask_config())
     generator = torch.Generator().manual_seed(0)

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from esper.leyline import OBS_V3_SCHEMA_VERSION, BlueprintAction, LifecycleOp, ListSink, TelemetryHub, Topology, dumps
+from esper.leyline import (
+    OBS_V3_SCHEMA_VERSION,
+    BlueprintAction,
+    LifecycleOp,
+    ListSink,
+    TelemetryHub,
+    Topology,
+    dumps,
+    slot_config,
+)
 from esper.simic import PpoConfig, RewardConfig, TrainerConfig, VectorizedTrainer, read_checkpoint
 from esper.tamiyo import LstmPolicyConfig, MaskConfig
 from esper.tolaria import get_task
@@ -20,7 +29,7 @@ SLOTS = ("r0c0", "r0c1")
 def trainer(sink: ListSink, seed: int = 0) -> VectorizedTrainer:
     config = TrainerConfig(
         task=TASK,
-        slots=SLOTS,
+        slots=slot_config(TASK.build_host().injection_specs(), SLOTS),
         masks=MaskConfig(SLOTS, Topology.CNN, (BlueprintAction.CONV_LADDER,)),
         n_envs=2,
         episode_length=20,

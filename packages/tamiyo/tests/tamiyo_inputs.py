@@ -16,11 +16,14 @@ from esper.leyline import (
     AlphaCurve,
     AlphaMode,
     BlueprintAction,
+    InjectionSpec,
     LifecycleOp,
     SeedInternalKind,
     SeedMetrics,
     SeedStage,
     SeedStateReport,
+    SlotConfig,
+    SurfaceType,
     Topology,
     TrainingMetrics,
     TrainingSignals,
@@ -30,6 +33,20 @@ from esper.leyline import (
 from esper.tamiyo import EnvView, MaskConfig
 
 SLOTS = ("r0c0", "r0c1", "r0c2", "r1c0", "r1c1")
+# The digits CNN host's points: row 0 pre-pool after blocks 0..2 (orders 0..2), row 1 post-pool after blocks 0..1.
+SLOT_CONFIG = SlotConfig(
+    slots=tuple(
+        InjectionSpec(
+            slot_id=slot_id,
+            channels=8,
+            surface=SurfaceType.PRE_POOL if slot_id.startswith("r0") else SurfaceType.POST_POOL,
+            order=order,
+            position=(order + 1) / len(SLOTS),
+        )
+        for order, slot_id in enumerate(SLOTS)
+    ),
+    lattice_size=len(SLOTS),
+)
 REPORT_STAGES = [s for s in SeedStage if s not in (SeedStage.UNKNOWN, SeedStage.DORMANT)]
 unit = st.floats(0.0, 1.0)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tamiyo_inputs import SLOTS, cnn_mask_config, env_views, make_report, make_signals
+from tamiyo_inputs import SLOT_CONFIG, SLOTS, cnn_mask_config, env_views, make_report, make_signals
 
 from esper.leyline import ActionHead, BlueprintAction, LifecycleOp, SeedStage, assert_covers
 from esper.tamiyo import (
@@ -66,7 +66,7 @@ def test_actions_satisfy_masks_and_canonical_heads_have_zero_log_prob(
     views: list[EnvView], kind: str, seed: int
 ) -> None:
     policy = POLICIES[kind]
-    observation = FeatureExtractor(SLOTS, len(views)).encode(views)
+    observation = FeatureExtractor(SLOT_CONFIG, len(views)).encode(views)
     masks = compute_masks(views, cnn_mask_config())
     out = policy.act(
         observation, masks, policy.initial_state(len(views)), generator=torch.Generator().manual_seed(seed)
@@ -84,7 +84,7 @@ def test_actions_satisfy_masks_and_canonical_heads_have_zero_log_prob(
 @pytest.mark.parametrize("kind", ["random", "lstm"])
 def test_deterministic_under_a_fixed_seed(kind: str) -> None:
     views = [EnvView(make_signals(), {"r0c1": make_report("r0c1", SeedStage.BLENDING)}), EnvView(make_signals())] * 3
-    observation = FeatureExtractor(SLOTS, len(views)).encode(views)
+    observation = FeatureExtractor(SLOT_CONFIG, len(views)).encode(views)
     masks = compute_masks(views, cnn_mask_config())
     runs = []
     for _ in range(2):
@@ -106,7 +106,7 @@ def test_deterministic_under_a_fixed_seed(kind: str) -> None:
 def test_lstm_replay_matches_rollout_log_probs() -> None:
     torch.manual_seed(3)
     policy = LstmPolicy(len(SLOTS), SMALL)
-    extractor = FeatureExtractor(SLOTS, 2)
+    extractor = FeatureExtractor(SLOT_CONFIG, 2)
     generator = torch.Generator().manual_seed(1)
     state0 = policy.initial_state(2)
     state = state0
@@ -145,7 +145,7 @@ def test_probability_floors_apply() -> None:
     policy = LstmPolicy(len(SLOTS), SMALL)
     views = [EnvView(make_signals(), {"r0c0": make_report("r0c0", SeedStage.HOLDING, level=2)})]
     out = policy.act(
-        FeatureExtractor(SLOTS, 1).encode(views),
+        FeatureExtractor(SLOT_CONFIG, 1).encode(views),
         compute_masks(views, cnn_mask_config()),
         policy.initial_state(1),
         explain=True,
@@ -164,7 +164,7 @@ def test_heuristic_explains_its_rule() -> None:
     policy = HeuristicPolicy(SLOTS)
     views = [EnvView(make_signals(), {"r0c0": make_report("r0c0", SeedStage.GERMINATED)})]
     out = policy.act(
-        FeatureExtractor(SLOTS, 1).encode(views),
+        FeatureExtractor(SLOT_CONFIG, 1).encode(views),
         compute_masks(views, cnn_mask_config()),
         policy.initial_state(1),
         explain=True,
@@ -177,7 +177,7 @@ def test_heuristic_explains_its_rule() -> None:
 def decide(view: EnvView, policy: HeuristicPolicy | None = None, state: Any = None) -> tuple[LifecycleOp, Any]:
     policy = policy or HeuristicPolicy(SLOTS)
     state = state if state is not None else policy.initial_state(1)
-    out = policy.act(FeatureExtractor(SLOTS, 1).encode([view]), compute_masks([view], cnn_mask_config()), state)
+    out = policy.act(FeatureExtractor(SLOT_CONFIG, 1).encode([view]), compute_masks([view], cnn_mask_config()), state)
     return LifecycleOp(int(out.actions[0, HEAD_INDEX[ActionHead.OP]])), out
 
 

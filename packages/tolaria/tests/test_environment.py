@@ -18,6 +18,7 @@ from esper.leyline import (
     LifecycleOp,
     ListSink,
     SeedStage,
+    SurfaceType,
     TelemetryHub,
     TempoAction,
     assert_covers,
@@ -27,6 +28,7 @@ from esper.tolaria import Environment, Governor, get_task
 OP = LifecycleOp
 TASK = get_task("digits")
 DATA = TASK.load(None)
+CPU = torch.device("cpu")
 
 
 def action(op: LifecycleOp, slot: int = 0, blueprint: BlueprintAction = BlueprintAction.NOOP) -> FactoredAction:
@@ -138,3 +140,39 @@ def test_governor_verdicts() -> None:
     assert governor.check(9.0).reason is GovernorReason.DIVERGENCE
     with pytest.raises(RuntimeError, match="no snapshot"):
         Governor(1.0).restore(make_env().model)
+
+
+def test_a_lora_ladder_grows_on_both_surfaces_of_the_transformer_lattice() -> None:
+    """charlm_layerwise: a lora_ladder germinated after an MLP residual and another after an attention residual;
+    SEED_GERMINATED names each slot's surface and the level changes come from the LoRA ladders."""
+    task = get_task("charlm_layerwise")
+    sink = ListSink()
+    slots = ("r1c0", "r0c1")  # layer 0's POST_MLP, layer 1's POST_ATTN: action order
+    env = Environment(task, task.load(None), slots, TelemetryHub("lattice", sinks=(sink,)).emitter(0), 3, CPU)
+    env.reset(0)
+    ladder = BlueprintAction.LORA_LADDER
+    for step in (
+        action(OP.GERMINATE, 0, ladder),
+        action(OP.ADVANCE, 0),
+        action(OP.GROW_INTERNAL, 0),
+        action(OP.GERMINATE, 1, ladder),
+        action(OP.ADVANCE, 1),
+        action(OP.GROW_INTERNAL, 1),
+        action(OP.SHRINK_INTERNAL, 0),
+    ):
+        assert env.step(step).action.success
+    germinated = [e for e in sink.events if e.event_type.name == "SEED_GERMINATED"]
+    assert [(e.slot_id, e.payload.surface) for e in germinated] == [  # type: ignore[union-attr]
+        ("r1c0", SurfaceType.POST_MLP),
+        ("r0c1", SurfaceType.POST_ATTN),
+    ]
+    levels = [e for e in sink.events if e.event_type.name == "SEED_INTERNAL_LEVEL_CHANGED"]
+    assert [(e.slot_id, e.payload.blueprint_id, e.payload.from_level, e.payload.to_level) for e in levels] == [  # type: ignore[union-attr]
+        ("r1c0", "lora_ladder", 1, 2),
+        ("r0c1", "lora_ladder", 1, 2),
+        ("r1c0", "lora_ladder", 2, 1),
+    ]
+    reports = {r.slot_id: r for r in env.model.reports()}
+    dim = task.config.transformer_host.n_embd  # type: ignore[union-attr]
+    assert reports["r0c1"].internal_active_params == 2 * (2 * dim * 4)  # two rank-4 blocks at level 2
+    assert reports["r1c0"].internal_active_params == 2 * dim * 4

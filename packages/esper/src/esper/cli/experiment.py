@@ -37,10 +37,10 @@ from esper.karn.comparison import (
 from esper.karn.contracts import ExperimentArm, ExperimentPack, ExperimentScale
 from esper.karn.gates import GateReport
 from esper.karn.packs import SCALES, PackError, check_pack, load_packs, scale
-from esper.leyline import ParallelMode, PolicyKind, WireError, loads
+from esper.leyline import ParallelMode, PolicyKind, SlotIdError, WireError, loads, slot_config, slot_ids
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig
 from esper.tamiyo import HeuristicConfig, LstmPolicyConfig
-from esper.tolaria import get_task
+from esper.tolaria import TaskSpec, get_task
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -48,7 +48,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{pack.name}: {pack.description}")
         print(f"  task {pack.task}; gate pairs: " + ", ".join(f"{g.treatment} vs {g.control}" for g in pack.gate_pairs))
         for arm in pack.arms:
-            print(f"  arm {arm.name:<14} {arm.policy.value:<9} {' '.join(arm.blueprints)}")
+            where = "" if arm.task is None else f" task {arm.task};"
+            where += "" if arm.slots is None else f" slots {' '.join(arm.slots)};"
+            print(f"  arm {arm.name:<14} {arm.policy.value:<9}{where} {' '.join(arm.blueprints)}")
         for name in SCALES:
             s = scale(pack, name)
             print(
@@ -59,10 +61,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def arm_slots(pack: ExperimentPack, arm: ExperimentArm, task: TaskSpec) -> tuple[str, ...]:
+    """The arm's slots (the task's default ones when it names none) in the host's action order."""
+    wanted = task.config.default_slots if arm.slots is None else arm.slots
+    try:
+        return slot_ids(slot_config(task.build_host().injection_specs(), wanted))
+    except SlotIdError as exc:  # a pack naming a slot its task's host lacks: misuse, named with pack and arm
+        raise UsageError(f"pack {pack.name}, arm {arm.name}: slots: {exc}") from exc
+
+
 def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, seed: int, run_dir: Path) -> RunPlan:
-    """The RunConfig of one arm on one seed (the pack's task with its default slots), resolved; for a PPO arm, its
-    training run."""
-    task = get_task(pack.task)
+    """The RunConfig of one arm on one seed (its task, the pack's unless it names one, and its slots, the task's
+    default ones unless it names some), resolved; for a PPO arm, its training run."""
+    task = get_task(pack.task if arm.task is None else arm.task)
     policy = arm.policy
     ppo = None
     if policy is PolicyKind.PPO:
@@ -79,7 +90,7 @@ def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, se
         run_id=run_dir.name,
         policy=policy,
         task=task.config,
-        slots=tuple(task.config.default_slots),
+        slots=arm_slots(pack, arm, task),
         blueprints=tuple(arm.blueprints),
         episodes=None if policy is PolicyKind.PPO else size.episodes,
         episode_length=size.epochs,

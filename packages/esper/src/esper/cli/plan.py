@@ -19,6 +19,7 @@ from esper.leyline import (
     BlueprintAction,
     ParallelMode,
     PolicyKind,
+    SlotConfig,
     Topology,
     TrainingStartedPayload,
     WireError,
@@ -27,7 +28,8 @@ from esper.leyline import (
     dumps,
     from_wire,
     loads,
-    validate_slot_ids,
+    slot_config,
+    slot_ids,
 )
 from esper.simic import PpoConfig, PpoRun, RewardConfig, RunConfig, check_reward_config
 from esper.tamiyo import HeuristicConfig, LstmPolicyConfig, MaskConfig
@@ -47,10 +49,11 @@ class RunPlan:
     blueprints: tuple[BlueprintAction, ...]
     device: torch.device
     run_dir: Path
+    slot_config: SlotConfig  # the enabled slots in action order, with their surfaces
 
     @property
     def slots(self) -> tuple[str, ...]:
-        return tuple(self.config.slots)
+        return slot_ids(self.slot_config)
 
     @property
     def epochs(self) -> int:
@@ -125,15 +128,11 @@ def _with_seed_width(task: TaskSpec, width: int | None) -> TaskSpec:
 
 
 def _slots(task: TaskSpec, requested: list[str] | None) -> tuple[str, ...]:
-    host_slots = [spec.slot_id for spec in task.build_host().injection_specs()]
+    """The enabled slot ids in action order (the host's injection order, whatever order they were given in)."""
     try:
-        slots = validate_slot_ids(requested if requested else task.config.default_slots)
-    except ValueError as exc:  # SlotIdError names the bad id
-        raise UsageError(f"--slots: {exc}") from exc
-    unknown = [s for s in slots if s not in host_slots]
-    if unknown:
-        raise UsageError(f"--slots: {unknown} not in task {task.name}; available: {' '.join(host_slots)}")
-    return slots
+        return slot_ids(slot_config(task.build_host().injection_specs(), requested or task.config.default_slots))
+    except ValueError as exc:  # SlotIdError names the bad or unknown id and the host's slots
+        raise UsageError(f"--slots: {exc} (task {task.name})") from exc
 
 
 def _blueprints(task: TaskSpec, requested: list[str] | None) -> tuple[BlueprintAction, ...]:
@@ -238,16 +237,19 @@ def resolve(config: RunConfig, run_dir: Path, source: str | None = None) -> RunP
         # The task as recorded (a flag such as --seed-width may have changed its config), with the registry's data.
         task = dataclasses.replace(get_task(config.task.name), config=config.task)
         blueprints = tuple(blueprint_from_id(b) for b in config.blueprints)
-        validate_slot_ids(config.slots)
+        slots = slot_config(task.build_host().injection_specs(), config.slots)
     except ValueError as exc:  # a config file naming an unknown task, blueprint or slot
         raise UsageError(f"{source}: {exc}" if source else str(exc)) from exc
+    if slot_ids(slots) != tuple(config.slots):
+        order = " ".join(slot_ids(slots))
+        raise UsageError(f"{source}: slots: {' '.join(config.slots)} are not in action order (the host's): {order}")
     if config.policy is PolicyKind.PPO and config.ppo is None:
         raise UsageError(f"{source}: ppo: a ppo run needs its ppo section")
     if config.evaluates is not None and config.policy is not PolicyKind.PPO:
         raise UsageError(f"{source}: evaluates: only a trained ppo policy is evaluated, not {config.policy.value}")
     if (config.policy is not PolicyKind.PPO or config.evaluates is not None) and config.episodes is None:
         raise UsageError(f"{source}: episodes: a {config.policy.value} run needs its episode count")
-    return RunPlan(config, task, blueprints, parse_device(config.device), run_dir)
+    return RunPlan(config, task, blueprints, parse_device(config.device), run_dir, slots)
 
 
 def read_config(run_dir: Path) -> RunConfig:
@@ -281,7 +283,7 @@ def training_started(plan: RunPlan, n_envs: int) -> TrainingStartedPayload:
         task=plan.task.name,
         policy=plan.config.policy,
         topology=plan.task.config.topology,
-        slot_ids=plan.slots,
+        slot_config=plan.slot_config,
         blueprints=tuple(plan.config.blueprints),
         n_envs=n_envs,
         episode_length=plan.epochs,

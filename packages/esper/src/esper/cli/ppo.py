@@ -202,7 +202,7 @@ def _trainer(start: PpoStart, hub: TelemetryHub) -> VectorizedTrainer:
     plan, ppo = start.plan, start.plan.ppo
     config = TrainerConfig(
         task=plan.task,
-        slots=plan.slots,
+        slots=plan.slot_config,
         masks=plan.masks,
         n_envs=ppo.envs,
         episode_length=plan.epochs,

@@ -133,7 +133,7 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
     hub.emit(training_started(plan, n_envs=1))
     controller = _controller(plan)
     loop = EpisodeLoop(
-        LoopConfig(plan.slots, plan.masks, plan.config.reward, GAMMA, plan.epochs), [env], controller.policy
+        LoopConfig(plan.slot_config, plan.masks, plan.config.reward, GAMMA, plan.epochs), [env], controller.policy
     )
 
     outcomes: list[EpisodeOutcome] = []
@@ -193,17 +193,19 @@ def cmd_train_heuristic(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    header = f"{'task':<14} {'topology':<12} {'host params':>11}  {'epochs':>6}  {'seed width':>10}"
-    print(f"{header}  slots (default marked *)  description")
+    print(f"{'task':<17} {'topology':<12} {'host params':>11}  {'epochs':>6}  {'seed width':>10}  description")
     for task in TASKS.values():
         host = task.build_host()
         params = sum(p.numel() for p in {id(p): p for p in host.parameters()}.values())
-        slots = " ".join(
-            f"{s.slot_id}{'*' if s.slot_id in task.config.default_slots else ''}" for s in host.injection_specs()
-        )
         width = "slot" if task.config.seed_width is None else str(task.config.seed_width)
         print(
-            f"{task.name:<14} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
-            f"{width:>10}  {slots:<24}  {task.description}"
+            f"{task.name:<17} {task.config.topology.value:<12} {params:>11,}  {task.config.episode_length:>6}  "
+            f"{width:>10}  {task.description}"
         )
+        # Slots in action order (the host's injection order), each with its surface; * marks the default ones.
+        slots = ", ".join(
+            f"{s.slot_id} {s.surface.name.lower()}{'*' if s.slot_id in task.config.default_slots else ''}"
+            for s in host.injection_specs()
+        )
+        print(f"{'':<17} slots: {slots}")
     return 0

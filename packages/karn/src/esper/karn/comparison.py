@@ -33,6 +33,10 @@ class ArmMetrics:
     internal_op_share: float | None
     invalid_action_rate: float | None
     internal_level_changes: int
+    slots: int  # enabled slots
+    epoch_seconds: float  # mean wall time of a host epoch (training, validation, counterfactuals)
+    # Per surface of the enabled slots (member name): non-WAIT decisions on it, germinations and internal ops there.
+    surface_usage: dict[str, dict[str, int]]
 
 
 def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
@@ -45,7 +49,10 @@ def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
     share = store.one("SELECT internal_op_share FROM internal_op_share")
     invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
     levels = store.one("SELECT count(*) AS n FROM internal_levels")
-    assert thrash is not None and levels is not None
+    timing = store.one("SELECT avg(epoch_seconds) AS seconds FROM epochs")
+    slots = store.one("SELECT count(*) AS n FROM slots")
+    usage = store.query("SELECT surface, non_wait_decisions, germinations, internal_ops FROM surface_usage").rows
+    assert thrash is not None and levels is not None and timing is not None and slots is not None
     return ArmMetrics(
         arm=arm,
         seed=seed,
@@ -58,6 +65,12 @@ def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
         internal_op_share=None if share is None else share["internal_op_share"],
         invalid_action_rate=None if invalid is None else invalid["invalid_action_rate"],
         internal_level_changes=int(levels["n"]),
+        slots=int(slots["n"]),
+        epoch_seconds=float(timing["seconds"]),
+        surface_usage={
+            str(surface): {"decisions": int(d), "germinations": int(g), "internal_ops": int(i)}
+            for surface, d, g, i in usage
+        },
     )
 
 
@@ -88,6 +101,8 @@ def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[s
                 "internal_op_share": "-",
                 "invalid_action_rate": "-",
                 "internal_level_changes": "-",
+                "slots": "-",
+                "epoch_seconds": "-",
             }
         )
     for arm in arms:
@@ -105,12 +120,33 @@ def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[s
                 "internal_op_share": _spread([m.internal_op_share for m in mine]),
                 "invalid_action_rate": _spread([m.invalid_action_rate for m in mine]),
                 "internal_level_changes": _spread([float(m.internal_level_changes) for m in mine]),
+                "slots": str(mine[0].slots),
+                "epoch_seconds": _spread([m.epoch_seconds for m in mine]),
             }
         )
     return rows
 
 
 HOST_ONLY = "host_only"
+
+
+def surface_split(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[list[str]]:
+    """Per arm and surface, summed over seeds: non-WAIT decisions (and their share of the arm's), germinations and
+    internal ops: the surface preference in the decision logs."""
+    rows: list[list[str]] = []
+    for arm in arms:
+        mine = [m for m in metrics if m.arm == arm]
+        totals: dict[str, dict[str, int]] = {}
+        for m in mine:
+            for surface, counts in m.surface_usage.items():
+                into = totals.setdefault(surface, dict.fromkeys(counts, 0))
+                for key, value in counts.items():
+                    into[key] += value
+        decisions = sum(t["decisions"] for t in totals.values())
+        for surface, t in totals.items():
+            share = f"{t['decisions'] / decisions:.2f}" if decisions else "-"
+            rows.append([arm, surface, str(t["decisions"]), share, str(t["germinations"]), str(t["internal_ops"])])
+    return rows
 
 
 def comparisons(pack: ExperimentPack, arms: Sequence[str]) -> list[tuple[str, str]]:
@@ -169,10 +205,13 @@ def differences(metrics: Sequence[ArmMetrics], pairs: Sequence[tuple[str, str]])
 
 
 def gate_summary(reports: Sequence[tuple[str, int, GateReport]]) -> list[dict[str, Any]]:
-    """Per gate pair and gate: how many seeds passed."""
+    """Per gate pair and gate: how many seeds passed, over the seeds where the gate applies (surface_preference
+    does not apply to a run without a lattice)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for pair, _, report in reports:
         for result in report.results:
+            if not result.applicable:
+                continue
             row = rows.setdefault((pair, result.gate), {"pair": pair, "gate": result.gate, "passed": 0, "seeds": 0})
             row["seeds"] += 1
             row["passed"] += result.verdict is GateVerdict.PASS
@@ -243,6 +282,8 @@ def build_comparison(
 {table(["difference", "seeds", "final accuracy (points)", "params added", "accuracy CI above 0"], difference_rows)}
 <h2>Blueprint selection frequency (applied germinations, mean over seeds)</h2>
 {table(["arm", *blueprints], frequency_rows)}
+<h2>Surfaces (non-WAIT decisions, germinations and internal ops per surface, summed over seeds)</h2>
+{table(["arm", "surface", "decisions", "share", "germinations", "internal ops"], surface_split(metrics, present))}
 <h2>Gates seed by seed</h2>
 {table(["gate pair", "seed", "gate", "verdict", "measured", "note"], per_seed)}
 <h2>Runs</h2>

@@ -1,15 +1,25 @@
-"""Phase 0 exit gates, measured from the run store's analytics views.
+"""Exit gates (Phase 0's, and Phase 1's heavy blueprint per topology and surface preference), measured from the run
+store's analytics views.
 
-A gate is PASS, FAIL or SKIP (it needs a control run that was not given). `esper gates` exits 0 only when every
-gate passes: a skipped gate is not evidence. Thresholds come from the generated GateThresholds contract.
+A gate is PASS, FAIL or SKIP (it cannot be judged on what it was given; its note says why). A gate skipped for want of
+a control run is not evidence: the report does not pass. A gate that does not apply to the run (`applicable` False:
+surface_preference on a run that is not a sublayer lattice, such as every Phase 0 run) is skipped and does not hold
+the report back. `esper gates` exits 0 only when the report passes. Thresholds come from the generated
+GateThresholds contract.
 
-Definitions (also in docs/experiments.md):
-- internal_op_share: GROW/SHRINK_INTERNAL decisions / non-WAIT decisions taken while a conv_ladder seed was live in
-  that environment >= min_internal_op_share. A run that never decided with a ladder seed present fails.
-- conv_heavy: treatment conv_heavy germination frequency < control's x max_conv_heavy_frequency_ratio (control 0:
-  treatment must be 0 too, and then there is no reduction to show, so it fails), and ROI (accuracy gain over the
-  host-only baseline per 1000 added params) not lower: roi_t >= min_roi_ratio x roi_c when roi_c > 0, else
-  roi_t >= roi_c.
+Definitions (also in docs/karn.md):
+- internal_op_share: GROW/SHRINK_INTERNAL decisions / non-WAIT decisions taken while a ladder seed (any seed with an
+  internal kind: conv_ladder, lora_ladder) was live in that environment >= min_internal_op_share. A run that never
+  decided with a ladder seed present fails.
+- heavy_blueprint: the heavy fixed blueprint of the run's topology (HEAVY_BLUEPRINT: conv_heavy on a CNN, lora_large
+  on a transformer); treatment frequency < control's x max_heavy_frequency_ratio (control 0: treatment must be 0
+  too, and then there is no reduction to show, so it fails), and ROI (accuracy gain over the host-only baseline per
+  1000 added params) not lower: roi_t >= min_roi_ratio x roi_c when roi_c > 0, else roi_t >= roi_c. Treatment and
+  control of different topologies fail.
+- surface_preference: over the run's non-WAIT decisions whose slot is POST_ATTN or POST_MLP, the POST_ATTN share and
+  its 95 % Wilson interval; passes when the interval lies above 0.5 + min_surface_preference or below
+  0.5 - min_surface_preference (a preference exists), fails otherwise (no such decision: fails). Skipped when the
+  run's enabled slots do not offer both surfaces (fewer than two distinct surfaces: not a lattice run).
 - entropy: the longest streak of PPO updates whose op-head entropy is below entropy_collapse_threshold, as a
   fraction of all updates, <= max_collapsed_update_fraction (no PPO updates: passes, nothing can collapse).
 - rollbacks: rollbacks per episode <= control's + max_rollback_rate_increase.
@@ -23,10 +33,23 @@ Definitions (also in docs/experiments.md):
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
 
 from esper.karn.contracts import GateThresholds
-from esper.karn.store import CONV_HEAVY_BLUEPRINT, RunStore
+from esper.karn.stats import wilson_interval
+from esper.karn.store import RunStore
+from esper.leyline import BLUEPRINT_IDS, BlueprintAction, SurfaceType, Topology, assert_covers
+
+# The heavy fixed blueprint of each topology: what a ladder should be preferred to.
+HEAVY_BLUEPRINT: Final[Mapping[Topology, BlueprintAction]] = MappingProxyType(
+    {Topology.CNN: BlueprintAction.CONV_HEAVY, Topology.TRANSFORMER: BlueprintAction.LORA_LARGE}
+)
+assert_covers(Topology, HEAVY_BLUEPRINT, consumer="karn gates HEAVY_BLUEPRINT")
+# The surface preference gate's two surfaces; the share it reports is the first's.
+PREFERENCE_SURFACES: Final = (SurfaceType.POST_ATTN, SurfaceType.POST_MLP)
 
 
 class GateVerdict(enum.Enum):
@@ -46,6 +69,7 @@ class ExitGateResult:
     measured: str
     threshold: str
     note: str = ""
+    applicable: bool = True  # False: the gate does not apply to this run (a SKIP that does not block `passed`)
 
 
 @dataclass(frozen=True)
@@ -56,7 +80,8 @@ class GateReport:
 
     @property
     def passed(self) -> bool:
-        return all(r.verdict is GateVerdict.PASS for r in self.results)
+        """Every gate that applies to the run passes (a SKIP for want of a control does not)."""
+        return all(r.verdict is GateVerdict.PASS or not r.applicable for r in self.results)
 
 
 @dataclass(frozen=True)
@@ -65,8 +90,11 @@ class RunMetrics:
 
     internal_op_share: float | None
     ladder_decisions: int
-    conv_heavy_frequency: float
+    topology: Topology | None  # None: no TRAINING_STARTED
+    heavy_blueprint: str | None  # HEAVY_BLUEPRINT's id for the topology
+    heavy_frequency: float
     germinations: int
+    surface_decisions: dict[str, int]  # non-WAIT decisions per surface of the enabled slots (surface_usage)
     roi_per_kparam: float | None
     op_entropies: list[float]
     rollbacks_per_episode: float | None
@@ -76,13 +104,22 @@ class RunMetrics:
     level_convergence: float | None
 
 
+def _topology(store: RunStore) -> Topology | None:
+    """The topology of the run's latest training start (None: no TRAINING_STARTED)."""
+    run = store.one("SELECT topology FROM runs ORDER BY seq DESC LIMIT 1")
+    return None if run is None else Topology(run["topology"])
+
+
 def measure(store: RunStore) -> RunMetrics:
     share = store.one("SELECT * FROM internal_op_share")
+    topology = _topology(store)
+    heavy_id = None if topology is None else BLUEPRINT_IDS[HEAVY_BLUEPRINT[topology]]
     heavy = store.one(
         "SELECT coalesce(sum(germinations), 0) AS n, "
         "coalesce(sum(germinations) FILTER (WHERE blueprint_id = ?), 0) AS heavy FROM blueprint_frequency",
-        [CONV_HEAVY_BLUEPRINT],
+        [heavy_id],
     )
+    surfaces = store.query("SELECT surface, non_wait_decisions FROM surface_usage").rows
     roi = store.one("SELECT roi_per_kparam FROM roi")
     rollbacks = store.one("SELECT rollbacks_per_episode FROM rollback_rate")
     invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
@@ -96,8 +133,11 @@ def measure(store: RunStore) -> RunMetrics:
     return RunMetrics(
         internal_op_share=None if share is None else share["internal_op_share"],
         ladder_decisions=0 if share is None else int(share["non_wait_decisions_with_ladder"]),
-        conv_heavy_frequency=int(heavy["heavy"]) / germinations if germinations else 0.0,
+        topology=topology,
+        heavy_blueprint=heavy_id,
+        heavy_frequency=int(heavy["heavy"]) / germinations if germinations else 0.0,
         germinations=germinations,
+        surface_decisions={str(surface): int(n) for surface, n in surfaces},
         roi_per_kparam=None if roi is None else roi["roi_per_kparam"],
         op_entropies=[float(row[0]) for row in entropies],
         rollbacks_per_episode=None if rollbacks is None else rollbacks["rollbacks_per_episode"],
@@ -138,16 +178,28 @@ def gate_internal_op_share(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     )
 
 
-def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
-    name = "conv_heavy_vs_control"
+def _needs_control(name: str, measured: str) -> ExitGateResult:
+    return ExitGateResult(name, GateVerdict.SKIP, measured, "needs --control", "no control run given")
+
+
+def gate_heavy_blueprint(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
+    name = "heavy_blueprint"
     if c is None:
-        return ExitGateResult(name, GateVerdict.SKIP, f"freq {t.conv_heavy_frequency:.3f}", "needs --control")
-    bound = f"freq < {th.max_conv_heavy_frequency_ratio:g} x {c.conv_heavy_frequency:.3f}; ROI not lower"
+        return _needs_control(name, f"{t.heavy_blueprint} freq {t.heavy_frequency:.3f}")
+    if t.heavy_blueprint is None or t.heavy_blueprint != c.heavy_blueprint:
+        return ExitGateResult(
+            name,
+            GateVerdict.FAIL,
+            f"topology {t.topology} vs {c.topology}",
+            "same topology",
+            "treatment and control must be runs (TRAINING_STARTED) of one topology: their heavy blueprints differ",
+        )
+    bound = f"{t.heavy_blueprint} freq < {th.max_heavy_frequency_ratio:g} x {c.heavy_frequency:.3f}; ROI not lower"
     measured = (
-        f"freq {t.conv_heavy_frequency:.3f} vs {c.conv_heavy_frequency:.3f}; "
+        f"{t.heavy_blueprint} freq {t.heavy_frequency:.3f} vs {c.heavy_frequency:.3f}; "
         f"ROI {_fmt(t.roi_per_kparam)} vs {_fmt(c.roi_per_kparam)}"
     )
-    lower = t.conv_heavy_frequency < th.max_conv_heavy_frequency_ratio * c.conv_heavy_frequency
+    lower = t.heavy_frequency < th.max_heavy_frequency_ratio * c.heavy_frequency
     if t.roi_per_kparam is None or c.roi_per_kparam is None:
         return ExitGateResult(
             name, GateVerdict.FAIL, measured, bound, "ROI needs a host-only baseline and added parameters in both runs"
@@ -156,10 +208,29 @@ def gate_conv_heavy(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> 
         roi_ok = t.roi_per_kparam >= th.min_roi_ratio * c.roi_per_kparam
     else:
         roi_ok = t.roi_per_kparam >= c.roi_per_kparam
-    note = "" if lower else "conv_heavy not selected less often than in the control"
+    note = "" if lower else f"{t.heavy_blueprint} not selected less often than in the control"
     if not roi_ok:
         note = (note + "; " if note else "") + "lower ROI than the control"
     return ExitGateResult(name, _verdict(lower and roi_ok), measured, bound, note)
+
+
+def gate_surface_preference(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
+    name = "surface_preference"
+    first, second = (surface.name for surface in PREFERENCE_SURFACES)
+    margin = th.min_surface_preference
+    bound = f"95 % CI of the {first} share outside [{0.5 - margin:.3f}, {0.5 + margin:.3f}]"
+    if not {first, second} <= t.surface_decisions.keys():
+        surfaces = " ".join(t.surface_decisions) or "none"
+        note = f"not a lattice run: its enabled slots do not offer both {first} and {second} (surfaces: {surfaces})"
+        return ExitGateResult(name, GateVerdict.SKIP, f"surfaces {surfaces}", bound, note, applicable=False)
+    k, n = t.surface_decisions[first], t.surface_decisions[first] + t.surface_decisions[second]
+    if n == 0:
+        return ExitGateResult(name, GateVerdict.FAIL, "n 0", bound, f"no non-WAIT decision on a {first}/{second} slot")
+    low, high = wilson_interval(k, n)
+    preferred = low > 0.5 + margin or high < 0.5 - margin
+    measured = f"{first} share {k / n:.3f} (95 % CI {low:.3f}-{high:.3f}, n {n})"
+    note = "" if preferred else "no preference: the interval reaches an even split"
+    return ExitGateResult(name, _verdict(preferred), measured, bound, note)
 
 
 def gate_entropy(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
@@ -179,7 +250,7 @@ def gate_entropy(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
 def gate_rollbacks(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
     name = "no_rollback_rise"
     if c is None:
-        return ExitGateResult(name, GateVerdict.SKIP, f"{_fmt(t.rollbacks_per_episode)} per episode", "needs --control")
+        return _needs_control(name, f"{_fmt(t.rollbacks_per_episode)} per episode")
     if t.rollbacks_per_episode is None or c.rollbacks_per_episode is None:
         return ExitGateResult(name, GateVerdict.FAIL, "n/a", "", "a run has no finished episode")
     bound = f"<= {c.rollbacks_per_episode:.3f} + {th.max_rollback_rate_increase:g}"
@@ -190,7 +261,7 @@ def gate_rollbacks(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> E
 def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
     name = "invalid_action_rate"
     if c is None:
-        return ExitGateResult(name, GateVerdict.SKIP, _fmt(t.invalid_action_rate), "needs --control")
+        return _needs_control(name, _fmt(t.invalid_action_rate))
     if t.invalid_action_rate is None or c.invalid_action_rate is None:
         return ExitGateResult(name, GateVerdict.FAIL, "n/a", "", "a run has no decisions")
     bound = f"<= {c.invalid_action_rate:.3f} + {th.max_invalid_action_rate_increase:g}"
@@ -226,7 +297,8 @@ def evaluate(run: RunStore, control: RunStore | None = None, thresholds: GateThr
     c = measure(control) if control is not None else None
     results = [
         gate_internal_op_share(t, th),
-        gate_conv_heavy(t, c, th),
+        gate_heavy_blueprint(t, c, th),
+        gate_surface_preference(t, th),
         gate_entropy(t, th),
         gate_rollbacks(t, c, th),
         gate_invalid_actions(t, c, th),

@@ -5,7 +5,8 @@ Curves keep every point of the long horizon (per-episode outcomes, PPO updates) 
 environment's current episode, so a long run's page stays small: the |delta| / |x| of each seed (SeedEpoch's
 delta_ratio, from EPOCH_COMPLETED) too, as do the host-only baseline's epochs of that episode
 (HOST_BASELINE_EPOCH, written after the episode's own events) and its seed events (germinate, internal level change,
-fossilize, prune) at their epochs. The host-only final accuracy of each episode joins its outcome.
+fossilize, prune) at their epochs. The host-only final accuracy of each episode joins its outcome. The slots come
+from TRAINING_STARTED's slot config, in action order, each lane with its surface (`post_attn`, `block_end`, ...).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from esper.karn.eventlog import EventTail, WireEvent
-from esper.karn.render import SEED_MARKS, op_name, render_event, stage_name, where
+from esper.karn.render import SEED_MARKS, op_name, render_event, stage_name, surface_name, where
 from esper.karn.store import EVENTS_FILE
 from esper.karn.store import REWARD_PARTS as STORE_REWARD_PARTS
 from esper.leyline import TelemetryEventType, assert_covers
@@ -43,6 +44,7 @@ Payload = dict[str, Any]  # an event's payload in its JSON form
 class SlotLane:
     """A slot of one environment over its current episode: the stage at each epoch, and the seed in it."""
 
+    surface: str | None = None  # the slot's surface (lower-case name); None: a slot the slot config did not name
     stage: str = "DORMANT"
     blueprint: str | None = None
     level: int | None = None
@@ -87,7 +89,8 @@ class LiveRun:
         self.events = 0
         self.started: dict[str, Any] | None = None
         self.completed: dict[str, Any] | None = None
-        self.slot_ids: list[str] = []
+        self.slot_ids: list[str] = []  # in action order
+        self.surfaces: dict[str, str] = {}  # slot id -> surface name (lower case)
         self.envs: dict[int, EnvState] = {}
         self.ops: Counter[str] = Counter()
         self.invalid = 0
@@ -112,12 +115,16 @@ class LiveRun:
         env_id = event["env_id"]
         assert isinstance(env_id, int), f"{event['event_type']} without env_id"
         if env_id not in self.envs:
-            self.envs[env_id] = EnvState(slots={slot: SlotLane() for slot in self.slot_ids})
+            self.envs[env_id] = EnvState(slots=self._lanes())
         env = self.envs[env_id]
         episode = event["episode"]
         if episode is not None and episode != env.episode:  # a new episode starts with fresh lanes and curves
-            self.envs[env_id] = env = EnvState(episode=episode, slots={slot: SlotLane() for slot in self.slot_ids})
+            self.envs[env_id] = env = EnvState(episode=episode, slots=self._lanes())
         return env
+
+    def _lanes(self) -> dict[str, SlotLane]:
+        """Fresh lanes for the configured slots, in action order."""
+        return {slot: SlotLane(surface=self.surfaces[slot]) for slot in self.slot_ids}
 
     def _lane(self, env: EnvState, event: WireEvent) -> SlotLane:
         slot = event["slot_id"]
@@ -134,10 +141,9 @@ class LiveRun:
         )
         return lane
 
-    @staticmethod
-    def _slot(env: EnvState, slot: str) -> SlotLane:
+    def _slot(self, env: EnvState, slot: str) -> SlotLane:
         if slot not in env.slots:
-            env.slots[slot] = SlotLane()
+            env.slots[slot] = SlotLane(surface=self.surfaces[slot] if slot in self.surfaces else None)
         return env.slots[slot]
 
     def apply(self, event: WireEvent) -> None:
@@ -160,7 +166,9 @@ class LiveRun:
     def _on_training_started(self, event: WireEvent, p: Payload) -> None:
         self.started = p
         self.completed = None
-        self.slot_ids = list(p["slot_ids"])
+        specs = p["slot_config"]["slots"]
+        self.slot_ids = [spec["slot_id"] for spec in specs]
+        self.surfaces = {spec["slot_id"]: surface_name(spec["surface"]) for spec in specs}
 
     def _on_training_completed(self, event: WireEvent, p: Payload) -> None:
         self.completed = p
@@ -271,6 +279,7 @@ class LiveRun:
             "started": self.started,
             "completed": self.completed,
             "slot_ids": self.slot_ids,
+            "surfaces": self.surfaces,
             "envs": [_env_snapshot(env_id, env) for env_id, env in sorted(self.envs.items())],
             "ops": dict(self.ops.most_common()),
             "invalid_actions": self.invalid,
@@ -309,6 +318,7 @@ def _env_snapshot(env_id: int, env: EnvState) -> dict[str, Any]:
         "rewards": env.rewards,
         "slots": {
             slot: {
+                "surface": lane.surface,
                 "stage": lane.stage,
                 "blueprint": lane.blueprint,
                 "level": lane.level,

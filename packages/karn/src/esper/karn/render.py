@@ -16,6 +16,7 @@ from esper.leyline import (
     GateLevel,
     LifecycleOp,
     SeedStage,
+    SurfaceType,
     TelemetryEventType,
     assert_covers,
 )
@@ -41,6 +42,11 @@ def stage_name(value: int) -> str:
     return SeedStage(value).name
 
 
+def surface_name(value: int) -> str:
+    """A surface as the dashboards show it: `post_attn`, `block_end`, ..."""
+    return SurfaceType(value).name.lower()
+
+
 def format_cell(value: object) -> str:
     """A query result cell as text: `-` for NULL, 4 significant digits for floats, seconds for timestamps."""
     if value is None:
@@ -60,9 +66,11 @@ def _pct(value: float | None) -> str:
 
 def _started(p: Payload) -> str:
     ranks = "" if p["world_size"] == 1 else f", {p['world_size']} ranks ({p['parallel_mode']}-parallel)"
+    config = p["slot_config"]
+    slots = ", ".join(f"{spec['slot_id']} {surface_name(spec['surface'])}" for spec in config["slots"])
     return (
         f"training started: {p['task']} / {p['policy']}, {p['n_envs']} env(s) x {p['episode_length']} epochs, "
-        f"slots {' '.join(p['slot_ids'])}, seed {p['seed']}{ranks}"
+        f"slots {slots} ({len(config['slots'])} of {config['lattice_size']}), seed {p['seed']}{ranks}"
     )
 
 
@@ -89,7 +97,9 @@ def _baseline(p: Payload) -> str:
 
 def _germinated(p: Payload) -> str:
     level = f", level {p['internal_level']}/{p['internal_max_level']}" if p["internal_kind"] else ""
-    return f"germinated {p['blueprint_id']} ({p['seed_id']}, {p['params']} params{level})"
+    return (
+        f"germinated {p['blueprint_id']} on {surface_name(p['surface'])} ({p['seed_id']}, {p['params']} params{level})"
+    )
 
 
 def _stage(p: Payload) -> str:

@@ -1,6 +1,7 @@
 """`esper karn report RUN`: one self-contained HTML file (inline CSS and SVG plots, no scripts, no external
-references) that opens offline: run facts, curves, action and blueprint distributions, every analytics view, the
-Phase 0 gates of the run alone, the largest |delta| / |x| of each seed, and the event counts per type."""
+references) that opens offline: run facts, the slots with their surfaces and how each surface was used, curves,
+action and blueprint distributions, every analytics view, the exit gates of the run alone, the largest |delta| / |x|
+of each seed, and the event counts per type."""
 
 from __future__ import annotations
 
@@ -239,8 +240,9 @@ def build_report(store: RunStore) -> str:
 <style>{CSS}</style></head><body>
 <h1>Run {_esc(run_id)}</h1>
 <p class="facts">{_esc(run_facts(store))}</p>{_torn_tail_notice(store)}
+<h2>Slots and surfaces</h2>{slots_section(store)}
 <h2>Curves</h2><div class="grid">{"".join(curves(store))}</div>
-<h2>Phase 0 gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
+<h2>Exit gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
 {gates_table(store)}
 <h2>Analytics</h2>{"".join(analytics_sections(store))}
 <h2>Seed output bound: largest |δ|/|x| per seed</h2>
@@ -267,6 +269,37 @@ def run_facts(store: RunStore) -> str:
         return facts
     interrupted = " (interrupted)" if run["interrupted"] else ""
     return facts + f" · {run['episodes_completed']} episode(s) in {run['wall_seconds']:.1f}s{interrupted}"
+
+
+SLOT_COLUMNS: Final = ("action index", "slot", "surface", "order", "channels", "position")
+SURFACE_USAGE_COLUMNS: Final = (
+    "surface",
+    "slots",
+    "germinations",
+    "internal ops",
+    "prunes",
+    "fossilizations",
+    "non-WAIT decisions",
+    "mean final contribution",
+)
+
+
+def slots_section(store: RunStore) -> str:
+    """The enabled slots of the latest training start in action order, and the use of each surface (surface_usage)."""
+    slots = store.query(
+        'SELECT action_index, slot_id, surface, "order", channels, position FROM slots '
+        "WHERE seq = (SELECT max(seq) FROM slots) ORDER BY action_index"
+    ).rows
+    usage = store.query(
+        "SELECT surface, slots, germinations, internal_ops, prunes, fossilizations, non_wait_decisions, "
+        "mean_final_contribution FROM surface_usage"
+    ).rows
+    caption = (
+        "Per surface (surface_usage): seeds germinated, applied internal ops on its seeds, prunes, fossilizations, "
+        "non-WAIT decisions whose slot is on it (applied or not), and the mean counterfactual contribution "
+        "(percentage points) of its seeds at their end."
+    )
+    return f"{table(SLOT_COLUMNS, slots)}<p class='facts'>{_esc(caption)}</p>{table(SURFACE_USAGE_COLUMNS, usage)}"
 
 
 def _torn_tail_notice(store: RunStore) -> str:
@@ -375,7 +408,7 @@ def accuracy_figure(store: RunStore) -> str:
 
 
 def gates_table(store: RunStore) -> str:
-    """The Phase 0 gates of this run alone, verdicts coloured."""
+    """The exit gates of this run alone, verdicts coloured."""
     gates = evaluate(store)
     gate_rows = [[r.gate, r.verdict.value.upper(), r.measured, r.threshold, r.note] for r in gates.results]
     gate_html = table(["gate", "verdict", "measured", "threshold", "note"], gate_rows)

@@ -31,3 +31,15 @@ def format_mean_ci(values: Sequence[float], digits: int = 2) -> str:
     """'mean ± half-width' (just the mean for one value)."""
     mean, half = mean_ci(values)
     return f"{mean:.{digits}f}" if half is None else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def wilson_interval(successes: int, trials: int, z: float = NORMAL_975) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default): stays inside [0, 1] and behaves at small n and
+    at shares near 0 or 1, where the normal approximation does not."""
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"wilson_interval needs 0 <= successes <= trials and trials > 0, got {successes}/{trials}")
+    share = successes / trials
+    scale = 1 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / scale
+    half = z * (share * (1 - share) / trials + z * z / (4 * trials * trials)) ** 0.5 / scale
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -32,6 +32,7 @@ from esper.leyline import (
     RewardComponents,
     SeedInternalKind,
     SeedStage,
+    SurfaceType,
     TelemetryEventType,
     assert_covers,
     loads,
@@ -39,8 +40,6 @@ from esper.leyline import (
 
 EVENTS_FILE: Final = "events.jsonl"
 SUMMARY_FILE: Final = "summary.json"
-LADDER_BLUEPRINT: Final = "conv_ladder"
-CONV_HEAVY_BLUEPRINT: Final = "conv_heavy"
 
 _RAW_COLUMNS: Final[Mapping[str, str]] = {
     "seq": "INTEGER",
@@ -136,6 +135,10 @@ class _Payload:
     def array(self, path: str, *of: TelemetryEventType, sql_type: str) -> str:
         return f"CAST({self.column}->{self._path(path, 'array', of)} AS {sql_type})"
 
+    def strings(self, path: str, *of: TelemetryEventType) -> str:
+        """The strings at a path through an array of records (`a.b[*].c`), as a VARCHAR[] in the array's order."""
+        return f"({self.column}->>{self._path(path, 'string', of)})"
+
     def json(self, path: str, *of: TelemetryEventType) -> str:
         return f"{self.column}->{self._path(path, None, of)}"
 
@@ -155,6 +158,8 @@ class _Items(_Payload):
         self.prefix = f"{payload.prefix}{path}[*]."
         array = payload._path(path, "array", of)
         self.unnest = f"unnest(CAST({payload.column}->{array} AS JSON[])) AS {alias}"
+        # the record's index in the array (from 0), beside `unnest` in the same SELECT list
+        self.index = f"generate_subscripts(CAST({payload.column}->{array} AS JSON[]), 1) - 1"
 
 
 _STARTED = _Payload("runs", E.TRAINING_STARTED, alias="s")
@@ -176,6 +181,8 @@ _DELTA = _Payload("counterfactual_deltas", E.COUNTERFACTUAL_DELTA)
 _ROLLBACK = _Payload("governor_rollbacks", E.GOVERNOR_ROLLBACK)
 _CHECKPOINT = _Payload("checkpoints", E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)
 _EPOCH_SEEDS = _Payload("seed_epochs", E.EPOCH_COMPLETED)
+_SLOT_CONFIG = _Payload("slots", E.TRAINING_STARTED)
+_SLOT = _SLOT_CONFIG.items("slot_config.slots", alias="spec")
 _SEED_EPOCH = _EPOCH_SEEDS.items("seeds", alias="seed")
 
 _STAGED = (E.SEED_STAGE_CHANGED, E.SEED_PRUNED)  # the seed_lifecycle events with a from_stage
@@ -185,7 +192,9 @@ _ENDING = (E.SEED_FOSSILIZED, E.SEED_PRUNED)
 VIEWS: Final[dict[str, tuple[str, str]]] = {
     "events": ("Every event: envelope columns and the payload as JSON.", "SELECT * FROM raw_events"),
     "runs": (
-        "One row per training start, with its completion when there is one.",
+        "One row per training start, with its completion when there is one. slot_ids: the enabled slots in action "
+        "order (the slot config's; `slots` has each with its surface); lattice_size: the injection points the host "
+        "exposes.",
         f"""
         WITH s AS (SELECT * FROM raw_events WHERE {_STARTED.where}),
              c AS (SELECT * FROM raw_events WHERE {_COMPLETED.where})
@@ -199,13 +208,28 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_STARTED.integer("host_params")} AS host_params,
           {_STARTED.integer("world_size", sql_type="INTEGER")} AS world_size,
           {_STARTED.text("parallel_mode")} AS parallel_mode,
-          {_STARTED.array("slot_ids", sql_type="VARCHAR[]")} AS slot_ids,
+          {_STARTED.strings("slot_config.slots[*].slot_id")} AS slot_ids,
+          {_STARTED.integer("slot_config.lattice_size", sql_type="INTEGER")} AS lattice_size,
           {_STARTED.array("blueprints", sql_type="VARCHAR[]")} AS blueprints,
           c.seq AS completed_seq, c.timestamp AS completed_at,
           {_COMPLETED.integer("episodes_completed", sql_type="INTEGER")} AS episodes_completed,
           {_COMPLETED.number("wall_seconds")} AS wall_seconds,
           {_COMPLETED.boolean("interrupted")} AS interrupted
         FROM s ASOF LEFT JOIN c ON c.seq >= s.seq
+        """,
+    ),
+    "slots": (
+        "One row per enabled slot per training start (TRAINING_STARTED's slot config): action_index (the slot "
+        "head's value: slots are in action order, sorted by `order`), slot_id, surface (where in the host it sits), "
+        'order (the injection point\'s place in the forward pass; quote it: "order"), channels (width at the point) '
+        "and position (relative depth, for display).",
+        f"""
+        WITH s AS (SELECT seq, run_id, {_SLOT.unnest}, {_SLOT.index} AS action_index
+                   FROM raw_events WHERE {_SLOT_CONFIG.where})
+        SELECT seq, run_id, action_index, {_SLOT.text("slot_id")} AS slot_id,
+          {_names(SurfaceType, _SLOT.integer("surface"))} AS surface, {_SLOT.integer("order")} AS "order",
+          {_SLOT.integer("channels")} AS channels, {_SLOT.number("position")} AS position
+        FROM s
         """,
     ),
     "epochs": (
@@ -245,7 +269,8 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         """,
     ),
     "seed_lifecycle": (
-        "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each.",
+        "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each; "
+        "internal_kind, internal_level and surface (the slot's) come with the germination.",
         f"""SELECT {_KEYS}, event_type, {_SEED.text("seed_id")} AS seed_id,
           {_SEED.text("blueprint_id", E.SEED_GERMINATED, E.SEED_STAGE_CHANGED, *_ENDING)} AS blueprint_id,
           {_names(SeedStage, _SEED.integer("from_stage", *_STAGED))} AS from_stage,
@@ -259,20 +284,26 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
             -{_SEED.integer("params_removed", E.SEED_PRUNED)}) AS params_delta,
           {_SEED.number("counterfactual_contribution", *_ENDING)} AS counterfactual_contribution,
           {_names(SeedInternalKind, _SEED.integer("internal_kind", E.SEED_GERMINATED))} AS internal_kind,
-          {_SEED.integer("internal_level", E.SEED_GERMINATED)} AS internal_level
+          {_SEED.integer("internal_level", E.SEED_GERMINATED)} AS internal_level,
+          {_names(SurfaceType, _SEED.integer("surface", E.SEED_GERMINATED))} AS surface
         FROM raw_events WHERE {_SEED.where}""",
     ),
     "seeds": (
-        "One row per germinated seed: where, which blueprint, when it started and how it ended (NULL: still live).",
+        "One row per germinated seed: where (slot and its surface), which blueprint and internal kind (NONE: not a "
+        "ladder), when it started and how it ended (NULL: still live), with its counterfactual contribution at the "
+        "end (percentage points; NULL: still live or never measured).",
         f"""
         WITH g AS (SELECT * FROM raw_events WHERE {_GERMINATED.where}),
              e AS (SELECT * FROM raw_events WHERE {_ENDED.where})
         SELECT g.run_id, g.env_id, g.episode, g.slot_id, {_GERMINATED.text("seed_id")} AS seed_id,
           {_GERMINATED.text("blueprint_id")} AS blueprint_id, {_GERMINATED.integer("params")} AS params,
+          {_names(SeedInternalKind, _GERMINATED.integer("internal_kind"))} AS internal_kind,
+          {_names(SurfaceType, _GERMINATED.integer("surface"))} AS surface,
           g.epoch AS germinated_epoch, g.seq AS germinated_seq,
           CASE e.event_type WHEN '{E.SEED_FOSSILIZED.name}' THEN 'FOSSILIZED'
                             WHEN '{E.SEED_PRUNED.name}' THEN 'PRUNED' END AS ended_as,
-          e.epoch AS ended_epoch, e.seq AS ended_seq
+          e.epoch AS ended_epoch, e.seq AS ended_seq,
+          {_ENDED.number("counterfactual_contribution")} AS counterfactual_contribution
         FROM g LEFT JOIN e ON e.run_id = g.run_id AND {_ENDED.text("seed_id")} = {_GERMINATED.text("seed_id")}
         """,
     ),
@@ -393,10 +424,11 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         FROM actions GROUP BY run_id, op""",
     ),
     "anti_thrash": (
-        "Per seed (an internal-op trajectory): op density (internal ops / decisions taken while the seed was live), "
-        "net level change, reversal rate (direction flips / (ops - 1)) and level convergence (|net level change| / "
-        "ops: 1 when the level moves one way, 0 when it oscillates back to where it started).",
-        """
+        "Per ladder seed (internal kind not NONE: conv_ladder, lora_ladder) with an internal-op trajectory: op "
+        "density (internal ops / decisions taken while the seed was live), net level change, reversal rate "
+        "(direction flips / (ops - 1)) and level convergence (|net level change| / ops: 1 when the level moves one "
+        "way, 0 when it oscillates back to where it started).",
+        f"""
         WITH steps AS (
           SELECT *, sign(level_delta) AS direction,
             lag(sign(level_delta)) OVER (PARTITION BY run_id, seed_id ORDER BY seq) AS previous
@@ -406,7 +438,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
             (SELECT count(*) FROM actions a WHERE a.run_id = s.run_id AND a.env_id = s.env_id
                AND a.episode = s.episode AND a.seq > s.germinated_seq
                AND (s.ended_seq IS NULL OR a.seq <= s.ended_seq)) AS decisions
-          FROM seeds s)
+          FROM seeds s WHERE s.internal_kind <> '{SeedInternalKind.NONE.name}')
         SELECT st.run_id, st.env_id, st.episode, st.slot_id, st.seed_id, count(*) AS op_count,
           f.decisions AS decisions_while_live, count(*) / greatest(f.decisions, 1) AS internal_op_density,
           sum(st.level_delta) AS net_level_change,
@@ -419,9 +451,10 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         """,
     ),
     "internal_op_share": (
-        "GROW/SHRINK_INTERNAL share of non-WAIT decisions taken while a conv_ladder seed was live in that env.",
+        "GROW/SHRINK_INTERNAL share of non-WAIT decisions taken while a ladder seed (any seed with an internal kind: "
+        "conv_ladder, lora_ladder) was live in that env.",
         f"""
-        WITH ladder AS (SELECT * FROM seeds WHERE blueprint_id = '{LADDER_BLUEPRINT}'),
+        WITH ladder AS (SELECT * FROM seeds WHERE internal_kind <> '{SeedInternalKind.NONE.name}'),
         decided AS (
           SELECT a.run_id, a.seq, a.op FROM actions a
           WHERE a.op <> 'WAIT' AND EXISTS (
@@ -433,6 +466,39 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
             THEN count(d.seq) FILTER (WHERE d.op IN ('GROW_INTERNAL', 'SHRINK_INTERNAL')) / count(d.seq)
           END AS internal_op_share
         FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN decided d USING (run_id) GROUP BY r.run_id
+        """,
+    ),
+    "surface_usage": (
+        "Per run and surface of its enabled slots: slots (enabled slots on it); germinations (seeds germinated on "
+        "it); internal_ops (applied GROW/SHRINK_INTERNAL on its seeds); prunes and fossilizations (its seeds that "
+        "ended so); non_wait_decisions (every non-WAIT decision whose slot head chose a slot on it, applied or not, "
+        "mapped through the slot config in force); mean_final_contribution (the mean counterfactual contribution, in "
+        "percentage points, of its seeds at their end, over those that ended with one measured; NULL: none).",
+        """
+        WITH enabled AS (
+          SELECT run_id, surface, count(DISTINCT slot_id) AS slots, min("order") AS first_order
+          FROM slots GROUP BY run_id, surface),
+        grown AS (
+          SELECT run_id, surface, count(*) AS germinations, count(*) FILTER (WHERE ended_as = 'PRUNED') AS prunes,
+            count(*) FILTER (WHERE ended_as = 'FOSSILIZED') AS fossilizations,
+            avg(counterfactual_contribution) AS mean_final_contribution
+          FROM seeds GROUP BY run_id, surface),
+        internal AS (
+          SELECT l.run_id, s.surface, count(*) AS internal_ops
+          FROM internal_levels l JOIN seeds s ON s.run_id = l.run_id AND s.seed_id = l.seed_id
+          GROUP BY l.run_id, s.surface),
+        decided AS (
+          SELECT a.run_id, s.surface, count(*) AS non_wait_decisions
+          FROM actions a ASOF JOIN slots s
+            ON s.run_id = a.run_id AND s.action_index = a.slot_index AND a.seq >= s.seq
+          WHERE a.op <> 'WAIT' GROUP BY a.run_id, s.surface)
+        SELECT e.run_id, e.surface, e.slots, coalesce(g.germinations, 0) AS germinations,
+          coalesce(i.internal_ops, 0) AS internal_ops, coalesce(g.prunes, 0) AS prunes,
+          coalesce(g.fossilizations, 0) AS fossilizations, coalesce(d.non_wait_decisions, 0) AS non_wait_decisions,
+          g.mean_final_contribution
+        FROM enabled e LEFT JOIN grown g USING (run_id, surface) LEFT JOIN internal i USING (run_id, surface)
+          LEFT JOIN decided d USING (run_id, surface)
+        ORDER BY e.run_id, e.first_order
         """,
     ),
     "blueprint_frequency": (

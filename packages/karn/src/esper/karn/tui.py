@@ -1,7 +1,8 @@
 """`esper karn tui RUN`: a Textual view of a running or finished run, polling its events.jsonl twice a second.
 
-Panels: run header, environment table, action distribution, per-slot seed swimlanes (blueprint, internal level, the
-seed's latest |delta| / |x|, stage per epoch of the current episode), reward components, PPO health, event log.
+Panels: run header, environment table, action distribution, per-slot seed swimlanes (slot and its surface, blueprint,
+internal level, the seed's latest |delta| / |x|, stage per epoch of the current episode), reward components, PPO
+health, event log.
 Below 100 columns the panels stack vertically. Keys: q quit, p pause/resume polling, e next environment in the
 swimlanes.
 """
@@ -53,18 +54,28 @@ def lanes_text(snapshot: dict[str, Any], env_index: int, width: int) -> Text:
         return Text("no epochs yet", style="dim")
     env = envs[env_index % len(envs)]
     text.append(f"env {env['env']} · episode {env['episode']} · epoch {env['epoch']}\n", style="bold")
-    text.append(f"{'slot':<5}{'blueprint':<12}{'level':<5}{DELTA_RATIO:>9} stage per epoch, now\n", style="dim")
-    room = max(8, width - 43)
+    ids = max((len(slot) for slot in env["slots"]), default=4)
+    text.append(
+        f"{'slot':<{ids + 1}}{'surface':<10}{'blueprint':<12}{'level':<5}{DELTA_RATIO:>9} stage per epoch, now\n",
+        style="dim",
+    )
+    room = max(8, width - 49 - ids)
     for slot, lane in env["slots"].items():
-        level = "" if lane["level"] is None else f" L{lane['level']}/{lane['max_level']}"
-        label = f"{slot} {(lane['blueprint'] or '-')[:11]:<11}{level:<6}{_num(lane['delta_ratio']):>9} "
-        text.append(label)
+        text.append(lane_label(slot, lane, ids))
         for stage in lane["stages"][-room:]:
             glyph, style = STAGE_GLYPHS[stage]
             text.append(glyph, style=style)
         text.append(f" {lane['stage']}\n", style="dim")
     text.append("· dormant g germinated T training B blending H holding F fossilized x pruned", style="dim")
     return text
+
+
+def lane_label(slot: str, lane: dict[str, Any], ids: int) -> str:
+    """A lane's label: `r0c3 post_attn conv_ladder L2/4    0.120 ` (slot ids padded to `ids` characters)."""
+    level = "" if lane["level"] is None else f" L{lane['level']}/{lane['max_level']}"
+    surface = lane["surface"] or "-"
+    blueprint = (lane["blueprint"] or "-")[:11]
+    return f"{slot:<{ids}} {surface:<9} {blueprint:<11}{level:<6}{_num(lane['delta_ratio']):>9} "
 
 
 def actions_text(snapshot: dict[str, Any]) -> Text:

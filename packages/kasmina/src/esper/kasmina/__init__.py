@@ -9,6 +9,7 @@ from esper.kasmina.blueprints import (
     INTERNAL_FAMILIES,
     BlueprintSpec,
     ConvLadderSeed,
+    LoraLadderSeed,
     MicrostructuredSeed,
     build_seed,
     count_trainable,
@@ -18,7 +19,7 @@ from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
 from esper.kasmina.gates import GATE_FOR_TARGET, MEASURED_CHECKS, GateMode, GateThresholds, QualityGates
-from esper.kasmina.hosts import CNNHost, HostProtocol, TransformerHost
+from esper.kasmina.hosts import AttentionSublayer, CNNHost, HostProtocol, MlpSublayer, TransformerHost
 from esper.kasmina.model import (
     MorphogeneticModel,
     TrainingForward,
@@ -37,9 +38,11 @@ __all__ = [
     "GATE_FOR_TARGET",
     "INTERNAL_FAMILIES",
     "AlphaController",
+    "AttentionSublayer",
     "BlueprintSpec",
     "CNNHost",
     "ConvLadderSeed",
+    "LoraLadderSeed",
     "ForwardMode",
     "GateMode",
     "MEASURED_CHECKS",
@@ -48,6 +51,7 @@ __all__ = [
     "HostProtocol",
     "IllegalOperation",
     "MicrostructuredSeed",
+    "MlpSublayer",
     "MorphogeneticModel",
     "QualityGates",
     "SeedSlot",

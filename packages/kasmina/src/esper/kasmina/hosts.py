@@ -4,12 +4,18 @@ A host is `embed -> ops[0] -> ops[1] -> ... -> head`. Each injection point sits 
 `position` is the number of ops that run before it). MorphogeneticModel drives the ops itself, stopping at every
 enabled slot, so routing is plain Python over module lists. The ops and the head are modules in their own right so
 that an incubating seed's path can run them with frozen parameters (MorphogeneticModel.forward).
+
+A host's injection points form its lattice: ids `r{row}c{col}` and an `order` (the action order) that
+`leyline.check_lattice` validates. The transformer's ops are its sublayers, so one routing path serves every
+surface layout; the layout only decides which points exist.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Final, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +23,7 @@ from torch import nn
 
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
-from esper.leyline import InjectionSpec, SurfaceType, Topology, format_slot_id
+from esper.leyline import InjectionSpec, SurfaceType, Topology, check_lattice, format_slot_id
 
 
 @runtime_checkable
@@ -52,10 +58,7 @@ class _PointTable:
     """Injection points of a host: spec per slot id plus its op position."""
 
     def __init__(self, points: list[tuple[InjectionSpec, int]]) -> None:
-        orders = sorted(spec.order for spec, _ in points)
-        if orders != list(range(len(points))):
-            raise ValueError(f"injection orders must cover 0..{len(points) - 1} exactly once, got {orders}")
-        self.specs = tuple(sorted((spec for spec, _ in points), key=lambda s: s.order))
+        self.specs = check_lattice([spec for spec, _ in points])  # sorted by order; no repeats, no gaps
         self.positions = {spec.slot_id: position for spec, position in points}
         self.execution = tuple(spec.slot_id for spec, _ in sorted(points, key=lambda p: (p[1], p[0].order)))
 
@@ -174,8 +177,8 @@ class CNNHost(SegmentedHost):
         return inputs
 
 
-class TransformerBlock(nn.Module):
-    """Pre-norm GPT block: LN -> causal self-attention -> residual; LN -> MLP (4x, GELU) -> residual."""
+class AttentionSublayer(nn.Module):
+    """Pre-norm causal self-attention with its residual: x + drop(proj(SDPA(ln1 x)))."""
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -184,8 +187,6 @@ class TransformerBlock(nn.Module):
         self.ln1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.ln2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,9 +197,51 @@ class TransformerBlock(nn.Module):
         attn_dropout = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=attn_dropout)
         attended: torch.Tensor = self.drop(self.proj(y.transpose(1, 2).reshape(batch, steps, dim)))
-        x = x + attended
-        mlp: torch.Tensor = self.drop(self.mlp(self.ln2(x)))
-        return x + mlp
+        return x + attended
+
+
+class MlpSublayer(nn.Module):
+    """Pre-norm MLP (4x, GELU) with its residual: x + drop(mlp(ln2 x))."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.drop(self.mlp(self.ln2(x)))
+        return x + out
+
+
+# The surface layouts a transformer host offers: one point per layer, or one after each chosen sublayer.
+TRANSFORMER_LAYOUTS: Final[tuple[tuple[SurfaceType, ...], ...]] = (
+    (SurfaceType.BLOCK_END,),
+    (SurfaceType.POST_ATTN,),
+    (SurfaceType.POST_MLP,),
+    (SurfaceType.POST_ATTN, SurfaceType.POST_MLP),
+)
+# Which sublayer of a layer each surface follows (ops run attn_i = 2i, mlp_i = 2i + 1); the block end is the MLP's.
+SUBLAYER_OF_SURFACE: Final[Mapping[SurfaceType, int]] = MappingProxyType(
+    {SurfaceType.POST_ATTN: 0, SurfaceType.POST_MLP: 1, SurfaceType.BLOCK_END: 1}
+)
+
+
+def _surface_name(surface: object) -> str:
+    return surface.name if isinstance(surface, SurfaceType) else repr(surface)
+
+
+def check_surfaces(surfaces: Sequence[SurfaceType]) -> tuple[SurfaceType, ...]:
+    """The layout as a tuple, or ValueError naming the field and the allowed values."""
+    chosen = tuple(surfaces)
+    if chosen not in TRANSFORMER_LAYOUTS:
+        allowed = " or ".join("[" + ", ".join(s.name for s in layout) + "]" for layout in TRANSFORMER_LAYOUTS)
+        got = "[" + ", ".join(_surface_name(s) for s in chosen) + "]"
+        raise ValueError(
+            f"surfaces {got} is not a transformer layout: [BLOCK_END] or a non-empty subset of [POST_ATTN, POST_MLP] "
+            f"in forward order, without repeats (allowed: {allowed})"
+        )
+    return tuple(SurfaceType(s) for s in chosen)
 
 
 class LanguageModelHead(nn.Module):
@@ -215,8 +258,13 @@ class LanguageModelHead(nn.Module):
 
 
 class TransformerHost(SegmentedHost):
-    """Small GPT-style causal language model with a weight-tied head. One injection point after every layer:
-    `r0c{i}`, surface BLOCK_END, order i."""
+    """Small GPT-style causal language model with a weight-tied head.
+
+    `ops` are the sublayers [attn_0, mlp_0, attn_1, mlp_1, ...] whatever the layout. `config.surfaces` chooses the
+    injection points of every layer: [BLOCK_END] puts one after each MLP residual (`r0c{layer}`); a subset of
+    [POST_ATTN, POST_MLP] puts one after each chosen sublayer's residual (`r{rank}c{layer}`, rank = the surface's
+    index in `surfaces`). The action order follows the forward pass: order = layer * len(surfaces) + rank.
+    """
 
     topology = Topology.TRANSFORMER
     positions: torch.Tensor  # registered buffer: 0..block_size-1
@@ -225,31 +273,41 @@ class TransformerHost(SegmentedHost):
         super().__init__()
         if config.n_embd % config.n_head != 0:
             raise ValueError(f"n_embd ({config.n_embd}) must be a multiple of n_head ({config.n_head})")
+        self.surfaces = check_surfaces(config.surfaces)
         self.config = config
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
-        self.ops = nn.ModuleList(
-            TransformerBlock(config.n_embd, config.n_head, config.dropout) for _ in range(config.n_layer)
-        )
+        sublayers: list[nn.Module] = []
+        for _ in range(config.n_layer):
+            sublayers += [
+                AttentionSublayer(config.n_embd, config.n_head, config.dropout),
+                MlpSublayer(config.n_embd, config.dropout),
+            ]
+        self.ops = nn.ModuleList(sublayers)
         self.head = LanguageModelHead(config.n_embd, config.vocab_size)
         self.head.lm_head.weight = self.token_embedding.weight  # tied
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
-        points = [
-            (
-                InjectionSpec(
-                    slot_id=format_slot_id(0, i),
-                    channels=config.n_embd,
-                    surface=SurfaceType.BLOCK_END,
-                    order=i,
-                    position=(i + 1) / config.n_layer,
-                ),
-                i + 1,
-            )
-            for i in range(config.n_layer)
-        ]
-        self._points = _PointTable(points)
+        self._points = _PointTable(self._lattice())
         self.apply(self._init_weights)
+
+    def _lattice(self) -> list[tuple[InjectionSpec, int]]:
+        """Every (point, number of ops before it), layer by layer, each layer's surfaces in forward order."""
+        per_layer = len(self.surfaces)
+        total = self.config.n_layer * per_layer
+        points = []
+        for layer in range(self.config.n_layer):
+            for rank, surface in enumerate(self.surfaces):
+                order = layer * per_layer + rank
+                spec = InjectionSpec(
+                    slot_id=format_slot_id(rank, layer),
+                    channels=self.config.n_embd,
+                    surface=surface,
+                    order=order,
+                    position=(order + 1) / total,
+                )
+                points.append((spec, 2 * layer + SUBLAYER_OF_SURFACE[surface] + 1))
+        return points
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

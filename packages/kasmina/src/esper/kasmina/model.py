@@ -103,6 +103,7 @@ class MorphogeneticModel(nn.Module):
                     host.topology,
                     gates,
                     emitter,
+                    surface=specs[s].surface,
                     embargo_epochs=embargo_epochs,
                     symmetry=symmetry,
                     seed_width=seed_width,

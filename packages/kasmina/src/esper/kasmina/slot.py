@@ -55,6 +55,7 @@ from esper.leyline import (
     SeedStage,
     SeedStageChangedPayload,
     SeedStateReport,
+    SurfaceType,
     Topology,
     advance_target,
     check_seed_state_report,
@@ -108,15 +109,19 @@ class SeedSlot(nn.Module):
         topology: Topology,
         gates: QualityGates,
         emitter: Emitter,
+        *,
+        surface: SurfaceType,
         embargo_epochs: int = DEFAULT_EMBARGO_EPOCHS,
         symmetry: RankSymmetry = LOCAL,
         seed_width: int | None = None,
     ) -> None:
-        """`seed_width`: the internal width of the CNN conv seeds (None: this slot's channels)."""
+        """`surface`: where in the host the slot sits (its InjectionSpec's; SEED_GERMINATED carries it).
+        `seed_width`: the internal width of the CNN conv seeds (None: this slot's channels)."""
         super().__init__()
         if embargo_epochs < 1:
             raise ValueError(f"embargo_epochs must be >= 1, got {embargo_epochs}")
         self.slot_id = slot_id
+        self.surface = surface
         self.channels = channels
         self.topology = topology
         self.gates = gates
@@ -259,6 +264,7 @@ class SeedSlot(nn.Module):
                 internal_kind=kind,
                 internal_level=self.state.internal_level,
                 internal_max_level=self.state.internal_max_level,
+                surface=self.surface,
             )
         )
         self._transition(self.state, S.GERMINATED)

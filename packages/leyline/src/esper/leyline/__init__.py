@@ -49,7 +49,16 @@ from esper.leyline.observation import (
     policy_input_dim,
 )
 from esper.leyline.reports import check_seed_state_report
-from esper.leyline.slots import SlotIdError, format_slot_id, parse_slot_id, slot_sort_key, validate_slot_ids
+from esper.leyline.slots import (
+    MAX_SURFACE_VALUE,
+    SlotIdError,
+    check_lattice,
+    format_slot_id,
+    parse_slot_id,
+    slot_config,
+    slot_ids,
+    validate_slot_ids,
+)
 from esper.leyline.stages import (
     ACTIVE_STAGES,
     FAILURE_STAGES,
@@ -149,7 +158,10 @@ __all__ = [
     "relevance_matrix",
     "schema_for",
     "seed_count",
-    "slot_sort_key",
+    "slot_config",
+    "slot_ids",
+    "check_lattice",
+    "MAX_SURFACE_VALUE",
     "stage_from_value",
     "to_wire",
     "validate",

@@ -50,13 +50,27 @@ TOPOLOGY_BLUEPRINTS: Final[Mapping[Topology, frozenset[BlueprintAction]]] = Mapp
             }
         ),
         Topology.TRANSFORMER: frozenset(
-            {BP.NOOP, BP.NORM, BP.ATTENTION, BP.LORA, BP.LORA_LARGE, BP.MLP_SMALL, BP.MLP, BP.FLEX_ATTENTION}
+            {
+                BP.NOOP,
+                BP.NORM,
+                BP.ATTENTION,
+                BP.LORA,
+                BP.LORA_LARGE,
+                BP.MLP_SMALL,
+                BP.MLP,
+                BP.FLEX_ATTENTION,
+                BP.LORA_LADDER,
+            }
         ),
     }
 )
 
+# The ladder families; every other blueprint has no internal structure.
+_LADDERS: Final[Mapping[BlueprintAction, SeedInternalKind]] = MappingProxyType(
+    {BP.CONV_LADDER: SeedInternalKind.CONV_LADDER, BP.LORA_LADDER: SeedInternalKind.LORA_LADDER}
+)
 BLUEPRINT_INTERNAL_KIND: Final[Mapping[BlueprintAction, SeedInternalKind]] = MappingProxyType(
-    {bp: SeedInternalKind.CONV_LADDER if bp is BP.CONV_LADDER else SeedInternalKind.NONE for bp in BlueprintAction}
+    {bp: _LADDERS[bp] if bp in _LADDERS else SeedInternalKind.NONE for bp in BlueprintAction}
 )
 
 

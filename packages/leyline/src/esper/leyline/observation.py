@@ -13,8 +13,9 @@ from esper.leyline.contracts.blueprint_action import BlueprintAction
 from esper.leyline.contracts.lifecycle_op import LifecycleOp
 from esper.leyline.contracts.seed_stage import SeedStage
 
-# 2 = Phase 0 (GROW/SHRINK_INTERNAL ops, internal_level_norm); 3 = the seed's delta_ratio (bounded incubation)
-OBS_V3_SCHEMA_VERSION: Final = 3
+# 2 = Phase 0 (GROW/SHRINK_INTERNAL ops, internal_level_norm); 3 = the seed's delta_ratio (bounded incubation);
+# 4 = Phase 1 (slot_order_norm, slot_surface_norm: where each slot sits in the host)
+OBS_V3_SCHEMA_VERSION: Final = 4
 UNKNOWN_SENTINEL: Final = -1.0  # a declared "not available" value (history padding, never-measured freshness)
 SYMLOG_NORM: Final = 7.0
 HISTORY_LENGTH: Final = 5
@@ -43,6 +44,8 @@ BASE_FEATURE_FIELDS: Final[tuple[FeatureField, ...]] = (
 )
 
 SLOT_FEATURE_FIELDS: Final[tuple[FeatureField, ...]] = (
+    FeatureField("slot_order_norm", "InjectionSpec.order / lattice_size (the slot's depth in the host's lattice)"),
+    FeatureField("slot_surface_norm", "SurfaceType value / largest SurfaceType value"),
     FeatureField("is_active", "1 if the slot holds a seed"),
     *(FeatureField(f"stage_{stage.name.lower()}", "one-hot of the stage") for stage in SeedStage),
     FeatureField("alpha", "raw, in [0, 1]"),

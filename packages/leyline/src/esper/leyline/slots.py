@@ -1,16 +1,27 @@
-"""Slot ids `r{row}c{col}`: the stable, row-major names of injection points (they define action indices)."""
+"""Slot ids `r{row}c{col}` and the slot configuration of a run.
+
+A host names its injection points `r{surface rank}c{unit}` (row = which surface of the unit, column = block or layer)
+and numbers them with `InjectionSpec.order`, which strictly follows the forward pass. The **action order** (the slot
+head's indices, the observation's slot blocks) is `order`, never the ids' row-major rank: `slot_config` is the one
+place that turns a host's lattice and the enabled ids into that order.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
+from esper.leyline.contracts.injection_spec import InjectionSpec
+from esper.leyline.contracts.slot_config import SlotConfig
+from esper.leyline.contracts.surface_type import SurfaceType
+
 SLOT_ID_PATTERN: Final = re.compile(r"^r(\d+)c(\d+)$")
+MAX_SURFACE_VALUE: Final = max(s.value for s in SurfaceType)
 
 
 class SlotIdError(ValueError):
-    """A slot id is malformed or repeated."""
+    """A slot id is malformed or repeated, or a slot configuration is inconsistent."""
 
 
 def format_slot_id(row: int, col: int) -> str:
@@ -26,14 +37,9 @@ def parse_slot_id(slot_id: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def slot_sort_key(slot_id: str) -> tuple[int, int]:
-    """Row-major order; stable forever because it defines the slot head's indices."""
-    return parse_slot_id(slot_id)
-
-
 def validate_slot_ids(slot_ids: Iterable[str]) -> tuple[str, ...]:
-    """Validate, reject duplicates and return the ids in row-major order."""
-    ids = list(slot_ids)
+    """Validate the ids (well formed, at least one, none repeated) and return them in the given order."""
+    ids = tuple(slot_ids)
     if not ids:
         raise SlotIdError("at least one slot id is required")
     seen: set[str] = set()
@@ -42,4 +48,35 @@ def validate_slot_ids(slot_ids: Iterable[str]) -> tuple[str, ...]:
         if slot_id in seen:
             raise SlotIdError(f"slot id {slot_id!r} is listed twice")
         seen.add(slot_id)
-    return tuple(sorted(ids, key=slot_sort_key))
+    return ids
+
+
+def check_lattice(lattice: Sequence[InjectionSpec]) -> tuple[InjectionSpec, ...]:
+    """A host's injection points sorted by order; fails on repeated ids, repeated orders or gaps."""
+    validate_slot_ids(spec.slot_id for spec in lattice)
+    by_order = sorted(lattice, key=lambda spec: spec.order)
+    for expected, spec in enumerate(by_order):
+        if spec.order != expected:
+            orders = [s.order for s in by_order]
+            kind = "repeats" if orders.count(spec.order) > 1 else "skips"
+            raise SlotIdError(
+                f"injection orders must run 0..{len(lattice) - 1} exactly once; {spec.slot_id} (order {spec.order}) "
+                f"{kind} one (orders: {orders})"
+            )
+    return tuple(by_order)
+
+
+def slot_config(lattice: Sequence[InjectionSpec], enabled: Iterable[str]) -> SlotConfig:
+    """The enabled points of a host's lattice in action order (by `order`)."""
+    points = check_lattice(lattice)
+    wanted = validate_slot_ids(enabled)
+    known = {spec.slot_id for spec in points}
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise SlotIdError(f"host has no slot(s) {unknown}; available: {', '.join(s.slot_id for s in points)}")
+    return SlotConfig(slots=tuple(spec for spec in points if spec.slot_id in wanted), lattice_size=len(points))
+
+
+def slot_ids(config: SlotConfig) -> tuple[str, ...]:
+    """Slot ids in action order."""
+    return tuple(spec.slot_id for spec in config.slots)

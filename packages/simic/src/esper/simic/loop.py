@@ -31,9 +31,11 @@ from esper.leyline import (
     RewardComponents,
     RewardComputedPayload,
     SeedStateReport,
+    SlotConfig,
     TelemetryHub,
     TrainingSignals,
     canonical_action,
+    slot_ids,
 )
 from esper.simic.contracts.reward_config import RewardConfig
 from esper.simic.rewards import InternalOpWindow, StepOutcome, compute_reward
@@ -57,7 +59,7 @@ BASELINE_RATE = 0.1
 
 @dataclass(frozen=True, slots=True)
 class LoopConfig:
-    slots: tuple[str, ...]
+    slots: SlotConfig  # the enabled slots in action order
     masks: MaskConfig
     reward: RewardConfig
     gamma: float  # PPO's discount, which the reward's potential-based shaping must use
@@ -176,7 +178,7 @@ class EpisodeLoop:
                 twin.reset(episode)
         signals, reports = env.reset(episode)
         self.extractor.reset(index)
-        windows = {s: InternalOpWindow(self.config.reward.thrash_window) for s in self.config.slots}
+        windows = {s: InternalOpWindow(self.config.reward.thrash_window) for s in slot_ids(self.config.slots)}
         metrics = signals.metrics
         return _Lane(env, twin, signals, reports, windows, (metrics.val_loss, metrics.val_accuracy))
 
@@ -225,7 +227,7 @@ class EpisodeLoop:
         return reward
 
     def _slot_id(self, action: FactoredAction) -> str | None:
-        return None if action.op is LifecycleOp.WAIT else self.config.slots[action.slot]
+        return None if action.op is LifecycleOp.WAIT else self.config.slots.slots[action.slot].slot_id
 
     def _emit_step(
         self,

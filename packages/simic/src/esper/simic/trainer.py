@@ -23,8 +23,10 @@ from esper.leyline import (
     EpisodeOutcome,
     ParallelMode,
     PpoUpdateCompletedPayload,
+    SlotConfig,
     TelemetryHub,
     obs_dim,
+    slot_ids,
 )
 from esper.simic.checkpoint import load_latest, write_checkpoint
 from esper.simic.contracts.ppo_config import PpoConfig
@@ -40,7 +42,7 @@ from esper.tolaria import Environment, TaskSpec, TensorData
 @dataclass(frozen=True, slots=True)
 class TrainerConfig:
     task: TaskSpec
-    slots: tuple[str, ...]
+    slots: SlotConfig  # the enabled slots in action order
     masks: MaskConfig
     n_envs: int
     episode_length: int
@@ -133,7 +135,7 @@ class VectorizedTrainer:
             Environment(
                 config.task,
                 data,
-                config.slots,
+                slot_ids(config.slots),
                 hub.emitter(i),
                 config.seed + 1000 * i,
                 config.device,
@@ -143,11 +145,11 @@ class VectorizedTrainer:
             for i in env_ids
         ]
         torch.manual_seed(config.seed)
-        self.policy = LstmPolicy(len(config.slots), config.policy)
+        self.policy = LstmPolicy(len(config.slots.slots), config.policy)
         if group is not None:  # the same policy everywhere, whatever each rank's RNG did before
             group.broadcast_module(self.policy.network)
         self.ppo = PpoTrainer(self.policy, config.ppo, seed=config.seed)
-        self.normalizer = RunningMeanStd(obs_dim(len(config.slots)))
+        self.normalizer = RunningMeanStd(obs_dim(len(config.slots.slots)))
         loop = LoopConfig(config.slots, config.masks, config.reward, config.ppo.gamma, config.episode_length)
         self.loop = EpisodeLoop(loop, self.envs, self.policy)
         # Action sampling: each environment-parallel rank draws its own stream (rank 0 keeps the single-process one).
@@ -207,7 +209,7 @@ class VectorizedTrainer:
     def _rollout(self, episodes: Episodes) -> tuple[RolloutBuffer, torch.Tensor, LstmState]:
         """The episodes as a rollout buffer; under ENVS every rank's, gathered in rank order."""
         c = self.config
-        buffer = RolloutBuffer(len(self.envs), c.episode_length, len(c.slots))
+        buffer = RolloutBuffer(len(self.envs), c.episode_length, len(c.slots.slots))
         for step in episodes.transitions:
             out = step.output
             assert out.log_probs is not None and out.values is not None

@@ -17,6 +17,7 @@ import torch
 from esper.leyline import (
     BLUEPRINT_NULL_INDEX,
     HISTORY_LENGTH,
+    MAX_SURFACE_VALUE,
     OBS_V3_BASE_FEATURE_SIZE,
     OBS_V3_SLOT_FEATURE_SIZE,
     STAGE_INDEX,
@@ -26,8 +27,9 @@ from esper.leyline import (
     LifecycleOp,
     SeedStage,
     SeedStateReport,
+    SlotConfig,
     TrainingSignals,
-    validate_slot_ids,
+    slot_ids,
 )
 
 CONTRIBUTION_SCALE = 10.0
@@ -71,18 +73,23 @@ def _finite(name: str, value: float) -> float:
 
 
 class FeatureExtractor:
-    """Encodes batches for a fixed slot layout. Keeps, per environment and slot, the previous epoch's gradient health
-    (the one field reports do not carry); call `reset(env)` when an environment starts a new episode."""
+    """Encodes batches for a fixed slot configuration (slot blocks in its action order). Keeps, per environment and
+    slot, the previous epoch's gradient health (the one field reports do not carry); call `reset(env)` when an
+    environment starts a new episode."""
 
-    def __init__(self, slot_ids: Sequence[str], n_envs: int) -> None:
-        self.slot_ids = validate_slot_ids(slot_ids)
+    def __init__(self, slots: SlotConfig, n_envs: int) -> None:
+        self.slot_ids = slot_ids(slots)
         self.n_envs = n_envs
+        # Where each slot sits is a property of the slot, not of its seed: an empty slot shows it too.
+        self._places = {
+            spec.slot_id: [spec.order / slots.lattice_size, spec.surface / MAX_SURFACE_VALUE] for spec in slots.slots
+        }
         self._previous_health: list[dict[str, tuple[str, float]]] = [{} for _ in range(n_envs)]
         self._stage_one_hot = {
             stage: [1.0 if i == STAGE_INDEX[stage] else 0.0 for i in range(len(STAGE_INDEX))] for stage in SeedStage
         }
         self._op_one_hot = {op: [1.0 if o is op else 0.0 for o in LifecycleOp] for op in LifecycleOp}
-        self._empty_slot = [0.0] * OBS_V3_SLOT_FEATURE_SIZE
+        self._empty_slot = [0.0] * (OBS_V3_SLOT_FEATURE_SIZE - 2)
 
     @property
     def obs_dim(self) -> int:
@@ -103,6 +110,7 @@ class FeatureExtractor:
             row = self._base(view)
             bp_row: list[int] = []
             for slot_id in self.slot_ids:
+                row += self._places[slot_id]
                 if slot_id in view.reports:
                     report = view.reports[slot_id]
                     row += self._slot(env, report, view.signals.max_epochs)

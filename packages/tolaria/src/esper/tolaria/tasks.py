@@ -16,7 +16,7 @@ from typing import Final
 from esper.kasmina import CNNHost, TransformerHost
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
-from esper.leyline import Topology
+from esper.leyline import SurfaceType, Topology
 from esper.tolaria.contracts.task_config import TaskConfig
 from esper.tolaria.data import (
     BYTE_VOCAB,
@@ -193,7 +193,28 @@ _CHARLM_NARROW = TaskSpec(
     loader=_CHARLM.loader,
     max_validation=_CHARLM.max_validation,
 )
-_TASKS = (_DIGITS, _DIGITS_NARROW, *_TASKS[1:3], _CHARLM_NARROW, *_TASKS[3:])
+# Phase 1's sublayer lattice: the narrow char-LM six layers deep, with a slot after every attention residual
+# (POST_ATTN, r0c{layer}) and every MLP residual (POST_MLP, r1c{layer}): 12 surfaces, all enabled by default, in
+# action order (layer by layer). Six layers because the Phase 1 gates ask for 12 surfaces.
+_LAYERWISE_LAYERS = 6
+assert _CHARLM_NARROW.config.transformer_host is not None
+_CHARLM_LAYERWISE = TaskSpec(
+    dataclasses.replace(
+        _CHARLM_NARROW.config,
+        name="charlm_layerwise",
+        transformer_host=dataclasses.replace(
+            _CHARLM_NARROW.config.transformer_host,
+            n_layer=_LAYERWISE_LAYERS,
+            surfaces=(SurfaceType.POST_ATTN, SurfaceType.POST_MLP),
+        ),
+        default_slots=tuple(f"r{rank}c{layer}" for layer in range(_LAYERWISE_LAYERS) for rank in range(2)),
+    ),
+    "the narrow char-LM, 6 layers, a slot after every attention and every MLP residual (12 surfaces; Phase 1)",
+    needs_data_dir=_CHARLM.needs_data_dir,
+    loader=_CHARLM.loader,
+    max_validation=_CHARLM.max_validation,
+)
+_TASKS = (_DIGITS, _DIGITS_NARROW, *_TASKS[1:3], _CHARLM_NARROW, _CHARLM_LAYERWISE, *_TASKS[3:])
 
 TASKS: Final[Mapping[str, TaskSpec]] = MappingProxyType({task.name: task for task in _TASKS})
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .experiment_arm import Blueprint, ExperimentArm
+from .experiment_arm import Blueprint, ExperimentArm, Slot
 from .experiment_pack import ExperimentPack
 from .experiment_scale import Arm, ExperimentScale, Seed
 from .gate_pair import GatePair
@@ -20,4 +20,5 @@ __all__ = [
     "GateThresholds",
     "RunSummary",
     "Seed",
+    "Slot",
 ]

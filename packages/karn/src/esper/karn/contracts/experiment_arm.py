@@ -12,6 +12,9 @@ from esper.leyline.contracts.policy_kind import PolicyKind
 Blueprint: TypeAlias = str
 
 
+Slot: TypeAlias = str
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExperimentArm:
     """
@@ -33,4 +36,12 @@ class ExperimentArm:
     blueprints: Sequence[Blueprint]
     """
     Blueprint ids the controller may germinate.
+    """
+    task: str | None = None
+    """
+    Tolaria task of this arm (null: the pack's task).
+    """
+    slots: Sequence[Slot] | None = None
+    """
+    Enabled slots of this arm (null: the task's default slots).
     """

@@ -20,9 +20,9 @@ class GateThresholds:
     """
     Allowed rise of the invalid-action rate over the control (absolute).
     """
-    max_conv_heavy_frequency_ratio: float = 1.0
+    max_heavy_frequency_ratio: float = 1.0
     """
-    Treatment / control conv_heavy selection frequency must be below this.
+    Treatment / control selection frequency of the topology's heavy fixed blueprint (conv_heavy on CNN, lora_large on transformers) must be below this.
     """
     min_roi_ratio: float = 1.0
     """
@@ -51,4 +51,8 @@ class GateThresholds:
     min_level_convergence: float = 0.5
     """
     Lower bound on the mean |net level change| / internal ops over seeds with at least two internal ops (1: the level moves one way; 0: it oscillates back to where it started).
+    """
+    min_surface_preference: float = 0.0
+    """
+    Surface preference gate: the 95 % Wilson interval of the first surface's share of non-WAIT slot decisions must lie this far beyond 0.5 on one side (0: the interval excludes an even split).
     """

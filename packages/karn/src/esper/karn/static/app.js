@@ -203,7 +203,7 @@ function renderLanes(s) {
   const env = selectedEnv(s);
   if (!env) { $("lanes").textContent = "no epochs yet"; return; }
   const head = document.createElement("div"); head.className = "lane head";
-  for (const title of ["slot blueprint level", DELTA_RATIO, "stage per epoch", "now"]) {
+  for (const title of ["slot surface blueprint level", DELTA_RATIO, "stage per epoch", "now"]) {
     const th = document.createElement("span"); th.textContent = title; head.appendChild(th);
     if (title === DELTA_RATIO) th.className = "ratio";
   }
@@ -211,7 +211,7 @@ function renderLanes(s) {
     const row = document.createElement("div"); row.className = "lane"; row.dataset.slot = slot;
     const label = document.createElement("span");
     const level = lane.level === null ? "" : ` L${lane.level}/${lane.max_level}`;
-    label.textContent = `${slot} ${lane.blueprint || "-"}${level}`;
+    label.textContent = `${slot} ${lane.surface || "-"} ${lane.blueprint || "-"}${level}`;
     const ratio = document.createElement("span"); ratio.className = "ratio"; ratio.textContent = fmt(lane.delta_ratio);
     const cells = document.createElement("div"); cells.className = "cells";
     lane.stages.forEach((stage, i) => {

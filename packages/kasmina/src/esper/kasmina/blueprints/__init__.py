@@ -1,6 +1,6 @@
 """Seed modules ("blueprints") keyed by (topology, blueprint); every one preserves its input's shape."""
 
-from esper.kasmina.blueprints.ladder import ConvLadderSeed, MicrostructuredSeed
+from esper.kasmina.blueprints.ladder import ConvLadderSeed, LoraLadderSeed, MicrostructuredSeed
 from esper.kasmina.blueprints.registry import (
     BLUEPRINTS,
     INTERNAL_FAMILIES,
@@ -15,6 +15,7 @@ __all__ = [
     "INTERNAL_FAMILIES",
     "BlueprintSpec",
     "ConvLadderSeed",
+    "LoraLadderSeed",
     "MicrostructuredSeed",
     "build_seed",
     "count_trainable",

@@ -14,12 +14,13 @@ from typing import Final
 from torch import nn
 
 from esper.kasmina.blueprints import cnn, transformer
-from esper.kasmina.blueprints.ladder import ConvLadderSeed
+from esper.kasmina.blueprints.ladder import ConvLadderSeed, LoraLadderSeed
 from esper.leyline import TOPOLOGY_BLUEPRINTS, BlueprintAction, SeedInternalKind, Topology
 
 BP = BlueprintAction
 LADDER_MAX_LEVEL: Final = 4
 LADDER_START_LEVEL: Final = 1
+LORA_LADDER_RANK: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class BlueprintSpec:
     topology: Topology
     blueprint: BlueprintAction
     # (channels (CNN) or embedding width (transformer), internal width) -> module; only the CNN conv stacks and the
-    # ladder use the internal width, which is the slot's channels unless the task sets `seed_width`.
+    # conv ladder use the internal width, which is the slot's channels unless the task sets `seed_width`.
     factory: Callable[[int, int], nn.Module]
     description: str
 
@@ -78,6 +79,12 @@ _SPECS: Final = (
     _spec(_TF, BP.LORA_LARGE, _fixed(lambda d: transformer.LoraSeed(d, rank=32)), "low-rank adapter, rank 32"),
     _spec(_TF, BP.MLP_SMALL, _fixed(lambda d: transformer.MlpSeed(d, expansion=2)), "MLP, 2x expansion"),
     _spec(_TF, BP.MLP, _fixed(lambda d: transformer.MlpSeed(d, expansion=4)), "MLP, 4x expansion"),
+    _spec(
+        _TF,
+        BP.LORA_LADDER,
+        _fixed(lambda d: LoraLadderSeed(d, blocks=LADDER_MAX_LEVEL, rank=LORA_LADDER_RANK, level=LADDER_START_LEVEL)),
+        "ladder of 4 rank-4 low-rank blocks; the internal level is the number of active blocks",
+    ),
 )
 
 BLUEPRINTS: Final[Mapping[tuple[Topology, BlueprintAction], BlueprintSpec]] = MappingProxyType(
@@ -85,7 +92,7 @@ BLUEPRINTS: Final[Mapping[tuple[Topology, BlueprintAction], BlueprintSpec]] = Ma
 )
 # Seed family for each internal kind that has one (NONE has none by definition).
 INTERNAL_FAMILIES: Final[Mapping[SeedInternalKind, BlueprintAction]] = MappingProxyType(
-    {SeedInternalKind.CONV_LADDER: BP.CONV_LADDER}
+    {SeedInternalKind.CONV_LADDER: BP.CONV_LADDER, SeedInternalKind.LORA_LADDER: BP.LORA_LADDER}
 )
 
 
@@ -97,8 +104,8 @@ def spec_for(topology: Topology, blueprint: BlueprintAction) -> BlueprintSpec:
 
 
 def build_seed(topology: Topology, blueprint: BlueprintAction, channels: int, width: int | None = None) -> nn.Module:
-    """The seed for a slot of `channels`; `width` is the internal width of the CNN conv stacks and the ladder (None:
-    the slot's channels)."""
+    """The seed for a slot of `channels`; `width` is the internal width of the CNN conv stacks and the conv ladder
+    (None: the slot's channels)."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
     if width is not None and width < 1:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from esper.leyline.contracts.surface_type import SurfaceType
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,7 +25,7 @@ class TransformerHostConfig:
     """
     n_layer: int = 3
     """
-    Transformer layers (one slot each).
+    Transformer layers.
     """
     n_head: int = 4
     """
@@ -35,4 +38,8 @@ class TransformerHostConfig:
     dropout: float = 0.0
     """
     Dropout probability.
+    """
+    surfaces: Sequence[SurfaceType] = (SurfaceType.BLOCK_END,)
+    """
+    Injection surfaces of every layer, in forward order: [BLOCK_END] (one slot per layer, r0c{layer}) or a non-empty ordered subset of [POST_ATTN, POST_MLP] (the slot after each sublayer's residual, r{rank}c{layer}); order = layer * len(surfaces) + rank.
     """

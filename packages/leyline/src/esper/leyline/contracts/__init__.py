@@ -46,6 +46,7 @@ from .seed_stage import SeedStage
 from .seed_stage_changed_payload import SeedStageChangedPayload
 from .seed_state_report import SeedStateReport
 from .severity import Severity
+from .slot_config import SlotConfig
 from .surface_type import SurfaceType
 from .telemetry_event import TelemetryEvent
 from .telemetry_event_type import TelemetryEventType
@@ -54,7 +55,7 @@ from .topology import Topology
 from .training_completed_payload import TrainingCompletedPayload
 from .training_metrics import TrainingMetrics
 from .training_signals import TrainingSignals
-from .training_started_payload import Blueprint, SlotId, TrainingStartedPayload
+from .training_started_payload import Blueprint, TrainingStartedPayload
 
 __all__ = [
     "ActionHead",
@@ -101,7 +102,7 @@ __all__ = [
     "SeedStageChangedPayload",
     "SeedStateReport",
     "Severity",
-    "SlotId",
+    "SlotConfig",
     "SurfaceType",
     "TelemetryEvent",
     "TelemetryEventType",

@@ -67,3 +67,7 @@ class BlueprintAction(IntEnum):
     """
     CNN: ladder seed of up to four conv blocks whose active depth is its internal level (GROW_INTERNAL / SHRINK_INTERNAL).
     """
+    LORA_LADDER = 14
+    """
+    Transformer: ladder of low-rank blocks (4 x rank 4); the internal level is the number of active blocks.
+    """

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .blueprint_action import BlueprintAction
 from .germination_style import GerminationStyle
 from .seed_internal_kind import SeedInternalKind
+from .surface_type import SurfaceType
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,4 +56,8 @@ class SeedGerminatedPayload:
     internal_max_level: int
     """
     Highest internal level.
+    """
+    surface: SurfaceType
+    """
+    Surface of the seed's slot (where in the host it sits).
     """

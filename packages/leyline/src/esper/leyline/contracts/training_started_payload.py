@@ -9,10 +9,8 @@ from typing import TypeAlias
 
 from .parallel_mode import ParallelMode
 from .policy_kind import PolicyKind
+from .slot_config import SlotConfig
 from .topology import Topology
-
-SlotId: TypeAlias = str
-
 
 Blueprint: TypeAlias = str
 
@@ -35,9 +33,9 @@ class TrainingStartedPayload:
     """
     Host family.
     """
-    slot_ids: Sequence[SlotId]
+    slot_config: SlotConfig
     """
-    Enabled slots in action order.
+    Enabled slots in action order, each with its surface, order, channels and position.
     """
     blueprints: Sequence[Blueprint]
     """
