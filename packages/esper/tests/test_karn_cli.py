@@ -68,6 +68,11 @@ def test_gates_exit_code_is_the_verdict(tmp_path: Path, capsys: pytest.CaptureFi
     assert {g["gate"]: g["verdict"] for g in report["gates"]}["bounded_thrash"] == "fail"
     code, out, _ = run_cli(["gates", "treat", *base], capsys)  # no control: comparative gates skip, exit 1
     assert code == 1 and "SKIP" in out and "needs --control" in out
+    # An evaluation run (no PPO update of its own) judged with the run that trained its policy: that run collapsed.
+    scripted_run(tmp_path / "train", LADDER, op_entropies=(0.5, 0.05, 0.05, 0.05))
+    code, out, _ = run_cli(["gates", "flip", "--control", "ctrl", "--training", "train", *base, "--json"], capsys)
+    entropy = {g["gate"]: g for g in json.loads(out)["gates"]}["no_entropy_collapse"]
+    assert code == 1 and entropy["verdict"] == "fail" and "read from the training run" in entropy["note"]
 
 
 def test_gates_thresholds_file_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from esper.karn.comparison import ArmMetrics, comparisons, differences, surface_split
+from esper.karn.comparison import ArmMetrics, comparisons, differences, summarise, surface_split
 from esper.karn.packs import load_packs
-from esper.karn.stats import mean_ci
+from esper.karn.stats import format_mean_ci, mean_ci
 
 
 def metrics(arm: str, seed: int, accuracy: float, params: float, baseline: float) -> ArmMetrics:
@@ -52,3 +52,13 @@ def test_the_surface_split_sums_seeds_and_gives_each_surface_its_share() -> None
         ["lattice", "POST_ATTN", "4", "0.50", "2", "2"],
         ["lattice", "POST_MLP", "4", "0.50", "1", "1"],
     ]
+
+
+def test_the_host_only_row_counts_each_seed_once() -> None:
+    """Three arms on the same three seeds share each seed's host-only baseline: the row's interval is over 3 values,
+    not 9 (which would understate it)."""
+    baseline = {0: 35.0, 1: 37.0, 2: 36.0}
+    rows = [metrics(arm, s, baseline[s], 0.0, baseline[s]) for arm in ("a", "b", "c") for s in baseline]
+    (host_only, *_) = summarise(rows, ["a", "b", "c"])
+    assert host_only["arm"] == "host_only" and host_only["seeds"] == 3
+    assert host_only["final_accuracy"] == format_mean_ci(list(baseline.values()))

@@ -173,6 +173,17 @@ def test_entropy_gate_fails_on_a_sustained_collapse(tmp_path: Path) -> None:
     assert sustained["no_entropy_collapse"] is GateVerdict.FAIL
 
 
+def test_an_evaluation_runs_entropy_gate_reads_the_training_run(tmp_path: Path) -> None:
+    """An evaluation makes no PPO update; the entropy of the policy it acts with is its training run's."""
+    evaluation = RunStore(scripted_run(tmp_path / "eval", LADDER))
+    collapsed = RunStore(scripted_run(tmp_path / "train", LADDER, op_entropies=(0.5, 0.05, 0.05, 0.05)))
+    alone = {r.gate: r for r in evaluate(evaluation).results}["no_entropy_collapse"]
+    assert alone.verdict is GateVerdict.PASS and alone.measured == "no PPO updates"
+    judged = {r.gate: r for r in evaluate(evaluation, training=collapsed).results}["no_entropy_collapse"]
+    assert judged.verdict is GateVerdict.FAIL and judged.measured.startswith("0.75 of 4 updates")
+    assert str(collapsed.run_dir) in judged.note
+
+
 def test_rollback_and_invalid_action_gates_compare_with_the_control(tmp_path: Path) -> None:
     same = gates(tmp_path / "same", LADDER, LADDER, rollbacks=1, control_rollbacks=1)
     assert same["no_rollback_rise"] is GateVerdict.PASS and same["invalid_action_rate"] is GateVerdict.PASS

@@ -222,8 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for pair in pack.gate_pairs:
         if pair.treatment not in size.arms or pair.control not in size.arms:
             continue
+        # A PPO arm's entropy gate reads its training run (its evaluations make no PPO update).
+        training = RunStore(runs.trainings[pair.treatment].run_dir) if pair.treatment in runs.trainings else None
         for seed in size.seeds:
-            report = evaluate(stores[(pair.treatment, seed)], stores[(pair.control, seed)])
+            report = evaluate(stores[(pair.treatment, seed)], stores[(pair.control, seed)], training=training)
             reports.append((f"{pair.treatment} vs {pair.control}", seed, report))
     (out / "comparison.html").write_text(build_comparison(pack, scale_name, metrics, reports, run_dirs))
     verdict = overall_verdict(reports)

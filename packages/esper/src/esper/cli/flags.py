@@ -152,9 +152,12 @@ def add_karn_parser(sub: Sub) -> None:
 
 
 def add_gates_parser(sub: Sub) -> None:
-    gates = sub.add_parser("gates", help="evaluate the Phase 0 exit gates (exit 0 only when all pass)")
+    gates = sub.add_parser("gates", help="evaluate the exit gates (exit 0 only when all that apply pass)")
     gates.add_argument("run", help="treatment run: directory or run id under --runs-dir")
     gates.add_argument("--control", help="control run (no ladder) for the comparative gates")
+    gates.add_argument(
+        "--training", help="for an evaluation run: the PPO run that trained its policy (the entropy gate reads it)"
+    )
     _runs_dir(gates)
     gates.add_argument("--thresholds", type=Path, help="GateThresholds JSON (default: the contract's defaults)")
     gates.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for the run's ROI")

@@ -108,7 +108,10 @@ def cmd_gates(args: argparse.Namespace) -> int:
     control = None
     if args.control is not None:
         control = open_store(resolve_run(args.control, args.runs_dir), args.control_baseline_accuracy)
-    report = evaluate(run, control, thresholds)
+    training = None
+    if args.training is not None:
+        training = open_store(resolve_run(args.training, args.runs_dir))
+    report = evaluate(run, control, thresholds, training)
     if args.json:
         records: list[dict[str, Any]] = [
             {

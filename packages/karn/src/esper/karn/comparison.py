@@ -88,12 +88,18 @@ def _spread(values: Sequence[float | None]) -> str:
 def summarise(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[dict[str, Any]]:
     """One row per arm (means over seeds), plus the host-only baseline as its own row."""
     rows: list[dict[str, Any]] = []
-    baselines = [m.baseline_accuracy for m in metrics if m.baseline_accuracy is not None]
+    # One host-only value per seed: every run on a seed trains the same host alike, so pooling the runs' baselines
+    # would count each seed once per arm and shrink the interval.
+    per_seed: dict[int, list[float]] = {}
+    for m in metrics:
+        if m.baseline_accuracy is not None:
+            per_seed.setdefault(m.seed, []).append(m.baseline_accuracy)
+    baselines = [statistics.fmean(values) for values in per_seed.values()]
     if baselines:
         rows.append(
             {
                 "arm": "host_only",
-                "seeds": len({m.seed for m in metrics}),
+                "seeds": len(baselines),
                 "final_accuracy": _spread(baselines),
                 "added_params": "0",
                 "roi_per_kparam": "-",

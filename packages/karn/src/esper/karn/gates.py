@@ -233,17 +233,20 @@ def gate_surface_preference(t: RunMetrics, th: GateThresholds) -> ExitGateResult
     return ExitGateResult(name, _verdict(preferred), measured, bound, note)
 
 
-def gate_entropy(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
+def gate_entropy(entropies: list[float], th: GateThresholds, source: str = "") -> ExitGateResult:
+    """`entropies`: the op head's entropy per PPO update, of the run itself or (`source` says so) of the training
+    run whose policy an evaluation run acts with."""
     name = "no_entropy_collapse"
     bound = f"collapsed streak <= {th.max_collapsed_update_fraction:.2f} (op entropy < {th.entropy_collapse_threshold})"
-    if not t.op_entropies:
+    if not entropies:
         return ExitGateResult(name, GateVerdict.PASS, "no PPO updates", bound, "nothing to collapse")
-    fraction = longest_collapse_fraction(t.op_entropies, th.entropy_collapse_threshold)
+    fraction = longest_collapse_fraction(entropies, th.entropy_collapse_threshold)
     return ExitGateResult(
         name,
         _verdict(fraction <= th.max_collapsed_update_fraction),
-        f"{fraction:.2f} of {len(t.op_entropies)} updates (min {min(t.op_entropies):.3f})",
+        f"{fraction:.2f} of {len(entropies)} updates (min {min(entropies):.3f})",
         bound,
+        source,
     )
 
 
@@ -291,15 +294,26 @@ def gate_thrash(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     return ExitGateResult(name, _verdict(not problems), measured, bound, "; ".join(problems))
 
 
-def evaluate(run: RunStore, control: RunStore | None = None, thresholds: GateThresholds | None = None) -> GateReport:
+def evaluate(
+    run: RunStore,
+    control: RunStore | None = None,
+    thresholds: GateThresholds | None = None,
+    training: RunStore | None = None,
+) -> GateReport:
+    """The exit gates of `run` (against `control`). `training`: for an evaluation run (a trained policy acting
+    without learning), the PPO run that trained it: its updates are what the entropy gate judges."""
     th = thresholds if thresholds is not None else GateThresholds()
     t = measure(run)
     c = measure(control) if control is not None else None
+    if training is None:
+        entropy = gate_entropy(t.op_entropies, th)
+    else:
+        entropy = gate_entropy(measure(training).op_entropies, th, f"read from the training run {training.run_dir}")
     results = [
         gate_internal_op_share(t, th),
         gate_heavy_blueprint(t, c, th),
         gate_surface_preference(t, th),
-        gate_entropy(t, th),
+        entropy,
         gate_rollbacks(t, c, th),
         gate_invalid_actions(t, c, th),
         gate_thrash(t, th),
