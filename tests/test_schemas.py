@@ -117,8 +117,9 @@ def test_fixed_enum_values() -> None:
     }
     blueprints = enum_members("blueprint_action")
     assert blueprints["NOOP"] == 0 and blueprints["FLEX_ATTENTION"] == 12 and blueprints["CONV_LADDER"] == 13
-    assert blueprints["LORA_LADDER"] == 14 and sorted(blueprints.values()) == list(range(15))
-    assert enum_members("seed_internal_kind") == {"NONE": 0, "CONV_LADDER": 1, "LORA_LADDER": 2}
+    assert blueprints["LORA_LADDER"] == 14 and blueprints["CHANNEL_LADDER"] == 15
+    assert sorted(blueprints.values()) == list(range(16))
+    assert enum_members("seed_internal_kind") == {"NONE": 0, "CONV_LADDER": 1, "LORA_LADDER": 2, "CHANNEL_LADDER": 3}
     stages = enum_members("seed_stage")
     assert 5 not in stages.values(), "stage value 5 is reserved"
     assert stages["HOLDING"] == 6 and stages["RESETTING"] == 10

@@ -132,6 +132,7 @@ def report_document(**overrides: Any) -> dict[str, Any]:
         "internal_level": 1 if kind is SeedInternalKind.CONV_LADDER else 0,
         "internal_max_level": 4 if kind is SeedInternalKind.CONV_LADDER else 1,
         "internal_active_params": 1200,
+        "internal_group_size": 2 if kind is SeedInternalKind.CHANNEL_LADDER else 0,
     }
     doc.update(overrides)
     return doc
@@ -209,6 +210,7 @@ def event_document() -> dict[str, Any]:
             "to_level": 2,
             "max_level": 4,
             "active_params": 2400,
+            "group_size": 0,
         },
     }
 

@@ -132,7 +132,7 @@ def test_a_pack_file_runs_every_arm_and_writes_report_results_and_verdict(
 
 def test_misuse_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "run", "nope"]) == 2
-    assert "no pack 'nope'; packs: phase0, phase1" in capsys.readouterr().err
+    assert "no pack 'nope'; packs: phase0, phase1, phase2" in capsys.readouterr().err
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**TINY, "gate_pairs": [{"treatment": "treatment", "control": "ghost"}]}))
     assert main(["experiment", "run", str(broken), "--quick"]) == 2

@@ -61,7 +61,8 @@ def test_gates_exit_code_is_the_verdict(tmp_path: Path, capsys: pytest.CaptureFi
     scripted_run(tmp_path / "flip", [(1, OP.GERMINATE), (2, OP.GROW_INTERNAL), (3, OP.SHRINK_INTERNAL)])
     base = ["--runs-dir", str(tmp_path)]
     code, out, _ = run_cli(["gates", "treat", "--control", "ctrl", *base], capsys)
-    assert code == 0 and "ALL GATES PASS" in out and out.count("PASS") == 7
+    # 7 gates that apply pass (surface_preference does not apply: SKIP), plus the verdict line
+    assert code == 0 and "ALL GATES PASS" in out and out.count("PASS") == 8
     code, out, _ = run_cli(["gates", "flip", "--control", "ctrl", *base, "--json"], capsys)
     report = json.loads(out)
     assert code == 1 and not report["passed"]

@@ -107,7 +107,7 @@ def test_heuristic_run_end_to_end_is_valid_and_reproducible(tmp_path: Path, caps
     [
         (
             ["--slots", "r9c9"],
-            "--slots: host has no slot(s) ['r9c9']; available: r0c0, r0c1, r0c2, r1c0, r1c1 (task digits)",
+            "--slots: host has no slot(s) ['r9c9']; available: r0c0, r1c0, r0c1, r1c1, r0c2 (task digits)",
         ),
         (["--slots", "late"], "--slots: slot id 'late' is not of the form"),
         (["--blueprints", "lora"], "--blueprints: ['lora'] do not apply to digits"),

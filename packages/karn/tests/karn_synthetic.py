@@ -13,7 +13,12 @@ of `baseline_metrics(episode, epoch)` (val accuracy 40 + 10 * episode + epoch).
 
 Runs default to a CNN on digits with three block-end slots (CNN_SLOTS); `SyntheticRun(..., slots=LATTICE,
 topology=Topology.TRANSFORMER)` is a transformer with a sublayer lattice (LATTICE: POST_ATTN and POST_MLP of two
-layers, in action order r0c0 r1c0 r0c1 r1c1), and `lattice_run` a scripted one with hand-counted surface usage."""
+layers, in action order r0c0 r1c0 r0c1 r1c1), and `lattice_run` a scripted one with hand-counted surface usage.
+POOL_SLOTS is a CNN's pre/post-pool lattice (Phase 2: PRE_POOL r0c*, POST_POOL r1c*, in forward order).
+
+Every seed payload carries the group size: a `channel_ladder` seed has CHANNEL_GROUP_SIZE channels per group (in
+SEED_GERMINATED's internal_group_size and each SEED_INTERNAL_LEVEL_CHANGED's group_size), every other seed 0.
+Ladders germinate at level 1 of 4."""
 
 from __future__ import annotations
 
@@ -78,6 +83,23 @@ CNN_SLOTS = slot_config(
     ("r0c0", "r0c1", "r0c2"),
 )
 SLOTS = slot_ids(CNN_SLOTS)
+CHANNEL_GROUP_SIZE = 2  # channels per group of every channel_ladder seed
+
+
+# A CNN's pre/post-pool lattice of three blocks (Phase 2): r0c{b} PRE_POOL (before block b's pool, full resolution),
+# r1c{b} POST_POOL (after it; the last block has no pool). Forward order: r0c0 r1c0 r0c1 r1c1 r0c2.
+def _pool_point(block: int, rank: int) -> InjectionSpec:
+    order = block * 2 + rank
+    surface = (SurfaceType.PRE_POOL, SurfaceType.POST_POOL)[rank]
+    return InjectionSpec(
+        slot_id=f"r{rank}c{block}", channels=4 << block, surface=surface, order=order, position=order / 4
+    )
+
+
+POOL_SLOTS = slot_config(
+    [_pool_point(block, rank) for block in range(3) for rank in range(2) if (block, rank) != (2, 1)],
+    ("r0c0", "r1c0", "r0c1", "r1c1", "r0c2"),
+)
 
 
 # The transformer sublayer lattice of two layers: r{rank}c{layer}, rank 0 POST_ATTN, rank 1 POST_MLP; action order
@@ -125,6 +147,7 @@ class _Seed:
     blueprint: BlueprintAction
     level: int
     params: int
+    group_size: int  # channels per group of a channel ladder; 0 for every other seed
     stage: SeedStage = SeedStage.GERMINATED
     reported: int = 0  # epochs reported in so far
 
@@ -287,7 +310,8 @@ class SyntheticRun:
             self._counter += 1
             kind = BLUEPRINT_INTERNAL_KIND[bp]
             ladder = kind is not SeedInternalKind.NONE
-            seed = _Seed(f"env{env}-seed{self._counter}", self._counter, bp, 1 if ladder else 0, 100)
+            group_size = CHANNEL_GROUP_SIZE if kind is SeedInternalKind.CHANNEL_LADDER else 0
+            seed = _Seed(f"env{env}-seed{self._counter}", self._counter, bp, 1 if ladder else 0, 100, group_size)
             self._seeds[key] = seed
             if key in self._ended:  # the slot resets for the new seed
                 del self._ended[key]
@@ -304,6 +328,7 @@ class SyntheticRun:
                     internal_level=seed.level,
                     internal_max_level=4 if ladder else 1,
                     surface=self.surface(slot),
+                    internal_group_size=seed.group_size,
                 ),
                 slot_id=slot,
             )
@@ -330,6 +355,7 @@ class SyntheticRun:
                     to_level=new,
                     max_level=4,
                     active_params=40 * new,
+                    group_size=seed.group_size,
                 ),
                 slot_id=slot,
             )
@@ -611,5 +637,72 @@ def lattice_run(run_dir: Path) -> Path:
     run.decide(0, 9, OP.ADVANCE, slot="r1c1", success=False)
     run.decide(0, 10, OP.WAIT)
     run.outcome(0, 90.0, 300)
+    run.finish(baseline_accuracy=85.0)
+    return run_dir
+
+
+def channel_run(run_dir: Path, *, finish: bool = True) -> SyntheticRun:
+    """A CNN run on POOL_SLOTS, one env, one episode of 6: epoch 1 GERMINATE channel_ladder r0c1 (pre-pool, level 1
+    of 4, CHANNEL_GROUP_SIZE channels per group), 2 GROW_INTERNAL r0c1 (level 2), 3 GERMINATE conv_heavy r1c0
+    (post-pool, no groups), 4 WAIT; then (`finish`) its outcome and the end of training."""
+    run = SyntheticRun(run_dir, episode_length=6, slots=POOL_SLOTS)
+    run.start_episode(0, 0)
+    run.decide(0, 1, OP.GERMINATE, slot="r0c1", blueprint="channel_ladder")
+    run.decide(0, 2, OP.GROW_INTERNAL, slot="r0c1")
+    run.decide(0, 3, OP.GERMINATE, slot="r1c0", blueprint="conv_heavy")
+    run.decide(0, 4, OP.WAIT)
+    if finish:
+        run.outcome(0, 90.0, 200)
+        run.finish(baseline_accuracy=85.0)
+    return run
+
+
+# (seed id, slot, blueprint, top epoch or None, pruned epoch) of overshoot_run's seeds, all pruned; the overshoot
+# prunes among them (pruned within OVERSHOOT_WINDOW = 5 epochs of first reaching level 4 of 4) are marked True.
+OVERSHOOT_SEEDS = (
+    ("env0-seed1", "r0c1", "channel_ladder", 4, 7, True),  # pruned 3 epochs after reaching the top
+    ("env0-seed2", "r0c0", "conv_ladder", 9, 17, False),  # 8 epochs after
+    ("env0-seed3", "r1c0", "conv_ladder", None, 12, False),  # never at the top (level 2 of 4)
+    ("env0-seed4", "r0c2", "conv_ladder", 16, 21, True),  # exactly 5 epochs after: within the window
+)
+
+
+def overshoot_run(run_dir: Path) -> Path:
+    """A CNN run on POOL_SLOTS, one env, one episode of 22 epochs, its four ladders all pruned (OVERSHOOT_SEEDS):
+
+    e1 GERMINATE channel_ladder r0c1, e2-e4 GROW r0c1 (level 4 of 4 at e4), e5 GERMINATE conv_ladder r0c0, e6 GROW
+    r0c0, e7 PRUNE r0c1 (3 epochs after its top: an overshoot prune), e8-e9 GROW r0c0 (top at e9), e10 GERMINATE
+    conv_ladder r1c0, e11 GROW r1c0 (level 2), e12 PRUNE r1c0 (never at the top), e13 GERMINATE conv_ladder r0c2,
+    e14-e16 GROW r0c2 (top at e16), e17 PRUNE r0c0 (8 epochs after its top: not one), e21 PRUNE r0c2 (5 after: one);
+    every other epoch WAITs. Two overshoot prunes in one finished episode."""
+    run = SyntheticRun(run_dir, episode_length=22, slots=POOL_SLOTS)
+    run.start_episode(0, 0)
+    script: dict[int, tuple[LifecycleOp, str, str]] = {  # epoch -> op, slot, blueprint (GERMINATE only)
+        1: (OP.GERMINATE, "r0c1", "channel_ladder"),
+        2: (OP.GROW_INTERNAL, "r0c1", ""),
+        3: (OP.GROW_INTERNAL, "r0c1", ""),
+        4: (OP.GROW_INTERNAL, "r0c1", ""),
+        5: (OP.GERMINATE, "r0c0", "conv_ladder"),
+        6: (OP.GROW_INTERNAL, "r0c0", ""),
+        7: (OP.PRUNE, "r0c1", ""),
+        8: (OP.GROW_INTERNAL, "r0c0", ""),
+        9: (OP.GROW_INTERNAL, "r0c0", ""),
+        10: (OP.GERMINATE, "r1c0", "conv_ladder"),
+        11: (OP.GROW_INTERNAL, "r1c0", ""),
+        12: (OP.PRUNE, "r1c0", ""),
+        13: (OP.GERMINATE, "r0c2", "conv_ladder"),
+        14: (OP.GROW_INTERNAL, "r0c2", ""),
+        15: (OP.GROW_INTERNAL, "r0c2", ""),
+        16: (OP.GROW_INTERNAL, "r0c2", ""),
+        17: (OP.PRUNE, "r0c0", ""),
+        21: (OP.PRUNE, "r0c2", ""),
+    }
+    for epoch in range(1, run.episode_length + 1):
+        if epoch in script:
+            op, slot, blueprint = script[epoch]
+            run.decide(0, epoch, op, slot=slot, blueprint=blueprint)
+        else:
+            run.decide(0, epoch, OP.WAIT)
+    run.outcome(0, 90.0, 100)
     run.finish(baseline_accuracy=85.0)
     return run_dir

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from esper.karn.comparison import ArmMetrics, comparisons, differences, summarise, surface_split
+from pathlib import Path
+
+from karn_synthetic import lattice_run
+
+from esper.karn import RunStore
+from esper.karn.comparison import (
+    ArmMetrics,
+    SurfaceUse,
+    arm_metrics,
+    comparisons,
+    differences,
+    summarise,
+    surface_split,
+)
 from esper.karn.packs import load_packs
 from esper.karn.stats import format_mean_ci, mean_ci
 
@@ -34,14 +47,16 @@ def test_the_phase0_pack_compares_each_learned_arm_with_every_fixed_one() -> Non
 
 
 def test_the_surface_split_sums_seeds_and_gives_each_surface_its_share() -> None:
-    usage = [
+    # The mean final contribution per surface (its ROI) is averaged over the seeds that measured one: POST_ATTN's
+    # only seed 0's 0.4, POST_MLP's (1.0 + -0.5) / 2.
+    usage: list[dict[str, SurfaceUse]] = [
         {
-            "POST_ATTN": {"decisions": 3, "germinations": 1, "internal_ops": 2},
-            "POST_MLP": {"decisions": 1, "germinations": 1, "internal_ops": 0},
+            "POST_ATTN": {"decisions": 3, "germinations": 1, "internal_ops": 2, "mean_contribution": 0.4},
+            "POST_MLP": {"decisions": 1, "germinations": 1, "internal_ops": 0, "mean_contribution": 1.0},
         },
         {
-            "POST_ATTN": {"decisions": 1, "germinations": 1, "internal_ops": 0},
-            "POST_MLP": {"decisions": 3, "germinations": 0, "internal_ops": 1},
+            "POST_ATTN": {"decisions": 1, "germinations": 1, "internal_ops": 0, "mean_contribution": None},
+            "POST_MLP": {"decisions": 3, "germinations": 0, "internal_ops": 1, "mean_contribution": -0.5},
         },
     ]
     rows = [
@@ -49,8 +64,28 @@ def test_the_surface_split_sums_seeds_and_gives_each_surface_its_share() -> None
         for seed, used in enumerate(usage)
     ]
     assert surface_split(rows, ["lattice", "absent"]) == [
-        ["lattice", "POST_ATTN", "4", "0.50", "2", "2"],
-        ["lattice", "POST_MLP", "4", "0.50", "1", "1"],
+        ["lattice", "POST_ATTN", "4", "0.50", "2", "2", "0.40"],
+        ["lattice", "POST_MLP", "4", "0.50", "1", "1", "0.25"],
+    ]
+    # A surface none of whose seeds measured a contribution shows none.
+    unmeasured: dict[str, SurfaceUse] = {
+        "BLOCK_END": {"decisions": 2, "germinations": 1, "internal_ops": 0, "mean_contribution": None}
+    }
+    alone = ArmMetrics("cnn", 0, 50.0, 49.0, 10.0, None, {}, None, None, 0.0, 0, 3, 1.0, unmeasured)
+    assert surface_split([alone], ["cnn"]) == [["cnn", "BLOCK_END", "2", "1.00", "1", "0", "-"]]
+
+
+def test_arm_metrics_read_each_surfaces_mean_final_contribution(tmp_path: Path) -> None:
+    # karn_synthetic.lattice_run (hand-counted in test_store): POST_ATTN's seeds ended with the fossilized ladder's
+    # 0.4 (the live lora has none yet); POST_MLP's one pruned seed was never measured.
+    metrics = arm_metrics("lattice", 0, RunStore(lattice_run(tmp_path / "l")))
+    assert metrics.surface_usage == {
+        "POST_ATTN": {"decisions": 5, "germinations": 2, "internal_ops": 2, "mean_contribution": 0.4},
+        "POST_MLP": {"decisions": 3, "germinations": 1, "internal_ops": 0, "mean_contribution": None},
+    }
+    assert surface_split([metrics], ["lattice"]) == [
+        ["lattice", "POST_ATTN", "5", "0.62", "2", "2", "0.40"],
+        ["lattice", "POST_MLP", "3", "0.38", "1", "0", "-"],
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from karn_synthetic import LATTICE, OP, SyntheticRun, scripted_run
+from karn_synthetic import LATTICE, OP, SyntheticRun, overshoot_run, scripted_run
 
 from esper.karn import GateReport, GateThresholds, GateVerdict, RunStore, evaluate
 from esper.karn.gates import HEAVY_BLUEPRINT, longest_collapse_fraction
@@ -161,6 +161,7 @@ def test_surface_preference_skips_a_block_end_run_saying_why(tmp_path: Path) -> 
         "surface_preference": False,
         "no_rollback_rise": True,
         "invalid_action_rate": True,
+        "overshoot_prunes": True,
     }
     assert not alone.passed
 
@@ -189,6 +190,52 @@ def test_rollback_and_invalid_action_gates_compare_with_the_control(tmp_path: Pa
     assert same["no_rollback_rise"] is GateVerdict.PASS and same["invalid_action_rate"] is GateVerdict.PASS
     worse = gates(tmp_path / "worse", LADDER, LADDER, rollbacks=1, invalid_epochs=(3, 5))  # 2 of 20 = 0.1 > 0.05
     assert worse["no_rollback_rise"] is GateVerdict.FAIL and worse["invalid_action_rate"] is GateVerdict.FAIL
+
+
+def overshoot_gate(
+    run: RunStore, control: RunStore | None, thresholds: GateThresholds | None = None
+) -> tuple[GateVerdict, str, str, str]:
+    """The overshoot_prunes gate's verdict, measured text, threshold and note."""
+    (result,) = [r for r in evaluate(run, control, thresholds).results if r.gate == "overshoot_prunes"]
+    return result.verdict, result.measured, result.threshold, result.note
+
+
+def test_overshoot_prune_gate_compares_prunes_per_episode_with_the_control(tmp_path: Path) -> None:
+    # karn_synthetic.overshoot_run: 2 overshoot prunes in 1 episode; a ladder that grows twice and lives has none.
+    overshooting = RunStore(overshoot_run(tmp_path / "o"))
+    steady = RunStore(scripted_run(tmp_path / "s", LADDER))
+    verdict, measured, bound, note = overshoot_gate(overshooting, steady)
+    assert verdict is GateVerdict.FAIL and measured == "2.000 per episode (2 overshoot prunes)"
+    assert bound == "<= 0.000 + 0" and note == "more seeds pruned within 5 epochs of reaching their top level"
+    # A tie passes (the expected outcome when neither arm reaches a top level), as does fewer than the control.
+    assert overshoot_gate(steady, steady)[0] is GateVerdict.PASS
+    assert overshoot_gate(overshooting, overshooting)[0] is GateVerdict.PASS
+    assert overshoot_gate(steady, overshooting)[:3] == (
+        GateVerdict.PASS,
+        "0.000 per episode (0 overshoot prunes)",
+        "<= 2.000 + 0",
+    )
+    # max_overshoot_prune_increase allows a rise: 2 <= 0 + 2 passes, 2 > 0 + 1.5 fails.
+    assert overshoot_gate(overshooting, steady, GateThresholds(max_overshoot_prune_increase=2.0))[0] is GateVerdict.PASS
+    loose = GateThresholds(max_overshoot_prune_increase=1.5)
+    assert overshoot_gate(overshooting, steady, loose)[0] is GateVerdict.FAIL
+    # Without a control it cannot be judged: SKIP, and the report does not pass.
+    verdict, measured, bound, note = overshoot_gate(overshooting, None)
+    assert (verdict, measured, bound, note) == (
+        GateVerdict.SKIP,
+        "2.000 per episode (2 overshoot prunes)",
+        "needs --control",
+        "no control run given",
+    )
+    assert not evaluate(steady).passed
+    # A run without a finished episode has no rate: it fails against a control.
+    unfinished = SyntheticRun(tmp_path / "u", episode_length=2)
+    unfinished.start_episode(0, 0)
+    unfinished.decide(0, 1, OP.WAIT)
+    unfinished.finish()
+    verdict, measured, _, note = overshoot_gate(RunStore(tmp_path / "u"), steady)
+    assert verdict is GateVerdict.FAIL and measured == "n/a per episode (0 overshoot prunes)"
+    assert note == "a run has no finished episode"
 
 
 def test_thrash_gate_bounds_density_reversals_and_late_activity(tmp_path: Path) -> None:

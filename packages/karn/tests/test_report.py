@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from karn_synthetic import HEURISTIC_SEED_MARKS, OP, every_event_type_run, heuristic_run, lattice_run, scripted_run
+from karn_synthetic import (
+    HEURISTIC_SEED_MARKS,
+    OP,
+    channel_run,
+    every_event_type_run,
+    heuristic_run,
+    lattice_run,
+    overshoot_run,
+    scripted_run,
+)
 
 from esper.karn import RunStore
 from esper.karn.render import RENDERERS, render_event, where
@@ -55,8 +64,8 @@ def test_the_report_is_self_contained_and_covers_every_event_type(tmp_path: Path
     assert rows[1:] == [
         "".join(f"<td>{cell}</td>" for cell in row)
         for row in (
-            (0, 0, "r0c0", "env0-seed1", "conv_ladder", 5, 5, 0.15, 6, "FOSSILIZED"),
-            (0, 0, "r0c1", "env0-seed2", "conv_heavy", 1, 1, 0.21, 6, "GERMINATED"),
+            (0, 0, "r0c0", "env0-seed1", "conv_ladder", "-", 5, 5, 0.15, 6, "FOSSILIZED"),
+            (0, 0, "r0c1", "env0-seed2", "conv_heavy", "-", 1, 1, 0.21, 6, "GERMINATED"),
         )
     ]
 
@@ -148,3 +157,64 @@ def test_the_report_shows_the_slots_and_the_surface_split(tmp_path: Path) -> Non
     gates = text[text.index("<h2>Exit gates") : text.index("<h2>Analytics</h2>")]
     # 5 of 8 decisions on POST_ATTN: no preference at n 8.
     assert '<td>surface_preference</td><td class="fail">FAIL</td><td>POST_ATTN share 0.625' in gates
+
+
+def test_renderings_name_a_channel_ladders_channels_per_group(tmp_path: Path) -> None:
+    # karn_synthetic.channel_run: a channel_ladder (2 channels per group) in r0c1, grown 1 -> 2; conv_heavy in r1c0.
+    store = RunStore(channel_run(tmp_path / "c").run_dir)
+    lines = [render_event(event) for event in store.log.events]
+    germinated = [line for line in lines if line.startswith("germinated")]
+    assert germinated == [
+        "germinated channel_ladder on pre_pool (env0-seed1, 100 params, level 1/4, 2 channels per group)",
+        "germinated conv_heavy on post_pool (env0-seed2, 100 params)",  # no groups: nothing extra
+    ]
+    levels = [line for line in lines if "internal grow" in line]
+    assert levels == ["env0-seed1: internal grow 1 -> 2 of 4 (80 active params, 2 channels per group)"]
+    # A conv_ladder's level change names no group (every_event_type_run).
+    other = [render_event(e) for e in RunStore(every_event_type_run(tmp_path / "all")).log.events]
+    assert "env0-seed1: internal grow 1 -> 2 of 4 (80 active params)" in other
+
+
+def rows_of(section: str) -> list[str]:
+    return re.findall(r"<tr>(.*?)</tr>", section)
+
+
+def test_the_reports_seed_tables_show_the_group_size_and_the_overshoot_prunes(tmp_path: Path) -> None:
+    store = RunStore(channel_run(tmp_path / "c").run_dir)
+    out = tmp_path / "report.html"
+    write_report(store, out)
+    text = out.read_text()
+    # The largest |delta|/|x| per seed, with each seed's channels per group (- for a seed without groups).
+    section = text[text.index("largest |δ|/|x| per seed") : text.index("<h2>Seed lifecycle")]
+    assert "<th>blueprint</th><th>ch/group</th>" in section
+    assert rows_of(section)[1:] == [
+        "<td>0</td><td>0</td><td>r0c1</td><td>env0-seed1</td><td>channel_ladder</td><td>2</td><td>3</td><td>3</td>"
+        "<td>0.13</td><td>4</td><td>GERMINATED</td>",
+        "<td>0</td><td>0</td><td>r1c0</td><td>env0-seed2</td><td>conv_heavy</td><td>-</td><td>1</td><td>1</td>"
+        "<td>0.21</td><td>4</td><td>GERMINATED</td>",
+    ]
+    # The seeds view's table: internal_group_size beside the internal kind.
+    seeds = text[text.index("<small>(seeds)</small>") :]
+    seeds = seeds[: seeds.index("</table>")]
+    header = re.search(r"<thead><tr>(.*?)</tr></thead>", seeds)
+    assert header is not None
+    columns = re.findall(r"<th>(.*?)</th>", header.group(1))
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in rows_of(seeds)[1:]]
+    assert [(c[columns.index("blueprint_id")], c[columns.index("internal_group_size")]) for c in cells] == [
+        ("channel_ladder", "2"),
+        ("conv_heavy", "0"),
+    ]
+    # The lifecycle section renders the germination with its group size.
+    assert "level 1/4, 2 channels per group" in text
+    # The overshoot views are in the report: karn_synthetic.overshoot_run has two overshoot prunes in one episode.
+    overshoot = RunStore(overshoot_run(tmp_path / "o"))
+    write_report(overshoot, tmp_path / "o.html")
+    text = (tmp_path / "o.html").read_text()
+    prunes = text[text.index("<small>(overshoot_prunes)</small>") :]
+    prunes = prunes[: prunes.index("</table>")]
+    assert [re.findall(r"<td>(.*?)</td>", row)[4:] for row in rows_of(prunes)[1:]] == [
+        ["env0-seed1", "channel_ladder", "4", "7"],
+        ["env0-seed4", "conv_ladder", "16", "21"],
+    ]
+    rate = text[text.index("<small>(overshoot_prune_rate)</small>") :]
+    assert rows_of(rate[: rate.index("</table>")])[1:] == ["<td>o</td><td>1</td><td>2</td><td>2</td>"]

@@ -5,17 +5,21 @@ from pathlib import Path
 
 import pytest
 from karn_synthetic import (
+    CHANNEL_GROUP_SIZE,
     HEURISTIC_EPISODE_LENGTH,
     OP,
+    OVERSHOOT_SEEDS,
     SyntheticRun,
     baseline_metrics,
+    channel_run,
     every_event_type_run,
     heuristic_run,
     lattice_run,
+    overshoot_run,
     scripted_run,
 )
 
-from esper.karn import VIEW_FOR_EVENT, VIEWS, QueryError, RunStore, list_run_dirs, read_events
+from esper.karn import OVERSHOOT_WINDOW, VIEW_FOR_EVENT, VIEWS, QueryError, RunStore, list_run_dirs, read_events
 from esper.karn.eventlog import EventTail
 from esper.leyline import TelemetryEventType, WireError
 
@@ -349,3 +353,82 @@ def test_the_ladder_views_count_a_lora_ladder_as_a_ladder(tmp_path: Path) -> Non
         "net_level_change": 2,
         "reversal_rate": 0.0,
     }
+
+
+def test_the_seed_views_carry_a_channel_ladders_group_size_and_0_for_other_seeds(tmp_path: Path) -> None:
+    # karn_synthetic.channel_run: a channel_ladder in r0c1 (pre-pool; CHANNEL_GROUP_SIZE = 2 channels per group) grown
+    # once at epoch 2, and a conv_heavy in r1c0 (post-pool) germinated at 3.
+    assert CHANNEL_GROUP_SIZE == 2
+    store = RunStore(channel_run(tmp_path / "c").run_dir)
+    seeds = store.query(
+        "SELECT slot_id, blueprint_id, internal_kind, internal_group_size, surface FROM seeds ORDER BY germinated_seq"
+    ).rows
+    assert seeds == [
+        ("r0c1", "channel_ladder", "CHANNEL_LADDER", 2, "PRE_POOL"),
+        ("r1c0", "conv_heavy", "NONE", 0, "POST_POOL"),
+    ]
+    levels = store.query(
+        "SELECT seed_id, internal_kind, from_level, to_level, max_level, group_size FROM internal_levels"
+    )
+    assert levels.rows == [("env0-seed1", "CHANNEL_LADDER", 1, 2, 4, 2)]
+    germinated = store.query(
+        "SELECT seed_id, internal_level, internal_group_size FROM seed_lifecycle WHERE event_type = 'SEED_GERMINATED' "
+        "ORDER BY seq"
+    ).rows
+    assert germinated == [("env0-seed1", 1, 2), ("env0-seed2", 0, 0)]
+    # seed_epochs: each report of a seed carries its germination's group size (the ladder from epoch 2, conv_heavy
+    # from epoch 4).
+    per_epoch = store.query("SELECT epoch, seed_id, internal_group_size FROM seed_epochs ORDER BY seq, slot_id").rows
+    assert per_epoch == [
+        (2, "env0-seed1", 2),
+        (3, "env0-seed1", 2),
+        (4, "env0-seed1", 2),
+        (4, "env0-seed2", 0),
+    ]
+    # A block-end run's ladders and fixed seeds have no channel groups.
+    cnn = RunStore(every_event_type_run(tmp_path / "all"))
+    assert cnn.query("SELECT DISTINCT internal_group_size FROM seeds").rows == [(0,)]
+    assert cnn.query("SELECT DISTINCT group_size FROM internal_levels").rows == [(0,)]
+
+
+def test_overshoot_prunes_match_the_hand_counted_log(tmp_path: Path) -> None:
+    # karn_synthetic.overshoot_run (OVERSHOOT_SEEDS): four ladders pruned; the channel ladder 3 epochs after first
+    # reaching level 4 of 4 and a conv_ladder exactly 5 after are overshoot prunes; a conv_ladder pruned 8 epochs after
+    # its top and one that never reached it (level 2 of 4) are not.
+    assert OVERSHOOT_WINDOW == 5
+    store = RunStore(overshoot_run(tmp_path / "o"))
+    assert store.query("SELECT count(*) FROM seeds WHERE ended_as = 'PRUNED'").rows == [(4,)]
+    rows = store.view("overshoot_prunes").records()
+    expected = [
+        {
+            "run_id": "o",
+            "env_id": 0,
+            "episode": 0,
+            "slot_id": slot,
+            "seed_id": seed_id,
+            "blueprint_id": blueprint,
+            "top_epoch": top,
+            "pruned_epoch": pruned,
+        }
+        for seed_id, slot, blueprint, top, pruned, overshoot in OVERSHOOT_SEEDS
+        if overshoot
+    ]
+    assert [row["seed_id"] for row in expected] == ["env0-seed1", "env0-seed4"]
+    assert rows == expected
+    assert rows[0]["top_epoch"] == 4 and rows[0]["pruned_epoch"] == 7  # 3 epochs after
+    rate = store.view("overshoot_prune_rate").records()
+    assert rate == [{"run_id": "o", "episodes": 1, "overshoot_prunes": 2, "per_episode": 2.0}]
+    assert f"OVERSHOOT_WINDOW = {OVERSHOOT_WINDOW} epochs" in VIEWS["overshoot_prunes"][0]
+    # A run whose ladder never reached its top level has none; a run without a finished episode has no rate.
+    quiet = RunStore(scripted_run(tmp_path / "q", [(1, OP.GERMINATE), (2, OP.GROW_INTERNAL), (3, OP.PRUNE)]))
+    assert quiet.view("overshoot_prunes").rows == []
+    assert quiet.view("overshoot_prune_rate").records() == [
+        {"run_id": "q", "episodes": 1, "overshoot_prunes": 0, "per_episode": 0.0}
+    ]
+    unfinished = SyntheticRun(tmp_path / "u", episode_length=2)
+    unfinished.start_episode(0, 0)
+    unfinished.decide(0, 1, OP.WAIT)
+    unfinished.finish()
+    assert RunStore(tmp_path / "u").view("overshoot_prune_rate").records() == [
+        {"run_id": "u", "episodes": 0, "overshoot_prunes": 0, "per_episode": None}
+    ]

@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from karn_synthetic import OP, SyntheticRun, lattice_run
+from karn_synthetic import OP, SyntheticRun, channel_run, lattice_run
 from textual.widgets import DataTable, RichLog, Static
 
 from esper.karn.tui import KarnApp
@@ -101,6 +101,31 @@ def test_the_lanes_of_a_lattice_run_name_each_slots_surface_in_action_order(tmp_
             assert any(re.match(r"r0c1 post_attn lora +0\.320 .* GERMINATED$", line) for line in lanes)
             log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
             assert any("germinated lora_large on post_mlp" in line for line in log_lines)
+
+    asyncio.run(drive())
+
+
+def test_a_channel_ladders_lane_names_its_channels_per_group(tmp_path: Path) -> None:
+    # karn_synthetic.channel_run: a channel_ladder (2 channels per group) germinated in the pre-pool r0c1 at epoch 1
+    # and grown to level 2; conv_heavy in the post-pool r1c0 at epoch 3 (no groups: nothing extra); the rest empty.
+    channel_run(tmp_path / "c")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "c")
+        async with app.run_test(size=(140, 48)) as pilot:
+            await pilot.pause()
+            lanes = _text(app, "#lanes").splitlines()
+            labels = {line.split()[0]: line for line in lanes if re.match(r"r\dc\d ", line)}
+            assert list(labels) == ["r0c0", "r1c0", "r0c1", "r1c1", "r0c2"]
+            # Epoch 4: the ladder's third report (0.1 * 1 + 0.01 * 3), conv_heavy's first (0.1 * 2 + 0.01 * 1).
+            assert re.match(r"r0c1 pre_pool +channel_ladder L2/4 x2ch +0\.130 ·ggg GERMINATED$", labels["r0c1"])
+            assert re.match(r"r1c0 post_pool conv_heavy +0\.210 ···g GERMINATED$", labels["r1c0"])
+            assert not re.search(r"x\d+ch", labels["r1c0"] + labels["r0c0"])
+            log_lines = [str(line.text) for line in app.query_one("#log", RichLog).lines]
+            assert any(
+                line.endswith("internal grow 1 -> 2 of 4 (80 active params, 2 channels per group)")
+                for line in log_lines
+            )
 
     asyncio.run(drive())
 

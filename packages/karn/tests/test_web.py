@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from karn_synthetic import HEURISTIC_SEED_MARKS, OP, SyntheticRun, heuristic_run, lattice_run
+from karn_synthetic import HEURISTIC_SEED_MARKS, OP, SyntheticRun, channel_run, heuristic_run, lattice_run
 
 from esper.karn.web import Dashboard, DashboardServer
 
@@ -182,6 +182,33 @@ def test_the_page_shows_each_lanes_surface_on_a_lattice_run(tmp_path: Path, serv
         ("r1c1", "r1c1 post_mlp -"),
     ]
     assert "germinated lora_large on post_mlp" in dom
+
+
+def test_the_page_names_a_channel_ladders_channels_per_group(tmp_path: Path, server: DashboardServer) -> None:
+    # karn_synthetic.channel_run: a channel_ladder (2 channels per group) in the pre-pool r0c1 grown to level 2, a
+    # conv_heavy (no groups) in the post-pool r1c0.
+    channel_run(tmp_path / "c")
+    status, snap = get(server, "/api/runs/c")
+    assert status == 200
+    lanes = snap["envs"][0]["slots"]
+    assert {slot: lane["group_size"] for slot, lane in lanes.items()} == {
+        "r0c0": 0,
+        "r1c0": 0,
+        "r0c1": 2,
+        "r1c1": 0,
+        "r0c2": 0,
+    }
+    dom = browse(server.url + "#run=c", budget_ms=3000)
+    assert 'data-status="finished"' in dom
+    labels = re.findall(r'<div class="lane" data-slot="(\w+)"><span>([^<]*)</span>', dom)
+    assert labels == [
+        ("r0c0", "r0c0 pre_pool -"),
+        ("r1c0", "r1c0 post_pool conv_heavy"),
+        ("r0c1", "r0c1 pre_pool channel_ladder L2/4 x2ch"),
+        ("r1c1", "r1c1 post_pool -"),
+        ("r0c2", "r0c2 pre_pool -"),
+    ]
+    assert "germinated channel_ladder on pre_pool (env0-seed1, 100 params, level 1/4, 2 channels per group)" in dom
 
 
 def chart_data(dom: str, name: str) -> dict[str, str]:

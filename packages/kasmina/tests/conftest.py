@@ -44,6 +44,8 @@ class Rig:
         embargo_epochs: int = 5,
         seed: int = 0,
         topology: Topology = Topology.CNN,
+        cnn_config: CnnHostConfig = CNN_CONFIG,
+        seed_width: int | None = None,
     ) -> None:
         torch.manual_seed(seed)
         self.sink = ListSink()
@@ -52,16 +54,18 @@ class Rig:
         self.emitter.start_episode(0)
         cnn = topology is Topology.CNN
         self.model = MorphogeneticModel(
-            CNNHost(CNN_CONFIG) if cnn else TransformerHost(TF_LATTICE_CONFIG),
+            CNNHost(cnn_config) if cnn else TransformerHost(TF_LATTICE_CONFIG),
             slots,
             self.emitter,
             gates=gates or QualityGates(thresholds=FAST_GATES),
             embargo_epochs=embargo_epochs,
+            seed_width=seed_width,
         )
         generator = torch.Generator().manual_seed(seed)
         if cnn:
-            self.x = torch.randn(16, 1, 8, 8, generator=generator)
-            self.y = torch.randint(0, 4, (16,), generator=generator)
+            size, classes = cnn_config.image_size, cnn_config.num_classes
+            self.x = torch.randn(16, cnn_config.in_channels, size, size, generator=generator)
+            self.y = torch.randint(0, classes, (16,), generator=generator)
         else:
             self.x = torch.randint(0, 17, (8, 10), generator=generator)
             self.y = torch.randint(0, 17, (8, 10), generator=generator)

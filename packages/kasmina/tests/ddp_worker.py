@@ -1,6 +1,6 @@
 """One rank of the DDP-symmetry test (run as a script by test_ddp.py): each rank gets a different local view of
-the same ladder seed (conv_ladder on a CNN host, or lora_ladder on the transformer's post-attention point), and the
-lifecycle and internal-level decisions must still come out identical."""
+the same ladder seed (conv_ladder or channel_ladder on a CNN host, or lora_ladder on the transformer's
+post-attention point), and the lifecycle and internal-level decisions must still come out identical."""
 
 from __future__ import annotations
 
@@ -22,27 +22,44 @@ from esper.kasmina import (
 )
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
-from esper.leyline import AlphaMode, BlueprintAction, GerminationStyle, LifecycleOp, SurfaceType, TelemetryHub
+from esper.leyline import (
+    AlphaMode,
+    BlueprintAction,
+    GerminationStyle,
+    LifecycleOp,
+    ListSink,
+    SeedInternalLevelChangedPayload,
+    SurfaceType,
+    TelemetryHub,
+)
 
 
-def build(topology: str) -> tuple[torch.nn.Module, BlueprintAction, torch.Tensor, torch.Tensor]:
-    """(host, ladder blueprint, inputs, targets) for the topology under test."""
-    if topology == "cnn":
+def build(ladder: str) -> tuple[torch.nn.Module, BlueprintAction, torch.Tensor, torch.Tensor]:
+    """(host, ladder blueprint, inputs, targets) for the ladder under test (conv_ladder, channel_ladder: a CNN whose
+    r0c0 has 4 channels, so channel_ladder has 4 groups of 2; lora_ladder: the transformer lattice)."""
+    if ladder in ("conv_ladder", "channel_ladder"):
         config = CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
-        return CNNHost(config), BlueprintAction.CONV_LADDER, torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+        blueprint = BlueprintAction[ladder.upper()]
+        return CNNHost(config), blueprint, torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    assert ladder == "lora_ladder", ladder
     surfaces = (SurfaceType.POST_ATTN, SurfaceType.POST_MLP)
     lattice = TransformerHostConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, surfaces=surfaces)
     inputs, targets = torch.randint(0, 11, (4, 6)), torch.randint(0, 11, (4, 6))
     return TransformerHost(lattice), BlueprintAction.LORA_LADDER, inputs, targets
 
 
-def main(rank: int, world: int, port: int, out: str, topology: str) -> None:
+def main(rank: int, world: int, port: int, out: str, ladder_name: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    host, ladder, x, y = build(topology)
+    host, ladder, x, y = build(ladder_name)
     gates = QualityGates(thresholds=GateThresholds(min_training_epochs=5))
+    sink = ListSink()
     model = MorphogeneticModel(
-        host, ["r0c0", "r0c1"], TelemetryHub(f"rank{rank}").emitter(0), gates=gates, symmetry=data_parallel()
+        host,
+        ["r0c0", "r0c1"],
+        TelemetryHub(f"rank{rank}", sinks=(sink,)).emitter(0),
+        gates=gates,
+        symmetry=data_parallel(),
     )
     slot = model.slot("r0c0")
     slot.germinate(ladder, "s0", GerminationStyle.LINEAR_ADD, 2, 1.0, model.host_param_count())
@@ -67,7 +84,19 @@ def main(rank: int, world: int, port: int, out: str, topology: str) -> None:
     log.append(("advance_to_holding", slot.advance().passed, slot.stage.name))
 
     with open(out, "w") as f:
-        json.dump({"stage": slot.stage.name, "level": slot.seed.internal_level, "log": log}, f)
+        report = slot.report()
+        changes = [e.payload for e in sink.events if isinstance(e.payload, SeedInternalLevelChangedPayload)]
+        levels = [(p.to_level, p.group_size) for p in changes]  # from_level is each rank's own local level
+        json.dump(
+            {
+                "stage": slot.stage.name,
+                "level": slot.seed.internal_level,
+                "report": [report.internal_level, report.internal_group_size, report.internal_active_params],
+                "level_events": levels,
+                "log": log,
+            },
+            f,
+        )
     dist.destroy_process_group()
 
 

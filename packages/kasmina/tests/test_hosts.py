@@ -10,6 +10,8 @@ from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
 from esper.leyline import SurfaceType, TelemetryHub, parse_slot_id
 
+SURFACES = (SurfaceType.PRE_POOL, SurfaceType.POST_POOL)
+
 
 def check_specs(host: HostProtocol) -> None:
     specs = host.injection_specs()
@@ -31,7 +33,15 @@ def test_cnn_specs_cover_every_point_once(blocks: int, pools: int, base: int) ->
     )
     check_specs(host)
     specs = host.injection_specs()
-    assert [s.surface for s in specs] == [SurfaceType.PRE_POOL] * blocks + [SurfaceType.POST_POOL] * pools
+    # forward order: each block's pre-pool point, then (when it pools) its post-pool point
+    forward = [
+        (f"r{row}c{block}", surface)
+        for block in range(blocks)
+        for row, surface in enumerate(SURFACES[: 1 + (block < pools)])
+    ]
+    assert [(s.slot_id, s.surface) for s in specs] == forward
+    assert host.execution_order() == tuple(s.slot_id for s in specs)
+    assert [s.position for s in specs] == pytest.approx([(k + 1) / (blocks + pools) for k in range(blocks + pools)])
     assert all(parse_slot_id(s.slot_id)[0] == (0 if s.surface is SurfaceType.PRE_POOL else 1) for s in specs)
     assert host(torch.randn(2, 1, 8, 8)).shape == (2, 3)
 
@@ -61,11 +71,16 @@ def test_transformer_specs_and_causality(layers: int, surfaces: tuple[SurfaceTyp
     assert torch.allclose(host(changed)[:, :4], logits[:, :4], atol=1e-6)
 
 
-def test_cnn_interleaves_execution_but_not_action_order() -> None:
+def test_cnn_action_order_is_the_forward_order() -> None:
     host = CNNHost(
         CnnHostConfig(in_channels=1, image_size=8, num_classes=3, base_channels=4, num_blocks=2, pool_layers=2)
     )
-    assert [s.slot_id for s in host.injection_specs()] == ["r0c0", "r0c1", "r1c0", "r1c1"]
+    assert [(s.slot_id, s.order) for s in host.injection_specs()] == [
+        ("r0c0", 0),
+        ("r1c0", 1),
+        ("r0c1", 2),
+        ("r1c1", 3),
+    ]
     assert host.execution_order() == ("r0c0", "r1c0", "r0c1", "r1c1")
 
 

@@ -19,6 +19,7 @@ from esper.kasmina import (
     SeedSlot,
     ease,
 )
+from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.leyline import (
     INTERNAL_OP_STAGES,
     VALID_TRANSITIONS,
@@ -387,7 +388,11 @@ def test_internal_ops_need_internal_structure(rig: Any) -> None:
         rig.model.slot("r0c0").change_internal_level(LifecycleOp.GROW_INTERNAL)
 
 
-LADDERS = [(Topology.CNN, BlueprintAction.CONV_LADDER), (Topology.TRANSFORMER, BlueprintAction.LORA_LADDER)]
+LADDERS = [
+    (Topology.CNN, BlueprintAction.CONV_LADDER),
+    (Topology.TRANSFORMER, BlueprintAction.LORA_LADDER),
+    (Topology.CNN, BlueprintAction.CHANNEL_LADDER),
+]
 
 
 # make_rig is a factory (it holds no per-test state), so sharing it across examples is safe.
@@ -415,11 +420,13 @@ def test_ladder_invariants_over_random_op_sequences(
         (report,) = rig.model.reports()  # the report check enforces 0 <= level <= max
         assert report.internal_level == level == slot.seed.internal_level
         assert report.internal_active_params == slot.seed.active_param_count() == report.metrics.seed_param_count
+        assert report.internal_group_size == (4 if blueprint is BlueprintAction.CHANNEL_LADDER else 0)  # 16 / 4
         trainable = sum(p.numel() for p in slot.seed.parameters() if p.requires_grad)
         assert trainable == slot.seed.active_param_count()
         if changed:
             assert events[-1].to_level == level and abs(events[-1].from_level - level) == 1
             assert events[-1].active_params == slot.seed.active_param_count()
+            assert events[-1].group_size == report.internal_group_size
     assert slot.stage is stage  # internal ops never move the lifecycle
 
 
@@ -520,3 +527,99 @@ def test_a_scheduled_prune_keeps_a_lora_ladder_frozen_across_level_changes(make_
     assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)  # legal while blending down
     assert not any(p.requires_grad for p in rig.model.seed_parameters("r1c0"))
     assert slot.report().internal_active_params == 2 * LORA_BLOCK  # rent follows the structure, frozen or not
+
+
+# ---------------------------------------------------------------- channel_ladder on a CNN
+# digits_narrow's setting: a 4-channel slot and seed width 4, so the ladder is 4 groups of 2 over width 8.
+NARROW_CNN = CnnHostConfig(in_channels=1, image_size=8, num_classes=4, base_channels=4, num_blocks=3, pool_layers=2)
+EXPAND = 4 * 8  # the 1x1 expansion 4 -> 8
+GROUP = 9 * 8 * 2 + 2 * 2 + 2 * 4  # one group: 3x3 conv 8 -> 2, GroupNorm affine, 1x1 proj 2 -> 4
+
+
+def channel_rig(make_rig: Any) -> Any:
+    return make_rig(slots=("r0c0", "r1c0", "r0c1"), cnn_config=NARROW_CNN, seed_width=4)
+
+
+def channel_params(level: int) -> int:
+    return 0 if level == 0 else EXPAND + level * GROUP
+
+
+def test_germination_carries_the_group_size(make_rig: Any) -> None:
+    rig = channel_rig(make_rig)
+    rig.germinate("r0c0", blueprint=BlueprintAction.CHANNEL_LADDER)
+    rig.germinate("r1c0", blueprint=BlueprintAction.CONV_LADDER)
+    rig.germinate("r0c1", blueprint=BlueprintAction.NORM)
+    channel, conv, norm = rig.events("SEED_GERMINATED")
+    assert rig.model.slot("r0c0").channels == 4 and rig.model.slot("r0c0").seed.group_size == 2
+    assert (channel.internal_kind, channel.internal_level, channel.internal_max_level) == (
+        SeedInternalKind.CHANNEL_LADDER,
+        1,
+        4,
+    )
+    assert channel.internal_group_size == 2 and channel.params == channel_params(1)
+    assert (conv.internal_kind, conv.internal_group_size) == (SeedInternalKind.CONV_LADDER, 0)
+    assert (norm.internal_kind, norm.internal_group_size) == (SeedInternalKind.NONE, 0)
+    reports = {r.slot_id: r for r in rig.model.reports()}  # each passes leyline's check
+    assert {s: r.internal_group_size for s, r in reports.items()} == {"r0c0": 2, "r1c0": 0, "r0c1": 0}
+
+
+@pytest.mark.parametrize("stage", sorted(INTERNAL_OP_STAGES), ids=lambda s: s.name)
+def test_channel_ladder_grows_and_shrinks_in_a_slot(make_rig: Any, stage: SeedStage) -> None:
+    rig = channel_rig(make_rig)
+    rig.drive("r0c0", stage, blueprint=BlueprintAction.CHANNEL_LADDER)
+    slot = rig.model.slot("r0c0")
+    walk = [LifecycleOp.GROW_INTERNAL] * 4 + [LifecycleOp.SHRINK_INTERNAL] * 5
+    changed = []
+    for op in walk:
+        changed.append(slot.change_internal_level(op))
+        (report,) = rig.model.reports()
+        assert report.internal_group_size == 2
+        assert report.internal_active_params == channel_params(slot.seed.internal_level) == slot.seed_param_count()
+        assert sum(p.numel() for p in slot.seed.parameters() if p.requires_grad) == report.internal_active_params
+    assert changed == [True, True, True, False, True, True, True, True, False]  # 4 and 0 are the bounds
+    events = rig.events("SEED_INTERNAL_LEVEL_CHANGED")
+    assert [(e.from_level, e.to_level) for e in events] == [(1, 2), (2, 3), (3, 4), (4, 3), (3, 2), (2, 1), (1, 0)]
+    assert [e.active_params for e in events] == [channel_params(e.to_level) for e in events]
+    assert {(e.internal_kind, e.group_size, e.max_level) for e in events} == {(SeedInternalKind.CHANNEL_LADDER, 2, 4)}
+    assert slot.stage is stage
+
+
+def test_conv_ladder_level_events_carry_no_group_size(rig: Any) -> None:
+    rig.drive("r0c0", S.TRAINING)
+    assert rig.model.slot("r0c0").change_internal_level(LifecycleOp.GROW_INTERNAL)
+    (event,) = rig.events("SEED_INTERNAL_LEVEL_CHANGED")
+    assert (event.internal_kind, event.group_size) == (SeedInternalKind.CONV_LADDER, 0)
+
+
+def test_fossilizing_a_channel_ladder_freezes_its_level(make_rig: Any) -> None:
+    rig = channel_rig(make_rig)
+    rig.drive("r0c0", S.HOLDING, blueprint=BlueprintAction.CHANNEL_LADDER)
+    slot = rig.model.slot("r0c0")
+    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)
+    rig.drive("r0c0", S.FOSSILIZED)
+    for op in LEVEL_OPS:
+        with pytest.raises(IllegalOperation, match=f"FOSSILIZED\\): {op.name} is illegal"):
+            slot.change_internal_level(op)
+    for _ in range(3):
+        rig.epoch()
+    (report,) = rig.model.reports()
+    assert report.stage is S.FOSSILIZED and report.internal_level == slot.seed.internal_level == 2
+    assert (report.internal_group_size, report.internal_active_params) == (2, channel_params(2))
+    (fossil,) = rig.events("SEED_FOSSILIZED")
+    assert fossil.params_added == channel_params(2)
+
+
+def test_a_pruned_channel_ladder_still_reports_its_group_size(make_rig: Any) -> None:
+    """After the module is gone the report still names a CHANNEL_LADDER, so it must keep its group size (leyline's
+    check requires > 0 exactly for that kind)."""
+    rig = channel_rig(make_rig)
+    rig.drive("r0c0", S.TRAINING, blueprint=BlueprintAction.CHANNEL_LADDER)
+    slot = rig.model.slot("r0c0")
+    slot.prune()
+    assert slot.seed is None and slot.stage is S.PRUNED
+    (report,) = rig.model.reports()
+    assert (report.internal_kind, report.internal_group_size, report.internal_active_params) == (
+        SeedInternalKind.CHANNEL_LADDER,
+        2,
+        0,
+    )

@@ -38,6 +38,7 @@ def test_only_the_ladders_have_internal_structure() -> None:
     assert {bp: kind for bp, kind in BLUEPRINT_INTERNAL_KIND.items() if kind is not SeedInternalKind.NONE} == {
         BlueprintAction.CONV_LADDER: SeedInternalKind.CONV_LADDER,
         BlueprintAction.LORA_LADDER: SeedInternalKind.LORA_LADDER,
+        BlueprintAction.CHANNEL_LADDER: SeedInternalKind.CHANNEL_LADDER,
     }
     assert BlueprintAction.LORA_LADDER in blueprints_for(Topology.TRANSFORMER)
     assert BlueprintAction.LORA_LADDER not in blueprints_for(Topology.CNN)
@@ -57,6 +58,6 @@ def test_causal_relevance_rules() -> None:
 def test_head_sizes_follow_enums_and_slots() -> None:
     sizes = head_sizes(5)
     assert list(sizes) == list(ActionHead)
-    assert sizes[ActionHead.SLOT] == 5 and sizes[ActionHead.OP] == 8 and sizes[ActionHead.BLUEPRINT] == 15
+    assert sizes[ActionHead.SLOT] == 5 and sizes[ActionHead.OP] == 8 and sizes[ActionHead.BLUEPRINT] == 16
     with pytest.raises(ValueError, match="num_slots must be >= 1"):
         head_sizes(0)

@@ -39,7 +39,7 @@ def test_phase1_widths() -> None:
     assert (OBS_V3_BASE_FEATURE_SIZE, OBS_V3_SLOT_FEATURE_SIZE) == (25, 34)
     assert obs_dim(3) == 127 and policy_input_dim(3, 4) == 139
     assert obs_dim(12) == 433 and policy_input_dim(12, 4) == 481
-    assert BLUEPRINT_NULL_INDEX == len(BlueprintAction) == 15
+    assert BLUEPRINT_NULL_INDEX == len(BlueprintAction) == 16
 
 
 def test_internal_level_norm_is_a_slot_field() -> None:

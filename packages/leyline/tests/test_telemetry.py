@@ -29,6 +29,7 @@ LEVEL_CHANGE = SeedInternalLevelChangedPayload(
     to_level=2,
     max_level=4,
     active_params=2048,
+    group_size=0,
 )
 
 

@@ -31,7 +31,7 @@ from esper.tolaria import Environment, get_task
 DIGITS = get_task("digits")
 TASK = dataclasses.replace(DIGITS, config=dataclasses.replace(DIGITS.config, batches_per_epoch=2))
 DATA = TASK.load(None)
-SLOTS = ("r0c0", "r0c1", "r1c0")
+SLOTS = ("r0c0", "r1c0", "r0c1")  # the host's action (forward) order
 # Short gates so that a 40-epoch episode reaches BLENDING, HOLDING and FOSSILIZED.
 GATES = QualityGates(thresholds=GateThresholds(min_training_epochs=2))
 

@@ -104,6 +104,7 @@ def make_report(
             internal_level=level if kind is not SeedInternalKind.NONE else 0,
             internal_max_level=4 if kind is not SeedInternalKind.NONE else 1,
             internal_active_params=1000,
+            internal_group_size=2 if kind is SeedInternalKind.CHANNEL_LADDER else 0,
         )
     )
 

@@ -176,3 +176,45 @@ def test_a_lora_ladder_grows_on_both_surfaces_of_the_transformer_lattice() -> No
     dim = task.config.transformer_host.n_embd  # type: ignore[union-attr]
     assert reports["r0c1"].internal_active_params == 2 * (2 * dim * 4)  # two rank-4 blocks at level 2
     assert reports["r1c0"].internal_active_params == 2 * dim * 4
+
+
+def test_a_channel_ladder_grows_on_both_cnn_surfaces() -> None:
+    """digits_narrow with a pre-pool and a post-pool slot: channel ladders germinate on each, SEED_GERMINATED names
+    the surface and the group size, and the level changes come from the channel ladders."""
+    task = get_task("digits_narrow")
+    sink = ListSink()
+    slots = ("r0c0", "r1c0")  # block 0 before and after its pool: action (forward) order
+    env = Environment(task, DATA, slots, TelemetryHub("cnn", sinks=(sink,)).emitter(0), 3, CPU)
+    env.reset(0)
+    ladder = BlueprintAction.CHANNEL_LADDER
+    for step in (
+        action(OP.GERMINATE, 0, ladder),
+        action(OP.ADVANCE, 0),
+        action(OP.GROW_INTERNAL, 0),
+        action(OP.GERMINATE, 1, ladder),
+        action(OP.ADVANCE, 1),
+        action(OP.GROW_INTERNAL, 1),
+        action(OP.SHRINK_INTERNAL, 0),
+    ):
+        assert env.step(step).action.success
+    germinated = [e.payload for e in sink.events if e.event_type.name == "SEED_GERMINATED"]
+    assert [(p.surface, p.internal_group_size) for p in germinated] == [  # type: ignore[union-attr]
+        (SurfaceType.PRE_POOL, 2),
+        (SurfaceType.POST_POOL, 2),
+    ]
+    levels = [e for e in sink.events if e.event_type.name == "SEED_INTERNAL_LEVEL_CHANGED"]
+    assert [(e.slot_id, e.payload.blueprint_id, e.payload.to_level, e.payload.group_size) for e in levels] == [  # type: ignore[union-attr]
+        ("r0c0", "channel_ladder", 2, 2),
+        ("r1c0", "channel_ladder", 2, 2),
+        ("r0c0", "channel_ladder", 1, 2),
+    ]
+    reports = {r.slot_id: r for r in env.model.reports()}
+    assert reports["r1c0"].internal_group_size == 2 and reports["r1c0"].internal_max_level == 4
+    assert reports["r1c0"].internal_active_params > reports["r0c0"].internal_active_params  # two groups vs one
+
+
+def test_slots_out_of_the_hosts_action_order_are_refused() -> None:
+    """The slot head's index is the position in slot_ids, which must be the host's order (what masks and the
+    observation use): r1c0 (block 0's post-pool point) comes before r0c1."""
+    with pytest.raises(ValueError, match=r"not in the host's action order: \['r0c0', 'r1c0', 'r0c1'\]"):
+        Environment(TASK, DATA, ("r0c0", "r0c1", "r1c0"), TelemetryHub("x").emitter(0), 0, CPU)

@@ -9,7 +9,15 @@ from esper.karn.eventlog import EventLog, EventTail, TornTail, read_event_log
 from esper.karn.gates import ExitGateResult, GateReport, GateVerdict, evaluate
 from esper.karn.sinks import JsonlSink, read_events, rewind_to_checkpoint
 from esper.karn.stats import format_mean_ci, mean_ci
-from esper.karn.store import VIEW_FOR_EVENT, VIEWS, QueryError, QueryResult, RunStore, list_run_dirs
+from esper.karn.store import (
+    OVERSHOOT_WINDOW,
+    VIEW_FOR_EVENT,
+    VIEWS,
+    QueryError,
+    QueryResult,
+    RunStore,
+    list_run_dirs,
+)
 
 __all__ = [
     *CONTRACT_NAMES,
@@ -19,6 +27,7 @@ __all__ = [
     "GateReport",
     "GateVerdict",
     "JsonlSink",
+    "OVERSHOOT_WINDOW",
     "QueryError",
     "QueryResult",
     "RunStore",

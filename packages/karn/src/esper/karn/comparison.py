@@ -1,6 +1,7 @@
 """The comparison report of an experiment pack: per-arm tables and plots over every seed's run (accuracy, host-only
-baseline, parameters added, ROI, blueprint frequencies, internal-op density and share, invalid actions), paired
-differences between arms with their 95 % intervals, and the gate verdicts seed by seed. Reads run stores only;
+baseline, parameters added, ROI, blueprint frequencies, internal-op density and share, invalid actions), the surface
+split (decisions, germinations, internal ops and the seeds' mean final contribution per surface), paired differences
+between arms with their 95 % intervals, and the gate verdicts seed by seed. Reads run stores only;
 torch-free."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TypedDict
 
 from esper.karn.contracts import ExperimentPack
 from esper.karn.gates import GateReport, GateVerdict
@@ -18,6 +19,17 @@ from esper.karn.report import CSS, bar_chart, table
 from esper.karn.stats import format_mean_ci, mean_ci
 from esper.karn.store import RunStore
 from esper.leyline import BLUEPRINT_IDS, PolicyKind
+
+
+class SurfaceUse(TypedDict):
+    """One surface of a run's enabled slots (the surface_usage view): non-WAIT decisions on it, germinations and
+    applied internal ops there, and the mean counterfactual contribution (percentage points) of its seeds at their end
+    (None: none ended with one measured), the surface's ROI."""
+
+    decisions: int
+    germinations: int
+    internal_ops: int
+    mean_contribution: float | None
 
 
 @dataclass(frozen=True)
@@ -35,8 +47,9 @@ class ArmMetrics:
     internal_level_changes: int
     slots: int  # enabled slots
     epoch_seconds: float  # mean wall time of a host epoch (training, validation, counterfactuals)
-    # Per surface of the enabled slots (member name): non-WAIT decisions on it, germinations and internal ops there.
-    surface_usage: dict[str, dict[str, int]]
+    # Per surface of the enabled slots (member name): non-WAIT decisions on it, germinations and internal ops there,
+    # and its seeds' mean final contribution.
+    surface_usage: dict[str, SurfaceUse]
 
 
 def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
@@ -51,7 +64,9 @@ def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
     levels = store.one("SELECT count(*) AS n FROM internal_levels")
     timing = store.one("SELECT avg(epoch_seconds) AS seconds FROM epochs")
     slots = store.one("SELECT count(*) AS n FROM slots")
-    usage = store.query("SELECT surface, non_wait_decisions, germinations, internal_ops FROM surface_usage").rows
+    usage = store.query(
+        "SELECT surface, non_wait_decisions, germinations, internal_ops, mean_final_contribution FROM surface_usage"
+    ).rows
     assert thrash is not None and levels is not None and timing is not None and slots is not None
     return ArmMetrics(
         arm=arm,
@@ -68,8 +83,13 @@ def arm_metrics(arm: str, seed: int, store: RunStore) -> ArmMetrics:
         slots=int(slots["n"]),
         epoch_seconds=float(timing["seconds"]),
         surface_usage={
-            str(surface): {"decisions": int(d), "germinations": int(g), "internal_ops": int(i)}
-            for surface, d, g, i in usage
+            str(surface): SurfaceUse(
+                decisions=int(d),
+                germinations=int(g),
+                internal_ops=int(i),
+                mean_contribution=None if contribution is None else float(contribution),
+            )
+            for surface, d, g, i, contribution in usage
         },
     )
 
@@ -138,21 +158,47 @@ HOST_ONLY = "host_only"
 
 def surface_split(metrics: Sequence[ArmMetrics], arms: Sequence[str]) -> list[list[str]]:
     """Per arm and surface, summed over seeds: non-WAIT decisions (and their share of the arm's), germinations and
-    internal ops: the surface preference in the decision logs."""
+    internal ops: the surface preference in the decision logs; and the ROI per surface: the mean, over the seeds that
+    measured one, of the surface's mean final contribution (percentage points; `-`: no seed measured one)."""
     rows: list[list[str]] = []
     for arm in arms:
         mine = [m for m in metrics if m.arm == arm]
         totals: dict[str, dict[str, int]] = {}
+        contributions: dict[str, list[float | None]] = {}
         for m in mine:
-            for surface, counts in m.surface_usage.items():
-                into = totals.setdefault(surface, dict.fromkeys(counts, 0))
-                for key, value in counts.items():
-                    into[key] += value
+            for surface, use in m.surface_usage.items():
+                into = totals.setdefault(surface, {"decisions": 0, "germinations": 0, "internal_ops": 0})
+                into["decisions"] += use["decisions"]
+                into["germinations"] += use["germinations"]
+                into["internal_ops"] += use["internal_ops"]
+                contributions.setdefault(surface, []).append(use["mean_contribution"])
         decisions = sum(t["decisions"] for t in totals.values())
         for surface, t in totals.items():
             share = f"{t['decisions'] / decisions:.2f}" if decisions else "-"
-            rows.append([arm, surface, str(t["decisions"]), share, str(t["germinations"]), str(t["internal_ops"])])
+            contribution = _mean(contributions[surface])
+            rows.append(
+                [
+                    arm,
+                    surface,
+                    str(t["decisions"]),
+                    share,
+                    str(t["germinations"]),
+                    str(t["internal_ops"]),
+                    "-" if contribution is None else f"{contribution:.2f}",
+                ]
+            )
     return rows
+
+
+SURFACE_SPLIT_COLUMNS: Final = (
+    "arm",
+    "surface",
+    "decisions",
+    "share",
+    "germinations",
+    "internal ops",
+    "mean contribution",
+)
 
 
 def comparisons(pack: ExperimentPack, arms: Sequence[str]) -> list[tuple[str, str]]:
@@ -288,8 +334,9 @@ def build_comparison(
 {table(["difference", "seeds", "final accuracy (points)", "params added", "accuracy CI above 0"], difference_rows)}
 <h2>Blueprint selection frequency (applied germinations, mean over seeds)</h2>
 {table(["arm", *blueprints], frequency_rows)}
-<h2>Surfaces (non-WAIT decisions, germinations and internal ops per surface, summed over seeds)</h2>
-{table(["arm", "surface", "decisions", "share", "germinations", "internal ops"], surface_split(metrics, present))}
+<h2>Surfaces (non-WAIT decisions, germinations and internal ops per surface, summed over seeds; mean final
+contribution of the surface's seeds, mean over the seeds that measured one)</h2>
+{table(SURFACE_SPLIT_COLUMNS, surface_split(metrics, present))}
 <h2>Gates seed by seed</h2>
 {table(["gate pair", "seed", "gate", "verdict", "measured", "note"], per_seed)}
 <h2>Runs</h2>

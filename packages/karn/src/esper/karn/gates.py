@@ -1,5 +1,5 @@
-"""Exit gates (Phase 0's, and Phase 1's heavy blueprint per topology and surface preference), measured from the run
-store's analytics views.
+"""Exit gates (Phase 0's, Phase 1's heavy blueprint per topology and surface preference, and Phase 2's overshoot
+prunes), measured from the run store's analytics views.
 
 A gate is PASS, FAIL or SKIP (it cannot be judged on what it was given; its note says why). A gate skipped for want of
 a control run is not evidence: the report does not pass. A gate that does not apply to the run (`applicable` False:
@@ -9,8 +9,8 @@ GateThresholds contract.
 
 Definitions (also in docs/karn.md):
 - internal_op_share: GROW/SHRINK_INTERNAL decisions / non-WAIT decisions taken while a ladder seed (any seed with an
-  internal kind: conv_ladder, lora_ladder) was live in that environment >= min_internal_op_share. A run that never
-  decided with a ladder seed present fails.
+  internal kind: conv_ladder, lora_ladder, channel_ladder) was live in that environment >= min_internal_op_share. A
+  run that never decided with a ladder seed present fails.
 - heavy_blueprint: the heavy fixed blueprint of the run's topology (HEAVY_BLUEPRINT: conv_heavy on a CNN, lora_large
   on a transformer); treatment frequency < control's x max_heavy_frequency_ratio (control 0: treatment must be 0
   too, and then there is no reduction to show, so it fails), and ROI (accuracy gain over the host-only baseline per
@@ -24,6 +24,9 @@ Definitions (also in docs/karn.md):
   fraction of all updates, <= max_collapsed_update_fraction (no PPO updates: passes, nothing can collapse).
 - rollbacks: rollbacks per episode <= control's + max_rollback_rate_increase.
 - invalid_actions: invalid-action rate <= control's + max_invalid_action_rate_increase.
+- overshoot_prunes: overshoot prunes per finished episode (the overshoot_prune_rate view: seeds pruned within
+  OVERSHOOT_WINDOW = 5 epochs of first reaching their top internal level) <= control's +
+  max_overshoot_prune_increase. Needs a control (SKIP without one); a run without a finished episode fails.
 - thrash (per seed, then averaged): internal op density (internal ops / decisions while the seed was live) <=
   max_internal_op_density, reversal rate <= max_reversal_rate, and the net level change converges: over seeds with
   at least two internal ops, mean |net level change| / ops >= min_level_convergence (a level that goes up and
@@ -40,7 +43,7 @@ from typing import Final
 
 from esper.karn.contracts import GateThresholds
 from esper.karn.stats import wilson_interval
-from esper.karn.store import RunStore
+from esper.karn.store import OVERSHOOT_WINDOW, RunStore
 from esper.leyline import BLUEPRINT_IDS, BlueprintAction, SurfaceType, Topology, assert_covers
 
 # The heavy fixed blueprint of each topology: what a ladder should be preferred to.
@@ -99,6 +102,8 @@ class RunMetrics:
     op_entropies: list[float]
     rollbacks_per_episode: float | None
     invalid_action_rate: float | None
+    overshoot_prunes: int  # seeds pruned within OVERSHOOT_WINDOW epochs of first reaching their top level
+    overshoot_prunes_per_episode: float | None  # None: no finished episode
     mean_internal_op_density: float | None
     mean_reversal_rate: float | None
     level_convergence: float | None
@@ -123,6 +128,7 @@ def measure(store: RunStore) -> RunMetrics:
     roi = store.one("SELECT roi_per_kparam FROM roi")
     rollbacks = store.one("SELECT rollbacks_per_episode FROM rollback_rate")
     invalid = store.one("SELECT invalid_action_rate FROM invalid_action_rate")
+    overshoot = store.one("SELECT overshoot_prunes, per_episode FROM overshoot_prune_rate")
     thrash = store.one(
         "SELECT avg(internal_op_density) AS density, avg(reversal_rate) AS reversal, "
         "avg(level_convergence) FILTER (WHERE op_count >= 2) AS convergence FROM anti_thrash"
@@ -142,6 +148,8 @@ def measure(store: RunStore) -> RunMetrics:
         op_entropies=[float(row[0]) for row in entropies],
         rollbacks_per_episode=None if rollbacks is None else rollbacks["rollbacks_per_episode"],
         invalid_action_rate=None if invalid is None else invalid["invalid_action_rate"],
+        overshoot_prunes=0 if overshoot is None else int(overshoot["overshoot_prunes"]),
+        overshoot_prunes_per_episode=None if overshoot is None else overshoot["per_episode"],
         mean_internal_op_density=thrash["density"],
         mean_reversal_rate=thrash["reversal"],
         level_convergence=thrash["convergence"],
@@ -272,6 +280,19 @@ def gate_invalid_actions(t: RunMetrics, c: RunMetrics | None, th: GateThresholds
     return ExitGateResult(name, _verdict(ok), f"{t.invalid_action_rate:.3f}", bound)
 
 
+def gate_overshoot_prunes(t: RunMetrics, c: RunMetrics | None, th: GateThresholds) -> ExitGateResult:
+    name = "overshoot_prunes"
+    measured = f"{_fmt(t.overshoot_prunes_per_episode)} per episode ({t.overshoot_prunes} overshoot prunes)"
+    if c is None:
+        return _needs_control(name, measured)
+    if t.overshoot_prunes_per_episode is None or c.overshoot_prunes_per_episode is None:
+        return ExitGateResult(name, GateVerdict.FAIL, measured, "", "a run has no finished episode")
+    bound = f"<= {c.overshoot_prunes_per_episode:.3f} + {th.max_overshoot_prune_increase:g}"
+    ok = t.overshoot_prunes_per_episode <= c.overshoot_prunes_per_episode + th.max_overshoot_prune_increase
+    note = "" if ok else f"more seeds pruned within {OVERSHOOT_WINDOW} epochs of reaching their top level"
+    return ExitGateResult(name, _verdict(ok), measured, bound, note)
+
+
 def gate_thrash(t: RunMetrics, th: GateThresholds) -> ExitGateResult:
     name = "bounded_thrash"
     bound = (
@@ -316,6 +337,7 @@ def evaluate(
         entropy,
         gate_rollbacks(t, c, th),
         gate_invalid_actions(t, c, th),
+        gate_overshoot_prunes(t, c, th),
         gate_thrash(t, th),
     ]
     return GateReport(str(run.run_dir), None if control is None else str(control.run_dir), results)

@@ -6,7 +6,8 @@ environment's current episode, so a long run's page stays small: the |delta| / |
 delta_ratio, from EPOCH_COMPLETED) too, as do the host-only baseline's epochs of that episode
 (HOST_BASELINE_EPOCH, written after the episode's own events) and its seed events (germinate, internal level change,
 fossilize, prune) at their epochs. The host-only final accuracy of each episode joins its outcome. The slots come
-from TRAINING_STARTED's slot config, in action order, each lane with its surface (`post_attn`, `block_end`, ...).
+from TRAINING_STARTED's slot config, in action order, each lane with its surface (`post_attn`, `block_end`, ...)
+and, for a channel ladder, its channels per group (`group_size`, 0 for every other seed).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SlotLane:
     blueprint: str | None = None
     level: int | None = None
     max_level: int | None = None
+    group_size: int = 0  # channels per group of the seed's channel ladder (0: no seed, or not a channel ladder)
     stages: list[str] = field(default_factory=list)  # stage at the end of epoch 1, 2, ...
     delta_ratio: float | None = None  # |delta| / |x| of the seed in the slot at the latest epoch (None: unmeasured)
 
@@ -203,6 +205,7 @@ class LiveRun:
         lane.delta_ratio = None  # a new seed: not measured until its first epoch
         lane.level = p["internal_level"] if p["internal_kind"] else None
         lane.max_level = p["internal_max_level"] if p["internal_kind"] else None
+        lane.group_size = p["internal_group_size"]
 
     def _on_stage_changed(self, event: WireEvent, p: Payload) -> None:
         lane = self._lane(self._env(event), event)
@@ -217,7 +220,7 @@ class LiveRun:
 
     def _on_internal_level(self, event: WireEvent, p: Payload) -> None:
         lane = self._marked_lane(event, p)
-        lane.level, lane.max_level = p["to_level"], p["max_level"]
+        lane.level, lane.max_level, lane.group_size = p["to_level"], p["max_level"], p["group_size"]
         self.internal_levels += 1
 
     def _on_action(self, event: WireEvent, p: Payload) -> None:
@@ -323,6 +326,7 @@ def _env_snapshot(env_id: int, env: EnvState) -> dict[str, Any]:
                 "blueprint": lane.blueprint,
                 "level": lane.level,
                 "max_level": lane.max_level,
+                "group_size": lane.group_size,
                 "stages": lane.stages,
                 "delta_ratio": lane.delta_ratio,
             }

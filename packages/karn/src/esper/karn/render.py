@@ -95,8 +95,14 @@ def _baseline(p: Payload) -> str:
     )
 
 
+def _groups(group_size: int) -> str:
+    """A channel ladder's group size as its renderings name it (`, 2 channels per group`); '' for other seeds."""
+    return f", {group_size} channels per group" if group_size > 0 else ""
+
+
 def _germinated(p: Payload) -> str:
     level = f", level {p['internal_level']}/{p['internal_max_level']}" if p["internal_kind"] else ""
+    level += _groups(p["internal_group_size"])
     return (
         f"germinated {p['blueprint_id']} on {surface_name(p['surface'])} ({p['seed_id']}, {p['params']} params{level})"
     )
@@ -124,7 +130,7 @@ def _level(p: Payload) -> str:
     arrow = "grow" if p["to_level"] > p["from_level"] else "shrink"
     return (
         f"{p['seed_id']}: internal {arrow} {p['from_level']} -> {p['to_level']} of {p['max_level']} "
-        f"({p['active_params']} active params)"
+        f"({p['active_params']} active params{_groups(p['group_size'])})"
     )
 
 

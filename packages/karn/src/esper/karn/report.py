@@ -13,7 +13,7 @@ from typing import Final
 
 from esper.karn.gates import evaluate
 from esper.karn.render import SEED_MARKS, format_cell, render_event
-from esper.karn.store import RunStore
+from esper.karn.store import OVERSHOOT_WINDOW, RunStore
 from esper.leyline import TelemetryEventType
 
 COLORS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#8c564b", "#7f7f7f")
@@ -223,6 +223,9 @@ ANALYTICS_SECTIONS: Final = (
     ("Internal-op share (ladder seed live)", "internal_op_share"),
     ("Anti-thrash per trajectory", "anti_thrash"),
     ("Internal-op summary per seed", "internal_op_summary"),
+    ("Seeds (internal_group_size: channels per group of a channel ladder)", "seeds"),
+    (f"Overshoot prunes (pruned within {OVERSHOOT_WINDOW} epochs of reaching the top level)", "overshoot_prunes"),
+    ("Overshoot prunes per episode", "overshoot_prune_rate"),
     ("Per-head entropy trend", "head_entropy_trend"),
     ("Governor rollback rate", "rollback_rate"),
     ("ROI (accuracy points per 1000 added params)", "roi"),
@@ -438,7 +441,8 @@ def event_count_rows(store: RunStore) -> list[list[object]]:
 DELTA_RATIO_NOTE: Final = (
     "|δ|/|x| (seed_epochs.delta_ratio): the norm of what a seed adds at full amplitude over the norm of the host "
     "features reaching it, averaged over an epoch's training batches. Healthy seeds stay about 0.05-0.5; an "
-    "unbounded incubator reached 1000. Seeds in first-report order, at most 200."
+    "unbounded incubator reached 1000. Seeds in first-report order, at most 200; ch/group: channels per group of a "
+    "channel ladder (seed_epochs.internal_group_size; - for every other seed)."
 )
 DELTA_RATIO_COLUMNS: Final = (
     "env",
@@ -446,6 +450,7 @@ DELTA_RATIO_COLUMNS: Final = (
     "slot",
     "seed",
     "blueprint",
+    "ch/group",
     "epochs",
     "measured",
     "max |δ|/|x|",
@@ -455,10 +460,11 @@ DELTA_RATIO_COLUMNS: Final = (
 
 
 def delta_ratio_rows(store: RunStore) -> list[tuple[object, ...]]:
-    """Per seed (from seed_epochs): epochs reported, epochs measured, the largest |delta| / |x| and its epoch (NULL
-    when never measured), and the stage at its last report."""
+    """Per seed (from seed_epochs): its channels per group (NULL: not a channel ladder), epochs reported, epochs
+    measured, the largest |delta| / |x| and its epoch (NULL when never measured), and the stage at its last report."""
     return store.query(
-        """SELECT env_id, episode, slot_id, seed_id, blueprint_id, count(*) AS epochs,
+        """SELECT env_id, episode, slot_id, seed_id, blueprint_id,
+          nullif(any_value(internal_group_size), 0) AS group_size, count(*) AS epochs,
           count(delta_ratio) AS measured, max(delta_ratio) AS max_delta_ratio,
           arg_max(epoch, delta_ratio) AS at_epoch, arg_max(stage, seq) AS last_stage
         FROM seed_epochs GROUP BY run_id, env_id, episode, slot_id, seed_id, blueprint_id ORDER BY min(seq) LIMIT 200"""

@@ -64,6 +64,9 @@ def _names(enum: type[Enum], expr: str, *, lower: bool = False) -> str:
 
 
 _KEYS: Final = "seq, run_id, rank, env_id, episode, epoch, slot_id, timestamp"
+# A seed pruned at most this many epochs after it first reached its top internal level is an overshoot prune (the
+# `overshoot_prunes` view, the `overshoot_prunes` exit gate): it grew to the top, then was thrown away.
+OVERSHOOT_WINDOW: Final = 5
 # Reward component columns, in the contract's order (the last is the total).
 REWARD_PARTS: Final = tuple(f.name for f in dataclasses.fields(RewardComponents))
 HEADS: Final = tuple(head.value for head in ActionHead)
@@ -181,6 +184,7 @@ _DELTA = _Payload("counterfactual_deltas", E.COUNTERFACTUAL_DELTA)
 _ROLLBACK = _Payload("governor_rollbacks", E.GOVERNOR_ROLLBACK)
 _CHECKPOINT = _Payload("checkpoints", E.CHECKPOINT_SAVED, E.CHECKPOINT_LOADED)
 _EPOCH_SEEDS = _Payload("seed_epochs", E.EPOCH_COMPLETED)
+_EPOCH_SEED_BIRTH = _Payload("seed_epochs", E.SEED_GERMINATED)
 _SLOT_CONFIG = _Payload("slots", E.TRAINING_STARTED)
 _SLOT = _SLOT_CONFIG.items("slot_config.slots", alias="spec")
 _SEED_EPOCH = _EPOCH_SEEDS.items("seeds", alias="seed")
@@ -255,22 +259,30 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     "seed_epochs": (
         "One row per seed per EPOCH_COMPLETED (every seed in a slot after the epoch, in slot order; slot_id is the "
         "seed's): stage, alpha, delta_ratio (mean |delta| / |x| over the epoch's training batches: what the seed adds "
-        "at full amplitude relative to the host features reaching it; NULL when not measured) and the counterfactual "
-        "contribution.",
+        "at full amplitude relative to the host features reaching it; NULL when not measured), the counterfactual "
+        "contribution and internal_group_size (channels per group of a channel ladder, 0 for every other seed, from "
+        "the seed's SEED_GERMINATED; NULL when the log has no germination of it).",
         f"""
         WITH e AS (SELECT seq, run_id, rank, env_id, episode, epoch, timestamp, {_SEED_EPOCH.unnest}
-                   FROM raw_events WHERE {_EPOCH_SEEDS.where})
-        SELECT seq, run_id, rank, env_id, episode, epoch, {_SEED_EPOCH.text("slot_id")} AS slot_id, timestamp,
-          {_SEED_EPOCH.text("seed_id")} AS seed_id, {_SEED_EPOCH.text("blueprint_id")} AS blueprint_id,
-          {_names(SeedStage, _SEED_EPOCH.integer("stage"))} AS stage, {_SEED_EPOCH.number("alpha")} AS alpha,
-          {_SEED_EPOCH.number("delta_ratio")} AS delta_ratio,
-          {_SEED_EPOCH.number("counterfactual_contribution")} AS counterfactual_contribution
-        FROM e
+                   FROM raw_events WHERE {_EPOCH_SEEDS.where}),
+             g AS (SELECT run_id, rank, env_id, episode, {_EPOCH_SEED_BIRTH.text("seed_id")} AS seed_id,
+                     any_value({_EPOCH_SEED_BIRTH.integer("internal_group_size")}) AS internal_group_size
+                   FROM raw_events WHERE {_EPOCH_SEED_BIRTH.where} GROUP BY ALL),
+             s AS (SELECT seq, run_id, rank, env_id, episode, epoch, {_SEED_EPOCH.text("slot_id")} AS slot_id,
+                     timestamp, {_SEED_EPOCH.text("seed_id")} AS seed_id,
+                     {_SEED_EPOCH.text("blueprint_id")} AS blueprint_id,
+                     {_names(SeedStage, _SEED_EPOCH.integer("stage"))} AS stage,
+                     {_SEED_EPOCH.number("alpha")} AS alpha, {_SEED_EPOCH.number("delta_ratio")} AS delta_ratio,
+                     {_SEED_EPOCH.number("counterfactual_contribution")} AS counterfactual_contribution
+                   FROM e)
+        SELECT s.*, g.internal_group_size
+        FROM s LEFT JOIN g USING (run_id, rank, env_id, episode, seed_id)
         """,
     ),
     "seed_lifecycle": (
         "Seed lifecycle events (germinated, stage changes, gate results, fossilized, pruned), one row each; "
-        "internal_kind, internal_level and surface (the slot's) come with the germination.",
+        "internal_kind, internal_level, internal_group_size (channels per group of a channel ladder; 0 for every other "
+        "seed) and surface (the slot's) come with the germination.",
         f"""SELECT {_KEYS}, event_type, {_SEED.text("seed_id")} AS seed_id,
           {_SEED.text("blueprint_id", E.SEED_GERMINATED, E.SEED_STAGE_CHANGED, *_ENDING)} AS blueprint_id,
           {_names(SeedStage, _SEED.integer("from_stage", *_STAGED))} AS from_stage,
@@ -285,19 +297,22 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_SEED.number("counterfactual_contribution", *_ENDING)} AS counterfactual_contribution,
           {_names(SeedInternalKind, _SEED.integer("internal_kind", E.SEED_GERMINATED))} AS internal_kind,
           {_SEED.integer("internal_level", E.SEED_GERMINATED)} AS internal_level,
+          {_SEED.integer("internal_group_size", E.SEED_GERMINATED)} AS internal_group_size,
           {_names(SurfaceType, _SEED.integer("surface", E.SEED_GERMINATED))} AS surface
         FROM raw_events WHERE {_SEED.where}""",
     ),
     "seeds": (
         "One row per germinated seed: where (slot and its surface), which blueprint and internal kind (NONE: not a "
-        "ladder), when it started and how it ended (NULL: still live), with its counterfactual contribution at the "
-        "end (percentage points; NULL: still live or never measured).",
+        "ladder), internal_group_size (channels per group of a channel ladder; 0 for every other seed), when it "
+        "started and how it ended (NULL: still live), with its counterfactual contribution at the end (percentage "
+        "points; NULL: still live or never measured).",
         f"""
         WITH g AS (SELECT * FROM raw_events WHERE {_GERMINATED.where}),
              e AS (SELECT * FROM raw_events WHERE {_ENDED.where})
         SELECT g.run_id, g.env_id, g.episode, g.slot_id, {_GERMINATED.text("seed_id")} AS seed_id,
           {_GERMINATED.text("blueprint_id")} AS blueprint_id, {_GERMINATED.integer("params")} AS params,
           {_names(SeedInternalKind, _GERMINATED.integer("internal_kind"))} AS internal_kind,
+          {_GERMINATED.integer("internal_group_size")} AS internal_group_size,
           {_names(SurfaceType, _GERMINATED.integer("surface"))} AS surface,
           g.epoch AS germinated_epoch, g.seq AS germinated_seq,
           CASE e.event_type WHEN '{E.SEED_FOSSILIZED.name}' THEN 'FOSSILIZED'
@@ -308,12 +323,14 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         """,
     ),
     "internal_levels": (
-        "SEED_INTERNAL_LEVEL_CHANGED: each successful GROW/SHRINK_INTERNAL with its level delta.",
+        "SEED_INTERNAL_LEVEL_CHANGED: each successful GROW/SHRINK_INTERNAL with its level delta; group_size: channels "
+        "per group of a channel ladder (0 for every other seed).",
         f"""SELECT {_KEYS}, {_LEVEL.text("seed_id")} AS seed_id, {_LEVEL.text("blueprint_id")} AS blueprint_id,
           {_names(SeedInternalKind, _LEVEL.integer("internal_kind"))} AS internal_kind,
           {_LEVEL.integer("from_level")} AS from_level, {_LEVEL.integer("to_level")} AS to_level,
           {_LEVEL.integer("to_level")} - {_LEVEL.integer("from_level")} AS level_delta,
-          {_LEVEL.integer("max_level")} AS max_level, {_LEVEL.integer("active_params")} AS active_params
+          {_LEVEL.integer("max_level")} AS max_level, {_LEVEL.integer("active_params")} AS active_params,
+          {_LEVEL.integer("group_size")} AS group_size
         FROM raw_events WHERE {_LEVEL.where}""",
     ),
     "actions": (
@@ -424,10 +441,10 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         FROM actions GROUP BY run_id, op""",
     ),
     "anti_thrash": (
-        "Per ladder seed (internal kind not NONE: conv_ladder, lora_ladder) with an internal-op trajectory: op "
-        "density (internal ops / decisions taken while the seed was live), net level change, reversal rate "
-        "(direction flips / (ops - 1)) and level convergence (|net level change| / ops: 1 when the level moves one "
-        "way, 0 when it oscillates back to where it started).",
+        "Per ladder seed (internal kind not NONE: conv_ladder, lora_ladder, channel_ladder) with an internal-op "
+        "trajectory: op density (internal ops / decisions taken while the seed was live), net level change, reversal "
+        "rate (direction flips / (ops - 1)) and level convergence (|net level change| / ops: 1 when the level moves "
+        "one way, 0 when it oscillates back to where it started).",
         f"""
         WITH steps AS (
           SELECT *, sign(level_delta) AS direction,
@@ -452,7 +469,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     ),
     "internal_op_share": (
         "GROW/SHRINK_INTERNAL share of non-WAIT decisions taken while a ladder seed (any seed with an internal kind: "
-        "conv_ladder, lora_ladder) was live in that env.",
+        "conv_ladder, lora_ladder, channel_ladder) was live in that env.",
         f"""
         WITH ladder AS (SELECT * FROM seeds WHERE internal_kind <> '{SeedInternalKind.NONE.name}'),
         decided AS (
@@ -531,6 +548,33 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
         SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(g.rollbacks, 0) AS rollbacks,
           coalesce(g.rollbacks, 0) / nullif(e.episodes, 0) AS rollbacks_per_episode
         FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN g USING (run_id)
+        """,
+    ),
+    "overshoot_prunes": (
+        f"Overshoot prunes: seeds pruned within OVERSHOOT_WINDOW = {OVERSHOOT_WINDOW} epochs of first reaching their "
+        "top internal level (the seed's first SEED_INTERNAL_LEVEL_CHANGED with to_level = max_level, at top_epoch; "
+        f"pruned_epoch - top_epoch <= {OVERSHOOT_WINDOW}), one row each: a ladder grown to the top and thrown away "
+        "soon after. A seed that never reached its top level is never one.",
+        f"""
+        WITH top AS (
+          SELECT run_id, seed_id, arg_min(epoch, seq) AS top_epoch
+          FROM internal_levels WHERE to_level = max_level GROUP BY run_id, seed_id)
+        SELECT s.run_id, s.env_id, s.episode, s.slot_id, s.seed_id, s.blueprint_id, t.top_epoch,
+          s.ended_epoch AS pruned_epoch
+        FROM seeds s JOIN top t USING (run_id, seed_id)
+        WHERE s.ended_as = 'PRUNED' AND s.ended_epoch - t.top_epoch <= {OVERSHOOT_WINDOW}
+        ORDER BY s.ended_seq
+        """,
+    ),
+    "overshoot_prune_rate": (
+        "Overshoot prunes (overshoot_prunes) per finished episode: episodes, overshoot_prunes, per_episode (NULL: no "
+        "finished episode).",
+        """
+        WITH e AS (SELECT run_id, count(*) AS episodes FROM episode_outcomes GROUP BY run_id),
+             o AS (SELECT run_id, count(*) AS overshoot_prunes FROM overshoot_prunes GROUP BY run_id)
+        SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(o.overshoot_prunes, 0) AS overshoot_prunes,
+          coalesce(o.overshoot_prunes, 0) / nullif(e.episodes, 0) AS per_episode
+        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN o USING (run_id)
         """,
     ),
     "roi": (

@@ -1,8 +1,8 @@
 """`esper karn tui RUN`: a Textual view of a running or finished run, polling its events.jsonl twice a second.
 
 Panels: run header, environment table, action distribution, per-slot seed swimlanes (slot and its surface, blueprint,
-internal level, the seed's latest |delta| / |x|, stage per epoch of the current episode), reward components, PPO
-health, event log.
+internal level and, for a channel ladder, its channels per group (`L2/4 x2ch`), the seed's latest |delta| / |x|, stage
+per epoch of the current episode), reward components, PPO health, event log.
 Below 100 columns the panels stack vertically. Keys: q quit, p pause/resume polling, e next environment in the
 swimlanes.
 """
@@ -24,6 +24,7 @@ from esper.karn.live import REWARD_PARTS, LiveRun
 POLL_SECONDS: Final = 0.5
 DELTA_RATIO: Final = "|δ|/|x|"  # a seed's output relative to the host features reaching it (SeedEpoch.delta_ratio)
 NARROW_BELOW: Final = 100
+SEED_WIDTH: Final = 25  # the lane's seed column: blueprint, level and group size (`channel_ladder L2/4 x2ch`)
 STAGE_GLYPHS: Final[dict[str, tuple[str, str]]] = {
     "UNKNOWN": ("?", "grey50"),
     "DORMANT": ("·", "grey42"),
@@ -56,10 +57,10 @@ def lanes_text(snapshot: dict[str, Any], env_index: int, width: int) -> Text:
     text.append(f"env {env['env']} · episode {env['episode']} · epoch {env['epoch']}\n", style="bold")
     ids = max((len(slot) for slot in env["slots"]), default=4)
     text.append(
-        f"{'slot':<{ids + 1}}{'surface':<10}{'blueprint':<12}{'level':<5}{DELTA_RATIO:>9} stage per epoch, now\n",
+        f"{'slot':<{ids + 1}}{'surface':<10}{'blueprint level':<{SEED_WIDTH}}{DELTA_RATIO:>9} stage per epoch, now\n",
         style="dim",
     )
-    room = max(8, width - 49 - ids)
+    room = max(8, width - 32 - SEED_WIDTH - ids)
     for slot, lane in env["slots"].items():
         text.append(lane_label(slot, lane, ids))
         for stage in lane["stages"][-room:]:
@@ -71,11 +72,13 @@ def lanes_text(snapshot: dict[str, Any], env_index: int, width: int) -> Text:
 
 
 def lane_label(slot: str, lane: dict[str, Any], ids: int) -> str:
-    """A lane's label: `r0c3 post_attn conv_ladder L2/4    0.120 ` (slot ids padded to `ids` characters)."""
+    """A lane's label: `r0c3 post_attn conv_ladder L2/4    0.120 ` (slot ids padded to `ids` characters); a channel
+    ladder's also names its channels per group: `r0c1 pre_pool  channel_ladder L2/4 x2ch   0.120 `."""
     level = "" if lane["level"] is None else f" L{lane['level']}/{lane['max_level']}"
+    groups = f" x{lane['group_size']}ch" if lane["group_size"] > 0 else ""
     surface = lane["surface"] or "-"
-    blueprint = (lane["blueprint"] or "-")[:11]
-    return f"{slot:<{ids}} {surface:<9} {blueprint:<11}{level:<6}{_num(lane['delta_ratio']):>9} "
+    seed = f"{lane['blueprint'] or '-'}{level}{groups}"
+    return f"{slot:<{ids}} {surface:<9} {seed:<{SEED_WIDTH}}{_num(lane['delta_ratio']):>9} "
 
 
 def actions_text(snapshot: dict[str, Any]) -> Text:

@@ -8,11 +8,14 @@ from esper.kasmina.blueprints import (
     BLUEPRINTS,
     INTERNAL_FAMILIES,
     BlueprintSpec,
+    ChannelLadderSeed,
     ConvLadderSeed,
     LoraLadderSeed,
     MicrostructuredSeed,
     build_seed,
+    channel_groups,
     count_trainable,
+    seed_group_size,
     spec_for,
 )
 from esper.kasmina.contracts import *  # noqa: F403
@@ -41,6 +44,7 @@ __all__ = [
     "AttentionSublayer",
     "BlueprintSpec",
     "CNNHost",
+    "ChannelLadderSeed",
     "ConvLadderSeed",
     "LoraLadderSeed",
     "ForwardMode",
@@ -61,6 +65,7 @@ __all__ = [
     "call_frozen",
     "blend",
     "build_seed",
+    "channel_groups",
     "classification_accuracy",
     "count_trainable",
     "cross_entropy",
@@ -68,5 +73,6 @@ __all__ = [
     "RankSymmetry",
     "data_parallel",
     "ease",
+    "seed_group_size",
     "spec_for",
 ]

@@ -133,8 +133,11 @@ class CNNHost(SegmentedHost):
     """Conv blocks of growing width, each of the first `pool_layers` followed by 2x2 max-pooling, then global average
     pooling and a linear classifier.
 
-    Injection points: row 0 (PRE_POOL) after each block, `r0c{i}`, order i; row 1 (POST_POOL) after each block's pool,
-    `r1c{i}`, order num_blocks + i. The forward pass reaches them interleaved: r0c0, r1c0, r0c1, ...
+    Injection points: row 0 (PRE_POOL) right after each block, before its pool, `r0c{i}`: the seed sees the block's
+    output at full resolution and the pool runs after it; row 1 (POST_POOL) after each pooled block's pool, `r1c{i}`.
+    The action order follows the forward pass: `order` is the number of points before the point in the forward pass
+    (r0c0 0, r1c0 1, r0c1 2, r1c1 3, r0c2 4 for three blocks of which two pool; with every block pooled,
+    order = block * 2 + rank of the surface), and `position` is (order + 1) / number of points.
     """
 
     topology = Topology.CNN
@@ -155,22 +158,20 @@ class CNNHost(SegmentedHost):
         in_channels = config.in_channels
         for i, width in enumerate(widths):
             ops.append(ConvBlock(in_channels, width))
-            points.append((self._spec(0, i, width, SurfaceType.PRE_POOL, i, len(points), total_points), len(ops)))
+            points.append((self._spec(0, i, width, SurfaceType.PRE_POOL, len(points), total_points), len(ops)))
             if i < config.pool_layers:
                 ops.append(nn.MaxPool2d(2))
-                order = config.num_blocks + i
-                points.append(
-                    (self._spec(1, i, width, SurfaceType.POST_POOL, order, len(points), total_points), len(ops))
-                )
+                points.append((self._spec(1, i, width, SurfaceType.POST_POOL, len(points), total_points), len(ops)))
             in_channels = width
         self.ops = nn.ModuleList(ops)
         self.head = PooledClassifier(widths[-1], config.num_classes)
         self._points = _PointTable(points)
 
     @staticmethod
-    def _spec(row: int, col: int, width: int, surface: SurfaceType, order: int, seen: int, total: int) -> InjectionSpec:
+    def _spec(row: int, col: int, width: int, surface: SurfaceType, seen: int, total: int) -> InjectionSpec:
+        """The point reached after `seen` others in the forward pass (its order) of `total`."""
         return InjectionSpec(
-            slot_id=format_slot_id(row, col), channels=width, surface=surface, order=order, position=(seen + 1) / total
+            slot_id=format_slot_id(row, col), channels=width, surface=surface, order=seen, position=(seen + 1) / total
         )
 
     def embed(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from esper.kasmina.alpha import AlphaController, GatedBlend, blend
-from esper.kasmina.blueprints import MicrostructuredSeed, build_seed, count_trainable
+from esper.kasmina.blueprints import MicrostructuredSeed, build_seed, count_trainable, seed_group_size
 from esper.kasmina.ddp import LOCAL, RankSymmetry
 from esper.kasmina.gates import QualityGates
 from esper.kasmina.state import AccuracyRecord, GradientStats, SeedState
@@ -247,6 +247,7 @@ class SeedSlot(nn.Module):
             internal_kind=kind,
             internal_level=0 if ladder is None else ladder.internal_level,
             internal_max_level=1 if ladder is None else ladder.internal_max_level,
+            internal_group_size=seed_group_size(seed),
         )
         gate = self._decide_gate(S.GERMINATED)
         if not gate.passed:
@@ -264,6 +265,7 @@ class SeedSlot(nn.Module):
                 internal_kind=kind,
                 internal_level=self.state.internal_level,
                 internal_max_level=self.state.internal_max_level,
+                internal_group_size=self.state.internal_group_size,
                 surface=self.surface,
             )
         )
@@ -423,6 +425,7 @@ class SeedSlot(nn.Module):
                 to_level=decided,
                 max_level=ladder.internal_max_level,
                 active_params=ladder.active_param_count(),
+                group_size=state.internal_group_size,
             )
         )
         return True
@@ -595,6 +598,7 @@ class SeedSlot(nn.Module):
                 internal_kind=state.internal_kind,
                 internal_level=state.internal_level,
                 internal_max_level=state.internal_max_level,
+                internal_group_size=state.internal_group_size,
                 internal_active_params=ladder.active_param_count() if ladder is not None else self.seed_param_count(),
             )
         )

@@ -81,6 +81,7 @@ class SeedState:
     internal_kind: SeedInternalKind
     internal_level: int
     internal_max_level: int
+    internal_group_size: int  # channels per group of a channel ladder; 0 for every other seed
     previous_stage: SeedStage = SeedStage.UNKNOWN
     previous_epochs_in_stage: int = 0
     epochs_total: int = 0

@@ -47,6 +47,7 @@ TOPOLOGY_BLUEPRINTS: Final[Mapping[Topology, frozenset[BlueprintAction]]] = Mapp
                 BP.CONV_SMALL,
                 BP.CONV_HEAVY,
                 BP.CONV_LADDER,
+                BP.CHANNEL_LADDER,
             }
         ),
         Topology.TRANSFORMER: frozenset(
@@ -67,7 +68,11 @@ TOPOLOGY_BLUEPRINTS: Final[Mapping[Topology, frozenset[BlueprintAction]]] = Mapp
 
 # The ladder families; every other blueprint has no internal structure.
 _LADDERS: Final[Mapping[BlueprintAction, SeedInternalKind]] = MappingProxyType(
-    {BP.CONV_LADDER: SeedInternalKind.CONV_LADDER, BP.LORA_LADDER: SeedInternalKind.LORA_LADDER}
+    {
+        BP.CONV_LADDER: SeedInternalKind.CONV_LADDER,
+        BP.LORA_LADDER: SeedInternalKind.LORA_LADDER,
+        BP.CHANNEL_LADDER: SeedInternalKind.CHANNEL_LADDER,
+    }
 )
 BLUEPRINT_INTERNAL_KIND: Final[Mapping[BlueprintAction, SeedInternalKind]] = MappingProxyType(
     {bp: _LADDERS[bp] if bp in _LADDERS else SeedInternalKind.NONE for bp in BlueprintAction}

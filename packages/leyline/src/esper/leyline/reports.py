@@ -39,6 +39,14 @@ def check_seed_state_report(report: SeedStateReport) -> SeedStateReport:
             "internal_kind",
             f"blueprint {report.blueprint.name} has {expected_kind.name}, got {report.internal_kind.name}",
         )
+    grouped = report.internal_kind is SeedInternalKind.CHANNEL_LADDER
+    if grouped != (report.internal_group_size > 0):
+        raise ContractError(
+            name,
+            "internal_group_size",
+            f"must be > 0 exactly for a CHANNEL_LADDER seed; {report.internal_kind.name} has "
+            f"{report.internal_group_size}",
+        )
     if report.blueprint_id != BLUEPRINT_IDS[report.blueprint]:
         raise ContractError(
             name, "blueprint_id", f"{report.blueprint_id!r} does not match blueprint {report.blueprint.name}"

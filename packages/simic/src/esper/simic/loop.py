@@ -129,9 +129,11 @@ class EpisodeLoop:
         self.config = config
         self.envs = list(envs)
         self.policy = policy
-        for env in self.envs:  # the masks must offer exactly what the environments accept
+        for env in self.envs:  # the masks and the observation must describe exactly what the environments run
             if env.limits != config.masks.limits:
                 raise ValueError(f"environment limits {env.limits} differ from the masks' {config.masks.limits}")
+            if tuple(env.slot_ids) != slot_ids(config.slots):
+                raise ValueError(f"environment slots {env.slot_ids} differ from the loop's {slot_ids(config.slots)}")
         self.extractor = FeatureExtractor(config.slots, len(self.envs))
         self.baselines = [NoopBaseline() for _ in self.envs]
         self.twins = [_twin(env) if config.reward.terminal_over_host_only else None for env in self.envs]

@@ -55,7 +55,9 @@ from esper.leyline import (
     TrainingMetrics,
     TrainingSignals,
     refusal,
+    slot_config,
 )
+from esper.leyline import slot_ids as slot_ids_of
 from esper.tolaria.data import TensorData
 from esper.tolaria.governor import Governor
 from esper.tolaria.tasks import TaskSpec
@@ -105,6 +107,11 @@ class Environment:
         so all ranks hold the same topology and weights (the DDP symmetry invariant)."""
         self.task = task
         self.data = data.to(device)
+        # The slot head's index i is slot_ids[i]: it must be the host's action order, which the masks and the
+        # observation (built from the same SlotConfig) use too.
+        in_order = slot_ids_of(slot_config(task.build_host().injection_specs(), slot_ids))
+        if tuple(slot_ids) != in_order:
+            raise ValueError(f"slot_ids {list(slot_ids)} are not in the host's action order: {list(in_order)}")
         self.slot_ids = slot_ids
         self.emitter = emitter
         self.seed = seed

@@ -56,3 +56,7 @@ class GateThresholds:
     """
     Surface preference gate: the 95 % Wilson interval of the first surface's share of non-WAIT slot decisions must lie this far beyond 0.5 on one side (0: the interval excludes an even split).
     """
+    max_overshoot_prune_increase: float = 0.0
+    """
+    Allowed rise over the control in overshoot prunes per episode (seeds pruned within 5 epochs of reaching their top internal level).
+    """

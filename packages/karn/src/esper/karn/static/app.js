@@ -211,7 +211,8 @@ function renderLanes(s) {
     const row = document.createElement("div"); row.className = "lane"; row.dataset.slot = slot;
     const label = document.createElement("span");
     const level = lane.level === null ? "" : ` L${lane.level}/${lane.max_level}`;
-    label.textContent = `${slot} ${lane.surface || "-"} ${lane.blueprint || "-"}${level}`;
+    const groups = lane.group_size > 0 ? ` x${lane.group_size}ch` : "";  // a channel ladder's channels per group
+    label.textContent = `${slot} ${lane.surface || "-"} ${lane.blueprint || "-"}${level}${groups}`;
     const ratio = document.createElement("span"); ratio.className = "ratio"; ratio.textContent = fmt(lane.delta_ratio);
     const cells = document.createElement("div"); cells.className = "cells";
     lane.stages.forEach((stage, i) => {

@@ -1,4 +1,5 @@
-"""Ladder seeds: seeds whose capacity is their internal level (conv_ladder: Phase 0, track C0; lora_ladder: Phase 1).
+"""Ladder seeds: seeds whose capacity is their internal level (conv_ladder: Phase 0, track C0; lora_ladder: Phase 1;
+channel_ladder: Phase 2).
 
 A ladder has `max_level` blocks; at level L the first L are active and level 0 returns x itself (exact identity).
 The level is the only state that shapes the structure, and blocks at index >= L have requires_grad off, so trainable
@@ -10,6 +11,10 @@ SeedSlot.change_internal_level(GROW_INTERNAL | SHRINK_INTERNAL).
 - lora_ladder: four rank-r low-rank blocks side by side, each `up` zero-initialised: x + sum_{k<L} up_k(down_k(x)),
   effective rank r * L. A block switched on starts from its trained-or-zero `up`, so growing onto a fresh block does
   not change the output.
+- channel_ladder: the conv seed's width grown one channel group at a time. A 1x1 expansion to the internal width
+  (when it differs from the slot's channels), then `width / group_size` groups side by side, each a 3x3 conv from the
+  full width to `group_size` channels (+ GroupNorm + ReLU) and a zero-initialised 1x1 projection back:
+  x + sum_{g<L} proj_g(block_g(expand(x))). As in lora_ladder a fresh group adds an exact 0.
 """
 
 from __future__ import annotations
@@ -163,3 +168,73 @@ class LoraLadderSeed(_Ladder):
         for down, up in zip(self.down[1 : self._level], self.up[1 : self._level], strict=True):
             delta = delta + up(down(x))
         return x + delta
+
+
+def channel_groups(width: int, group_size: int) -> int:
+    """How many channel groups of `group_size` make up `width` (ValueError naming both unless it divides exactly)."""
+    if width < 1 or group_size < 1:
+        raise ValueError(f"width and group size must be >= 1, got width {width} and group size {group_size}")
+    if width % group_size != 0:
+        raise ValueError(f"width {width} is not divisible into groups of {group_size} channels")
+    return width // group_size
+
+
+class ChannelLadderSeed(_Ladder):
+    """CNN seed over [B, C, H, W] whose level is the number of active channel groups of its internal width."""
+
+    def __init__(self, channels: int, width: int, group_size: int, level: int = 1) -> None:
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        groups = channel_groups(width, group_size)
+        super().__init__(groups)
+        self._group_size = group_size
+        self.expand = expansion(channels, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(width, group_size, 3, padding=1, bias=False), nn.GroupNorm(1, group_size), nn.ReLU()
+            )
+            for _ in range(groups)
+        )
+        projections = [nn.Conv2d(group_size, channels, 1, bias=False) for _ in range(groups)]
+        for proj in projections:
+            zero_init(proj)
+        self.proj = nn.ModuleList(projections)
+        self.set_internal_level(level)
+
+    @property
+    def internal_kind(self) -> SeedInternalKind:
+        return SeedInternalKind.CHANNEL_LADDER
+
+    @property
+    def group_size(self) -> int:
+        """Channels per group (what one level adds to the internal width)."""
+        return self._group_size
+
+    def _apply_trainability(self) -> None:
+        for index, (block, proj) in enumerate(zip(self.blocks, self.proj, strict=True)):
+            active = not self._frozen and index < self._level
+            block.requires_grad_(active)
+            proj.requires_grad_(active)
+        self.expand.requires_grad_(not self._frozen and self._level > 0)
+
+    def active_param_count(self) -> int:
+        """Parameters of the expansion and the active groups (trainable unless frozen); 0 at level 0."""
+        if self._level == 0:
+            return 0
+        modules = (self.expand, *self.blocks[: self._level], *self.proj[: self._level])
+        return sum(p.numel() for module in modules for p in module.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._level == 0:
+            return x
+        h = self.expand(x)
+        # The deltas are summed before the residual, so an active group whose `proj` is zero adds an exact 0.
+        delta: torch.Tensor = self.proj[0](self.blocks[0](h))
+        for block, proj in zip(self.blocks[1 : self._level], self.proj[1 : self._level], strict=True):
+            delta = delta + proj(block(h))
+        return x + delta
+
+
+def seed_group_size(seed: nn.Module) -> int:
+    """Channels per group of a channel ladder; 0 for every other seed (what reports and events carry)."""
+    return seed.group_size if isinstance(seed, ChannelLadderSeed) else 0

@@ -14,13 +14,15 @@ from typing import Final
 from torch import nn
 
 from esper.kasmina.blueprints import cnn, transformer
-from esper.kasmina.blueprints.ladder import ConvLadderSeed, LoraLadderSeed
+from esper.kasmina.blueprints.ladder import ChannelLadderSeed, ConvLadderSeed, LoraLadderSeed
 from esper.leyline import TOPOLOGY_BLUEPRINTS, BlueprintAction, SeedInternalKind, Topology
 
 BP = BlueprintAction
 LADDER_MAX_LEVEL: Final = 4
 LADDER_START_LEVEL: Final = 1
 LORA_LADDER_RANK: Final = 4
+CHANNEL_LADDER_GROUPS: Final = 4  # as conv_ladder has 4 blocks
+CHANNEL_LADDER_WIDTH_FACTOR: Final = 2  # its width is twice the conv seeds' internal width
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,8 @@ class BlueprintSpec:
     topology: Topology
     blueprint: BlueprintAction
     # (channels (CNN) or embedding width (transformer), internal width) -> module; only the CNN conv stacks and the
-    # conv ladder use the internal width, which is the slot's channels unless the task sets `seed_width`.
+    # conv and channel ladders use the internal width, which is the slot's channels unless the task sets
+    # `seed_width`.
     factory: Callable[[int, int], nn.Module]
     description: str
 
@@ -42,6 +45,14 @@ def _spec(
 def _fixed(factory: Callable[[int], nn.Module]) -> Callable[[int, int], nn.Module]:
     """A seed whose size follows the slot alone (it has no internal width)."""
     return lambda channels, width: factory(channels)
+
+
+def _channel_ladder(channels: int, seed_width: int) -> ChannelLadderSeed:
+    """Four channel groups over twice the conv seeds' internal width (so the max budget matches conv_ladder's)."""
+    width = CHANNEL_LADDER_WIDTH_FACTOR * seed_width
+    if width % CHANNEL_LADDER_GROUPS != 0:
+        raise ValueError(f"channel_ladder: width {width} is not divisible into {CHANNEL_LADDER_GROUPS} groups")
+    return ChannelLadderSeed(channels, width, width // CHANNEL_LADDER_GROUPS, level=LADDER_START_LEVEL)
 
 
 _CNN = Topology.CNN
@@ -71,6 +82,12 @@ _SPECS: Final = (
         lambda c, w: ConvLadderSeed(c, max_level=LADDER_MAX_LEVEL, level=LADDER_START_LEVEL, width=w),
         "ladder of up to 4 conv blocks; the internal level is the active depth",
     ),
+    _spec(
+        _CNN,
+        BP.CHANNEL_LADDER,
+        _channel_ladder,
+        "ladder of 4 channel groups at twice the seed width; the internal level is the number of active groups",
+    ),
     _spec(_TF, BP.NOOP, _fixed(lambda d: transformer.NoopSeed()), "identity"),
     _spec(_TF, BP.NORM, _fixed(transformer.LayerNormSeed), "x + tanh(s)(LN(x) - x)"),
     _spec(_TF, BP.ATTENTION, _fixed(transformer.CausalAttentionSeed), "causal self-attention (SDPA), residual"),
@@ -92,7 +109,11 @@ BLUEPRINTS: Final[Mapping[tuple[Topology, BlueprintAction], BlueprintSpec]] = Ma
 )
 # Seed family for each internal kind that has one (NONE has none by definition).
 INTERNAL_FAMILIES: Final[Mapping[SeedInternalKind, BlueprintAction]] = MappingProxyType(
-    {SeedInternalKind.CONV_LADDER: BP.CONV_LADDER, SeedInternalKind.LORA_LADDER: BP.LORA_LADDER}
+    {
+        SeedInternalKind.CONV_LADDER: BP.CONV_LADDER,
+        SeedInternalKind.LORA_LADDER: BP.LORA_LADDER,
+        SeedInternalKind.CHANNEL_LADDER: BP.CHANNEL_LADDER,
+    }
 )
 
 
@@ -105,7 +126,7 @@ def spec_for(topology: Topology, blueprint: BlueprintAction) -> BlueprintSpec:
 
 def build_seed(topology: Topology, blueprint: BlueprintAction, channels: int, width: int | None = None) -> nn.Module:
     """The seed for a slot of `channels`; `width` is the internal width of the CNN conv stacks and the conv ladder
-    (None: the slot's channels)."""
+    (the channel ladder takes twice it; None: the slot's channels)."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
     if width is not None and width < 1:

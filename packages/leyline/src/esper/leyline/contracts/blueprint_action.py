@@ -71,3 +71,7 @@ class BlueprintAction(IntEnum):
     """
     Transformer: ladder of low-rank blocks (4 x rank 4); the internal level is the number of active blocks.
     """
+    CHANNEL_LADDER = 15
+    """
+    CNN: ladder of 4 channel groups (conv 3x3 + GroupNorm + ReLU each, 1x1 back); the internal level is the number of active groups.
+    """

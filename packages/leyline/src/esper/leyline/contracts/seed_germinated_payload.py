@@ -61,3 +61,7 @@ class SeedGerminatedPayload:
     """
     Surface of the seed's slot (where in the host it sits).
     """
+    internal_group_size: int
+    """
+    Channels per group of a channel ladder (0: the seed has no channel groups).
+    """

@@ -8,7 +8,7 @@ from enum import IntEnum
 
 class SeedInternalKind(IntEnum):
     """
-    Internal microstructure of a seed, driven by GROW_INTERNAL / SHRINK_INTERNAL. Reserved for later phases (not members yet): 3 CHANNEL_GROUP_LADDER, 4 ATTN_HEAD_GROUP_LADDER.
+    Internal microstructure of a seed, driven by GROW_INTERNAL / SHRINK_INTERNAL. Reserved for later phases (not a member yet): 4 ATTN_HEAD_GROUP_LADDER.
     """
 
     NONE = 0
@@ -22,4 +22,8 @@ class SeedInternalKind(IntEnum):
     LORA_LADDER = 2
     """
     Ladder of low-rank blocks; the level is the number of active blocks (0 = exact identity).
+    """
+    CHANNEL_LADDER = 3
+    """
+    Ladder of channel groups; the level is the number of active groups (0 = exact identity).
     """

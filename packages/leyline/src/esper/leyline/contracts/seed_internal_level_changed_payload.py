@@ -42,3 +42,7 @@ class SeedInternalLevelChangedPayload:
     """
     Trainable parameters of the seed at to_level.
     """
+    group_size: int
+    """
+    Channels per group of a channel ladder (0: the seed has no channel groups).
+    """

@@ -104,3 +104,7 @@ class SeedStateReport:
     """
     Trainable parameters active at the current level.
     """
+    internal_group_size: int
+    """
+    Channels per group of a channel ladder (0: the seed has no channel groups).
+    """

@@ -57,7 +57,7 @@ class HeuristicConfig:
     """
     Blueprints with a penalty at or above this are skipped (with the defaults a pruned blueprint sits out about 6 epochs).
     """
-    blueprint_rotation: Sequence[str] = ("conv_ladder", "lora_ladder", "conv_light", "lora", "conv_heavy", "lora_large", "attention", "norm", "depthwise",)
+    blueprint_rotation: Sequence[str] = ("conv_ladder", "channel_ladder", "lora_ladder", "conv_light", "lora", "conv_heavy", "lora_large", "attention", "norm", "depthwise",)
     """
     Germination order (blueprint ids); ids the mask forbids are skipped, and allowed blueprints not listed come after.
     """
