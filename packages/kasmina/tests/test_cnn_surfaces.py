@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from kasmina_recording import RecordingSlot
 
-from esper.kasmina import CNNHost, MorphogeneticModel, SeedSlot
+from esper.kasmina import CNNHost, MorphogeneticModel
 from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
 from esper.kasmina.hosts import ConvBlock
 from esper.leyline import SurfaceType, TelemetryHub
@@ -54,26 +55,6 @@ def unrolled(
             x = x + shifts[f"r1c{i}"] if f"r1c{i}" in shifts else x
     logits: torch.Tensor = host.head.linear(x.mean(dim=(2, 3)))
     return seen, logits
-
-
-class RecordingSlot(SeedSlot):
-    """A slot that records the tensor it receives and adds a fixed shift to it (None: passes it on untouched)."""
-
-    def __init__(self, original: SeedSlot, shift: torch.Tensor | None) -> None:
-        super().__init__(
-            original.slot_id,
-            original.channels,
-            original.topology,
-            original.gates,
-            TelemetryHub("rec").emitter(0),
-            surface=original.surface,
-        )
-        self.shift = shift
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, measure: bool = True) -> torch.Tensor:
-        self.seen.append(x)
-        return x if self.shift is None else x + self.shift
 
 
 def test_the_lattice_is_numbered_in_forward_order() -> None:

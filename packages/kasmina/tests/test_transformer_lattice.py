@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kasmina_recording import RecordingSlot
 
-from esper.kasmina import AttentionSublayer, MlpSublayer, MorphogeneticModel, SeedSlot, TransformerHost
+from esper.kasmina import AttentionSublayer, MlpSublayer, MorphogeneticModel, TransformerHost
 from esper.kasmina.contracts.transformer_host_config import TransformerHostConfig
 from esper.leyline import SurfaceType, TelemetryHub, parse_slot_id
 
@@ -68,26 +69,6 @@ def unrolled(host: TransformerHost, inputs: torch.Tensor, shifts: dict[int, torc
             x = x + shifts[len(stream) - 1]
     stream.append(host.head.lm_head(host.head.ln_f(x)))
     return stream
-
-
-class RecordingSlot(SeedSlot):
-    """A slot that records the tensor it receives and adds a fixed shift to it (None: passes it on untouched)."""
-
-    def __init__(self, original: SeedSlot, shift: torch.Tensor | None) -> None:
-        super().__init__(
-            original.slot_id,
-            original.channels,
-            original.topology,
-            original.gates,
-            TelemetryHub("rec").emitter(0),
-            surface=original.surface,
-        )
-        self.shift = shift
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, measure: bool = True) -> torch.Tensor:
-        self.seen.append(x)
-        return x if self.shift is None else x + self.shift
 
 
 # ---------------------------------------------------------------- the lattice

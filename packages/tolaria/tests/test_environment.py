@@ -142,15 +142,8 @@ def test_governor_verdicts() -> None:
         Governor(1.0).restore(make_env().model)
 
 
-def test_a_lora_ladder_grows_on_both_surfaces_of_the_transformer_lattice() -> None:
-    """charlm_layerwise: a lora_ladder germinated after an MLP residual and another after an attention residual;
-    SEED_GERMINATED names each slot's surface and the level changes come from the LoRA ladders."""
-    task = get_task("charlm_layerwise")
-    sink = ListSink()
-    slots = ("r1c0", "r0c1")  # layer 0's POST_MLP, layer 1's POST_ATTN: action order
-    env = Environment(task, task.load(None), slots, TelemetryHub("lattice", sinks=(sink,)).emitter(0), 3, CPU)
-    env.reset(0)
-    ladder = BlueprintAction.LORA_LADDER
+def grow_two_ladders(env: Environment, ladder: BlueprintAction) -> None:
+    """Germinate `ladder` in slots 0 and 1, grow each once, then shrink slot 0's: every step must apply."""
     for step in (
         action(OP.GERMINATE, 0, ladder),
         action(OP.ADVANCE, 0),
@@ -161,6 +154,18 @@ def test_a_lora_ladder_grows_on_both_surfaces_of_the_transformer_lattice() -> No
         action(OP.SHRINK_INTERNAL, 0),
     ):
         assert env.step(step).action.success
+
+
+def test_a_lora_ladder_grows_on_both_surfaces_of_the_transformer_lattice() -> None:
+    """charlm_layerwise: a lora_ladder germinated after an MLP residual and another after an attention residual;
+    SEED_GERMINATED names each slot's surface and the level changes come from the LoRA ladders."""
+    task = get_task("charlm_layerwise")
+    sink = ListSink()
+    slots = ("r1c0", "r0c1")  # layer 0's POST_MLP, layer 1's POST_ATTN: action order
+    env = Environment(task, task.load(None), slots, TelemetryHub("lattice", sinks=(sink,)).emitter(0), 3, CPU)
+    env.reset(0)
+    ladder = BlueprintAction.LORA_LADDER
+    grow_two_ladders(env, ladder)
     germinated = [e for e in sink.events if e.event_type.name == "SEED_GERMINATED"]
     assert [(e.slot_id, e.payload.surface) for e in germinated] == [  # type: ignore[union-attr]
         ("r1c0", SurfaceType.POST_MLP),
@@ -187,16 +192,7 @@ def test_a_channel_ladder_grows_on_both_cnn_surfaces() -> None:
     env = Environment(task, DATA, slots, TelemetryHub("cnn", sinks=(sink,)).emitter(0), 3, CPU)
     env.reset(0)
     ladder = BlueprintAction.CHANNEL_LADDER
-    for step in (
-        action(OP.GERMINATE, 0, ladder),
-        action(OP.ADVANCE, 0),
-        action(OP.GROW_INTERNAL, 0),
-        action(OP.GERMINATE, 1, ladder),
-        action(OP.ADVANCE, 1),
-        action(OP.GROW_INTERNAL, 1),
-        action(OP.SHRINK_INTERNAL, 0),
-    ):
-        assert env.step(step).action.success
+    grow_two_ladders(env, ladder)
     germinated = [e.payload for e in sink.events if e.event_type.name == "SEED_GERMINATED"]
     assert [(p.surface, p.internal_group_size) for p in germinated] == [  # type: ignore[union-attr]
         (SurfaceType.PRE_POOL, 2),
