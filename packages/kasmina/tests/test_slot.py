@@ -500,9 +500,11 @@ def test_lora_ladder_trains_only_its_active_blocks(make_rig: Any) -> None:
             assert up_grad is None and down_grad is None
 
 
-def test_fossilizing_a_lora_ladder_freezes_its_level(make_rig: Any) -> None:
-    rig = lattice_rig(make_rig)
-    rig.drive("r0c0", S.HOLDING, blueprint=BlueprintAction.LORA_LADDER)
+@pytest.mark.parametrize("blueprint", [BlueprintAction.LORA_LADDER, BlueprintAction.CHANNEL_LADDER])
+def test_fossilizing_a_ladder_freezes_its_level(make_rig: Any, blueprint: BlueprintAction) -> None:
+    lora = blueprint is BlueprintAction.LORA_LADDER
+    rig = lattice_rig(make_rig) if lora else channel_rig(make_rig)
+    rig.drive("r0c0", S.HOLDING, blueprint=blueprint)
     slot = rig.model.slot("r0c0")
     assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)
     rig.drive("r0c0", S.FOSSILIZED)
@@ -512,10 +514,11 @@ def test_fossilizing_a_lora_ladder_freezes_its_level(make_rig: Any) -> None:
     for _ in range(3):
         rig.epoch()
     (report,) = rig.model.reports()
+    params = 2 * LORA_BLOCK if lora else channel_params(2)
     assert report.stage is S.FOSSILIZED and report.internal_level == slot.seed.internal_level == 2
-    assert report.internal_active_params == 2 * LORA_BLOCK
+    assert (report.internal_group_size, report.internal_active_params) == (0 if lora else 2, params)
     (fossil,) = rig.events("SEED_FOSSILIZED")
-    assert fossil.params_added == 2 * LORA_BLOCK
+    assert fossil.params_added == params
 
 
 def test_a_scheduled_prune_keeps_a_lora_ladder_frozen_across_level_changes(make_rig: Any) -> None:
@@ -589,24 +592,6 @@ def test_conv_ladder_level_events_carry_no_group_size(rig: Any) -> None:
     assert rig.model.slot("r0c0").change_internal_level(LifecycleOp.GROW_INTERNAL)
     (event,) = rig.events("SEED_INTERNAL_LEVEL_CHANGED")
     assert (event.internal_kind, event.group_size) == (SeedInternalKind.CONV_LADDER, 0)
-
-
-def test_fossilizing_a_channel_ladder_freezes_its_level(make_rig: Any) -> None:
-    rig = channel_rig(make_rig)
-    rig.drive("r0c0", S.HOLDING, blueprint=BlueprintAction.CHANNEL_LADDER)
-    slot = rig.model.slot("r0c0")
-    assert slot.change_internal_level(LifecycleOp.GROW_INTERNAL)
-    rig.drive("r0c0", S.FOSSILIZED)
-    for op in LEVEL_OPS:
-        with pytest.raises(IllegalOperation, match=f"FOSSILIZED\\): {op.name} is illegal"):
-            slot.change_internal_level(op)
-    for _ in range(3):
-        rig.epoch()
-    (report,) = rig.model.reports()
-    assert report.stage is S.FOSSILIZED and report.internal_level == slot.seed.internal_level == 2
-    assert (report.internal_group_size, report.internal_active_params) == (2, channel_params(2))
-    (fossil,) = rig.events("SEED_FOSSILIZED")
-    assert fossil.params_added == channel_params(2)
 
 
 def test_a_pruned_channel_ladder_still_reports_its_group_size(make_rig: Any) -> None:
