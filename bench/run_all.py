@@ -16,6 +16,7 @@ SCRIPTS = (
     "dormant_overhead.py",
     "episode_overhead.py",
     "live_seeds_overhead.py",
+    "counterfactual_noise.py",
     "incubation_overhead.py",
     "policy_step.py",
     "controller_step.py",

@@ -49,7 +49,7 @@ def test_every_policy_reports_internal_ops_like_ppo(name: str) -> None:
     envs = [Environment(TASK, DATA, SLOTS, hub.emitter(i), seed=i, device=torch.device("cpu")) for i in range(2)]
     policy = policy_named(name)
     masks = MaskConfig(SLOTS, Topology.CNN, (BlueprintAction.CONV_LADDER,))
-    loop = EpisodeLoop(LoopConfig(SLOT_CONFIG, masks, RewardConfig(), 0.99, 40), envs, policy)
+    loop = EpisodeLoop(LoopConfig(SLOT_CONFIG, masks, RewardConfig(), 0.99, 60), envs, policy)
     generator = torch.Generator().manual_seed(0)
 
     def act(observation: Observation, action_masks: ActionMasks, state: object) -> PolicyOutput:
@@ -59,7 +59,7 @@ def test_every_policy_reports_internal_ops_like_ppo(name: str) -> None:
     assert episodes is not None and len(episodes.outcomes) == 2
     events = sink.events
     kinds = Counter(e.event_type.name for e in events)
-    assert kinds["ACTION_TAKEN"] == kinds["REWARD_COMPUTED"] == 2 * 40  # every step of both environments
+    assert kinds["ACTION_TAKEN"] == kinds["REWARD_COMPUTED"] == 2 * 60  # every step of both environments
     assert kinds["EPISODE_OUTCOME"] == 2
     grown = [
         e
@@ -68,7 +68,7 @@ def test_every_policy_reports_internal_ops_like_ppo(name: str) -> None:
         and e.payload.action.op in INTERNAL_OPS  # type: ignore[union-attr]
         and e.payload.success  # type: ignore[union-attr]
     ]
-    assert grown, f"the {name} policy made no internal op in 40 epochs: the test would prove nothing"
+    assert grown, f"the {name} policy made no internal op in 60 epochs: the test would prove nothing"
     for action in grown:
         key = (action.env_id, action.epoch, action.slot_id)
         at = Counter(e.event_type.name for e in events if (e.env_id, e.epoch, e.slot_id) == key)

@@ -18,6 +18,7 @@ from esper.kasmina.blueprints import (
     seed_group_size,
     spec_for,
 )
+from esper.kasmina.cohort import can_stack, cohort_forward
 from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
@@ -63,6 +64,8 @@ __all__ = [
     "TrainingForward",
     "ValidationResult",
     "call_frozen",
+    "can_stack",
+    "cohort_forward",
     "blend",
     "build_seed",
     "channel_groups",

@@ -97,8 +97,9 @@ class SegmentedHost(nn.Module, abc.ABC):
         return logits
 
     def run_ops(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for op in self.ops[start:stop]:
-            x = op(x)
+        ops = self.ops
+        for index in range(start, stop):  # indexing, not slicing: a slice builds a new ModuleList every call
+            x = ops[index](x)
         return x
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class ValidationResult:
     loss: float
     accuracy: float  # percent
-    contributions: dict[str, float]  # slot id -> accuracy with the seed minus accuracy without it (points)
-    off_losses: dict[str, float]  # slot id -> loss with that seed switched off
+    # slot id -> accuracy with the seed minus accuracy without it (points), on the counterfactual subset
+    contributions: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,8 @@ class MorphogeneticModel(nn.Module):
         # Execution order: the order the forward pass reaches them.
         self.execution: tuple[str, ...] = tuple(s for s in host.execution_order() if s in requested)
         self._positions = {s: host.position(s) for s in self.execution}
+        # The host's structure never changes (a fossil is a seed): count its parameters once.
+        self._host_params = sum(p.numel() for p in {id(p): p for p in host.parameters()}.values())
         self.slots = nn.ModuleDict(
             {
                 s: SeedSlot(
@@ -143,24 +145,37 @@ class MorphogeneticModel(nn.Module):
             position = self._positions[slot_id]
             x = host.run_ops(x, done, position)
             if path is not None:
-                path = self._run_frozen(path, done, position)
-            slot = self.slot(slot_id)
-            if incubate and slot.incubating():
-                path = slot.incubate(x.detach() if path is None else path)
-            elif path is not None and slot.seed is not None:  # a blending or fossilized seed, as it is
-                path = call_frozen(slot, path, measure=False)
-            x = slot(x)
+                path = self.run_frozen(path, done, position)
+            x, path = self.through_slot(slot_id, x, path, incubate)
             done = position
         logits = host.readout(host.run_ops(x, done, host.num_ops))
         if not incubate:
             return logits
-        if path is None:
-            return TrainingForward(logits, None)
-        return TrainingForward(logits, call_frozen(host.head, self._run_frozen(path, done, host.num_ops)))
+        return TrainingForward(logits, None if path is None else self.incubation_logits(path, done))
 
-    def _run_frozen(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        for op in self._host.ops[start:stop]:
-            x = call_frozen(op, x)
+    def through_slot(
+        self, slot_id: str, x: torch.Tensor, path: torch.Tensor | None, incubate: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stream `x` and the incubation path (None before the first incubating slot), both at the slot, through
+        it."""
+        slot = self.slot(slot_id)
+        if slot.seed is None:  # dormant or between seeds: nothing happens here
+            return x, path
+        if incubate and slot.incubating():
+            path = slot.incubate(x.detach() if path is None else path)
+        elif path is not None and slot.seed is not None:  # a blending or fossilized seed, as it is
+            path = call_frozen(slot, path, measure=False)
+        return slot(x), path
+
+    def incubation_logits(self, path: torch.Tensor, since: int) -> torch.Tensor:
+        """The incubation path from op `since` (the last slot's position) to the logits, with frozen parameters."""
+        return call_frozen(self._host.head, self.run_frozen(path, since, self._host.num_ops))
+
+    def run_frozen(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Host ops [start, stop) with frozen parameters (`call_frozen`): the incubation path's way through."""
+        ops = self._host.ops
+        for index in range(start, stop):
+            x = call_frozen(ops[index], x)
         return x
 
     @torch.no_grad()
@@ -170,56 +185,42 @@ class MorphogeneticModel(nn.Module):
         targets: torch.Tensor,
         loss_fn: LossFn = cross_entropy,
         accuracy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = classification_accuracy,
+        counterfactual_samples: int | None = None,
     ) -> ValidationResult:
-        """Validate all seeds as they are plus, for each blending or holding seed, the model with that seed
-        switched off: K = 1 + contributing seeds configurations in one batched pass. The host prefix before the
-        first contributing slot runs once; the batch is replicated K times from there on. No autograd graph is
-        built: validation never backpropagates."""
-        with torch.no_grad():
-            return self._fused_validation(inputs, targets, loss_fn, accuracy_fn)
+        """Validate the model as it is and measure each blending or holding seed's contribution: the accuracy with the
+        seed minus the accuracy with it switched off, on the first `counterfactual_samples` rows (all when None).
 
-    def _fused_validation(
-        self,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
-        loss_fn: LossFn,
-        accuracy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    ) -> ValidationResult:
+        One pass, in which every configuration computes only what differs: the rows of "seed k off" join the batch
+        at seed k's slot, as a copy of the model's own rows there (everything before it is the same), skip seed k,
+        and run the rest of the network with every later seed on. A switched-off seed is never computed, and the
+        network before the first contributing slot runs once. No autograd graph is built."""
         host = self._host
-        contributing = [s for s in self.execution if self.slot(s).counterfactual_eligible()]
-        configs = len(contributing) + 1
         batch = inputs.shape[0]
-        x, done, replicated = host.embed(inputs), 0, False
+        subset = batch if counterfactual_samples is None else min(counterfactual_samples, batch)
+        if subset < 1:
+            raise ValueError(f"counterfactual_samples must be >= 1, got {counterfactual_samples}")
+        contributing = [s for s in self.execution if self.slot(s).counterfactual_eligible()]
+        # Rows [0, batch): the model; then `subset` rows per contributing seed, in execution order.
+        x, done = host.embed(inputs), 0
         for slot_id in self.execution:
             position = self._positions[slot_id]
             x = host.run_ops(x, done, position)
             done = position
-            slot = self.slot(slot_id)
-            if slot_id in contributing:
-                if not replicated:
-                    x = x.repeat(configs, *([1] * (x.dim() - 1)))
-                    replicated = True
-                alpha = torch.full(
-                    (configs * batch,) + (1,) * (x.dim() - 1), slot.alpha, dtype=x.dtype, device=x.device
-                )
-                off = 1 + contributing.index(slot_id)
-                alpha[off * batch : (off + 1) * batch] = 0.0
-                x = slot(x, alpha=alpha)
-            else:
-                x = slot(x)
+            joining = x[:subset] if slot_id in contributing else None  # "this seed off": the model's rows, as here
+            x = self.slot(slot_id)(x)
+            if joining is not None:
+                x = torch.cat([x, joining])
         logits = host.readout(host.run_ops(x, done, host.num_ops))
-        if not replicated:
-            logits = logits.repeat(configs, *([1] * (logits.dim() - 1)))
-        losses, accuracies = [], []
-        for k in range(configs):
-            chunk = logits[k * batch : (k + 1) * batch]
-            losses.append(float(loss_fn(chunk, targets)))
-            accuracies.append(100.0 * float(accuracy_fn(chunk, targets)))
+        model = logits[:batch]
+        model_on_subset = 100.0 * float(accuracy_fn(model[:subset], targets[:subset]))
+        contributions = {}
+        for k, slot_id in enumerate(contributing):
+            off = logits[batch + k * subset : batch + (k + 1) * subset]
+            contributions[slot_id] = model_on_subset - 100.0 * float(accuracy_fn(off, targets[:subset]))
         return ValidationResult(
-            loss=losses[0],
-            accuracy=accuracies[0],
-            contributions={s: accuracies[0] - accuracies[1 + i] for i, s in enumerate(contributing)},
-            off_losses={s: losses[1 + i] for i, s in enumerate(contributing)},
+            loss=float(loss_fn(model, targets)),
+            accuracy=100.0 * float(accuracy_fn(model, targets)),
+            contributions=contributions,
         )
 
     # ------------------------------------------------------------------ bookkeeping
@@ -236,7 +237,7 @@ class MorphogeneticModel(nn.Module):
         return params
 
     def host_param_count(self) -> int:
-        return sum(p.numel() for p in {id(p): p for p in self.host.parameters()}.values())
+        return self._host_params
 
     def seed_param_count(self) -> int:
         return sum(slot.seed_param_count() for slot in self.iter_slots())

@@ -9,7 +9,7 @@ Forward, by mode:
   (`incubate`, driven by MorphogeneticModel.forward): blended in at its target amplitude on detached host features,
   so it sees the loss it would cause once blended while the host trains as if it were not there.
 - BLEND (BLENDING, HOLDING): the seed sees detached host features; its delta is composed by the blend operator
-  with amplitude alpha (per-sample when a fused validation overrides it).
+  with amplitude alpha.
 - FUSED (FOSSILIZED): as BLEND but without isolation: the seed is part of the host now.
 """
 
@@ -506,18 +506,17 @@ class SeedSlot(nn.Module):
         self.state = None
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, alpha: torch.Tensor | None = None, measure: bool = True) -> torch.Tensor:
-        """`alpha` overrides the amplitude per sample ([B, 1, 1, 1] or [B, 1, 1]) in fused validation. `measure`:
-        count this training batch in the seed's |delta| / |x| (off on the incubation path, which repeats it)."""
+    def forward(self, x: torch.Tensor, measure: bool = True) -> torch.Tensor:
+        """`measure`: count this training batch in the seed's |delta| / |x| (off on the incubation path, which
+        repeats it)."""
         mode = FORWARD_MODE[self.stage]
         if mode in (ForwardMode.PASS, ForwardMode.INCUBATE) or self.seed is None or self.state is None:
             return x
         seed_input = x.detach() if mode is ForwardMode.BLEND else x
-        amplitude: torch.Tensor | float = self.state.alpha.alpha if alpha is None else alpha
         seed_output = self.seed(seed_input)
         if measure and self.training and torch.is_grad_enabled():
             self._measure_delta(seed_input, seed_output - seed_input)
-        return blend(self.state.alpha_algorithm, x, seed_input, seed_output, amplitude, self.gate)
+        return blend(self.state.alpha_algorithm, x, seed_input, seed_output, self.state.alpha.alpha, self.gate)
 
     def incubate(self, stream: torch.Tensor) -> torch.Tensor:
         """The incubation path through this TRAINING seed: `stream` with the seed blended in at its target amplitude.

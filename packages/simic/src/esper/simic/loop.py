@@ -5,7 +5,8 @@ every run emits the same telemetry for the same levers: ACTION_TAKEN and REWARD_
 successful internal op (GROW/SHRINK_INTERNAL) INTERNAL_OP_METRICS and COUNTERFACTUAL_DELTA, then EPISODE_OUTCOME.
 
 One `EpisodeLoop` drives N environments in lock-step (N = 1 for a heuristic run): per epoch one feature fill and one
-policy forward for all of them, then each environment applies its FactoredAction (the only per-environment Python).
+policy forward for all of them, then one `step_together` (each environment applies its FactoredAction, their hosts
+train as one stacked computation where they can, each validates).
 Rewards are computed for every policy: a heuristic run shows what PPO would have paid it. When the reward pays the
 terminal bonus over the host-only accuracy, each environment has a twin that trains the same host alone in
 lock-step (its random streams forked away, so the run itself is the same with or without it).
@@ -50,7 +51,7 @@ from esper.tamiyo import (
     PolicyOutput,
     compute_masks,
 )
-from esper.tolaria import Environment, StepResult
+from esper.tolaria import Environment, StepResult, step_together
 
 WAIT = canonical_action(LifecycleOp.WAIT)
 BASELINE_SAMPLES = 10  # steps without an internal op before COUNTERFACTUAL_DELTA reports a baseline
@@ -190,10 +191,9 @@ class EpisodeLoop:
         n = len(lanes)
         rewards, dones = torch.zeros(n), torch.zeros(n)
         assert out.explanations is not None, "the loop asks every policy to explain its actions"
-        results = []
-        for i, lane in enumerate(lanes):
+        results = step_together([lane.env for lane in lanes], out.decisions)
+        for i, (lane, result) in enumerate(zip(lanes, results, strict=True)):
             action = out.decisions[i]
-            result = lane.env.step(action)
             host_only = None
             if lane.twin is not None:
                 with torch.random.fork_rng(devices=[]):
@@ -203,7 +203,6 @@ class EpisodeLoop:
             rewards[i], dones[i] = reward.total, float(terminal)
             lane.signals, lane.reports = result.signals, result.reports
             lane.last = (result.validation.loss, result.validation.accuracy)
-            results.append(result)
         return rewards, dones, results
 
     def _reward(

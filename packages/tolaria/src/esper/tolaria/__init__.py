@@ -6,13 +6,14 @@ Its contracts (task config) are generated into `esper.tolaria.contracts` and re-
 from esper.tolaria.contracts import *  # noqa: F403
 from esper.tolaria.contracts import __all__ as CONTRACT_NAMES
 from esper.tolaria.data import DataError, TensorData
-from esper.tolaria.environment import ActionResult, Environment, StepResult
+from esper.tolaria.environment import ActionResult, Environment, StepResult, step_together
 from esper.tolaria.governor import Governor, GovernorConfig, Verdict
-from esper.tolaria.tasks import TASKS, TaskSpec, get_task
+from esper.tolaria.tasks import COUNTERFACTUAL_SAMPLES, TASKS, TaskSpec, get_task
 
 __all__ = [
     *CONTRACT_NAMES,
     "CONTRACT_NAMES",
+    "COUNTERFACTUAL_SAMPLES",
     "TASKS",
     "ActionResult",
     "DataError",
@@ -24,4 +25,5 @@ __all__ = [
     "TensorData",
     "Verdict",
     "get_task",
+    "step_together",
 ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -26,6 +27,8 @@ from esper.kasmina import (
     QualityGates,
     TrainingForward,
     ValidationResult,
+    can_stack,
+    cohort_forward,
     cross_entropy,
 )
 from esper.kasmina import data_parallel as kasmina_data_parallel
@@ -147,9 +150,13 @@ class Environment:
         """A fresh host (seeded by run seed and episode) with empty slots."""
         self.episode = episode
         self.emitter.start_episode(episode)
-        torch.manual_seed(self.seed * 100_003 + episode)
         self.generator = torch.Generator(device="cpu").manual_seed(self.seed * 100_003 + episode)
-        host = self.task.build_host()
+        # The environment's own torch random stream (host and seed initialisation, dropout): an environment gives the
+        # same run whatever else shares the process, alone or in a cohort (`step_together`).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 100_003 + episode)
+            host = self.task.build_host()
+            self._rng_state = torch.get_rng_state()
         self.model = MorphogeneticModel(
             host,
             self.slot_ids,
@@ -173,7 +180,7 @@ class Environment:
         self.counters = {"internal_level_changes": 0, "invalid_actions": 0, "gate_refusals": 0, "governor_rollbacks": 0}
         self._seen: dict[str, set[str]] = {"germinated": set(), "fossilized": set(), "pruned": set()}
         self.model.eval()
-        first = self.model.fused_validation(self.data.val_x, self.data.val_y)
+        first = self._validate()
         self.governor.snapshot(self.model, 0)
         self._losses = [first.loss]
         self._accuracies = [first.accuracy]
@@ -184,10 +191,11 @@ class Environment:
         return self._signals(first), self.model.reports()
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        # foreach: one multi-tensor update instead of a Python loop over tensors (torch picks it only on CUDA).
         lr = self.task.config.learning_rate
         if self.task.config.topology is Topology.CNN:
-            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
-        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4, foreach=True)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01, foreach=True)
 
     def _new_host_optimizer(self) -> None:
         self.host_optimizer = self._optimizer(self.model.host_parameters())
@@ -279,15 +287,38 @@ class Environment:
 
     # ------------------------------------------------------------------ the epoch
     def step(self, action: FactoredAction) -> StepResult:
-        started = time.perf_counter()
+        """One epoch of this environment alone (`step_together` steps several at once)."""
+        (result,) = step_together([self], [action])
+        return result
+
+    @contextmanager
+    def own_random_stream(self) -> Iterator[None]:
+        """Run the block on this environment's torch random stream, leaving the process's as it was."""
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            yield
+            self._rng_state = torch.get_rng_state()
+
+    def _begin_epoch(self, action: FactoredAction) -> ActionResult:
+        """The epoch up to training: the action (decided on rank 0), the seed optimizers it calls for."""
         self.epoch += 1
         self.emitter.set_epoch(self.epoch)
-        result = self.apply(self.symmetry.decide(action))
+        with self.own_random_stream():
+            result = self.apply(self.symmetry.decide(action))
         self._tally()
         self._sync_seed_optimizers()
-        self._train_epoch()
+        self.model.train()
+        self._batch_losses: list[float] = []
+        self._train_correct, self._train_samples = 0.0, 0
+        return result
+
+    def _finish_epoch(self, result: ActionResult, seconds: float) -> StepResult:
+        """The epoch after training: validation, the governor, the slots' tick, EPOCH_COMPLETED. `seconds`: this
+        environment's share of the epoch's wall time so far."""
+        started = time.perf_counter()
+        self._close_training()
         self.model.eval()
-        validation = self.model.fused_validation(self.data.val_x, self.data.val_y)
+        validation = self._validate()
         self.model.record_validation(validation)
         verdict = self.symmetry.decide(self.governor.check(validation.loss))
         rolled_back = verdict is not None
@@ -312,7 +343,7 @@ class Environment:
                 ),
                 severity=Severity.CRITICAL,
             )
-            validation = self.model.fused_validation(self.data.val_x, self.data.val_y)
+            validation = self._validate()
         elif self.epoch % SNAPSHOT_EVERY == 0:
             self.governor.snapshot(self.model, self.epoch)
         self._tally()
@@ -329,12 +360,19 @@ class Environment:
                 seed_params=self.model.seed_param_count(),
                 live_seeds=self.model.count(*LIVE_STAGES),
                 fossilized_seeds=self.model.count(SeedStage.FOSSILIZED),
-                epoch_seconds=time.perf_counter() - started,
+                epoch_seconds=seconds + time.perf_counter() - started,
                 governor_rollback=rolled_back,
                 seeds=self.model.epoch_records(),
             )
         )
         return StepResult(self._signals(validation), self.model.reports(), result, validation, rolled_back)
+
+    def _validate(self) -> ValidationResult:
+        """The model on the validation set, each contribution on the task's counterfactual subset."""
+        data = self.data
+        return self.model.fused_validation(
+            data.val_x, data.val_y, counterfactual_samples=self.task.counterfactual_samples
+        )
 
     def _tally(self) -> None:
         """Count seeds by id as they pass through germination, fossilization and pruning."""
@@ -411,32 +449,30 @@ class Environment:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return flag.item() == 0.0
 
-    def _train_epoch(self) -> None:
-        self.model.train()
-        trainer = self._trainer()
-        losses, correct, seen = [], 0.0, 0
-        optimizers = [self.host_optimizer, *self.seed_optimizers.values()]
-        for batch in range(self.task.config.batches_per_epoch):
-            x, y = self._shard(*self._next_batch())
-            out = trainer(x, incubate=True)
-            assert isinstance(out, TrainingForward)
-            # Incubating seeds learn from their own path's loss; no term of it reaches the host (kasmina.model).
-            logits, (loss, total) = out.logits, out.losses(cross_entropy, y)
-            if not self._all_finite(total):
-                losses.append(float("nan"))
-                break  # the governor will see the validation loss and roll back
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(total)  # Tensor.backward is untyped in torch's stubs
-            if batch % GRADIENT_STRIDE == 0:
-                self.model.record_gradients()
-            for optimizer in optimizers:
-                optimizer.step()
-            self.global_step += 1
-            losses.append(float(loss.detach()))
-            correct += float((logits.argmax(-1) == y).float().sum())
-            seen += y.numel()
-        loss_sum, batches = sum(losses), len(losses)
+    def _forward(self, x: torch.Tensor) -> TrainingForward:
+        """This environment's training forward alone (through DistributedDataParallel when data-parallel)."""
+        out = self._trainer()(x, incubate=True)
+        assert isinstance(out, TrainingForward)
+        return out
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.host_optimizer, *self.seed_optimizers.values()]
+
+    def _after_backward(self, out: TrainingForward, loss: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+        """A training batch's gradients are in: seed statistics, the optimizer steps, the epoch's figures."""
+        if batch % GRADIENT_STRIDE == 0:
+            self.model.record_gradients()
+        for optimizer in self._optimizers():
+            optimizer.step()
+        self.global_step += 1
+        self._batch_losses.append(float(loss.detach()))
+        self._train_correct += float((out.logits.argmax(-1) == y).float().sum())
+        self._train_samples += y.numel()
+
+    def _close_training(self) -> None:
+        """The epoch's training figures (over every rank's shard when data-parallel)."""
+        loss_sum, batches = sum(self._batch_losses), len(self._batch_losses)
+        correct, seen = self._train_correct, self._train_samples
         if self.world_size > 1:
             # Batch-norm statistics moved with each rank's shard: adopt rank 0's so validation (and the next epoch)
             # sees one model everywhere.
@@ -490,6 +526,54 @@ class Environment:
             last_action_op=self._last_op,
             last_action_success=self._last_success,
         )
+
+
+def step_together(envs: Sequence[Environment], actions: Sequence[FactoredAction]) -> list[StepResult]:
+    """One epoch in each environment: each applies its action, the training epochs run together, then each validates,
+    lets its governor check and ticks its slots. Hosts of one CNN architecture train as one stacked computation
+    (esper.kasmina.cohort), others in turn; each environment's results are those it gets when stepped alone (to
+    float rounding where stacked: tests/test_cohort.py states the tolerance)."""
+    started = time.perf_counter()
+    results = [env._begin_epoch(action) for env, action in zip(envs, actions, strict=True)]
+    together = all(env.world_size == 1 for env in envs) and can_stack([env.model for env in envs])
+    if together:  # stacked CNN hosts: their training draws no random numbers
+        _train_epochs(list(envs))
+    else:
+        for env in envs:
+            with env.own_random_stream():  # dropout
+                _train_epochs([env])
+    share = (time.perf_counter() - started) / len(envs)
+    return [env._finish_epoch(result, share) for env, result in zip(envs, results, strict=True)]
+
+
+def _train_epochs(envs: list[Environment]) -> None:
+    """One training epoch in every environment, batch by batch, with one backward pass per batch. An environment
+    whose loss stops being finite leaves the epoch at that batch without a step, as it would alone (the governor
+    sees it at validation)."""
+    active = envs
+    for batch in range(envs[0].task.config.batches_per_epoch):
+        drawn = [env._shard(*env._next_batch()) for env in active]
+        if len(active) == 1:
+            outs = [active[0]._forward(drawn[0][0])]
+        else:
+            outs = cohort_forward([env.model for env in active], [x for x, _ in drawn])
+        stepping = []
+        for env, out, (_, y) in zip(active, outs, drawn, strict=True):
+            # Incubating seeds learn from their own path's loss; no term of it reaches the host (kasmina.model).
+            loss, total = out.losses(cross_entropy, y)
+            if env._all_finite(total):
+                stepping.append((env, out, loss, total, y))
+            else:
+                env._batch_losses.append(float("nan"))
+        if not stepping:
+            return
+        for env, *_ in stepping:
+            for optimizer in env._optimizers():
+                optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(torch.stack([total for _, _, _, total, _ in stepping]).sum())
+        for env, out, loss, _, y in stepping:
+            env._after_backward(out, loss, y, batch)
+        active = [env for env, *_ in stepping]
 
 
 def _gate_refusal(result: GateResult) -> ActionResult:

@@ -30,6 +30,7 @@ from esper.tolaria.data import (
 )
 
 CHARLM_BLOCK = 64
+COUNTERFACTUAL_SAMPLES = 384
 TINYSTORIES_BLOCK = 128
 
 
@@ -39,7 +40,10 @@ class TaskSpec:
     description: str
     needs_data_dir: bool
     loader: Callable[[Path | None], TensorData]
-    max_validation: int  # validation samples (a fixed prefix of the validation split)
+    max_validation: int  # validation samples (a fixed prefix of the validation split, which is shuffled)
+    # Samples each seed's counterfactual contribution is measured on: the first ones of the validation set, a fixed
+    # random subset (the split is shuffled once); its sampling noise is measured in docs/performance.md.
+    counterfactual_samples: int
 
     @property
     def name(self) -> str:
@@ -90,6 +94,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         needs_data_dir=False,
         loader=lambda _: load_digits(),
         max_validation=1024,
+        counterfactual_samples=COUNTERFACTUAL_SAMPLES,
     ),
     TaskSpec(
         TaskConfig(
@@ -112,6 +117,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         needs_data_dir=True,
         loader=_needs_dir(load_cifar10),
         max_validation=1024,
+        counterfactual_samples=COUNTERFACTUAL_SAMPLES,
     ),
     TaskSpec(
         TaskConfig(
@@ -134,6 +140,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         needs_data_dir=False,
         loader=lambda _: load_charlm(CHARLM_BLOCK),
         max_validation=128,
+        counterfactual_samples=128,
     ),
     TaskSpec(
         TaskConfig(
@@ -156,6 +163,7 @@ _TASKS: tuple[TaskSpec, ...] = (
         needs_data_dir=True,
         loader=_needs_dir(lambda d: load_tinystories(d, TINYSTORIES_BLOCK)),
         max_validation=128,
+        counterfactual_samples=128,
     ),
 )
 
@@ -176,6 +184,7 @@ _DIGITS_NARROW = TaskSpec(
     needs_data_dir=_DIGITS.needs_data_dir,
     loader=_DIGITS.loader,
     max_validation=_DIGITS.max_validation,
+    counterfactual_samples=_DIGITS.counterfactual_samples,
 )
 _CHARLM = next(task for task in _TASKS if task.name == "charlm")
 assert _CHARLM.config.transformer_host is not None
@@ -192,6 +201,7 @@ _CHARLM_NARROW = TaskSpec(
     needs_data_dir=_CHARLM.needs_data_dir,
     loader=_CHARLM.loader,
     max_validation=_CHARLM.max_validation,
+    counterfactual_samples=_CHARLM.counterfactual_samples,
 )
 # Phase 1's sublayer lattice: the narrow char-LM six layers deep, with a slot after every attention residual
 # (POST_ATTN, r0c{layer}) and every MLP residual (POST_MLP, r1c{layer}): 12 surfaces, all enabled by default, in
@@ -213,6 +223,7 @@ _CHARLM_LAYERWISE = TaskSpec(
     needs_data_dir=_CHARLM.needs_data_dir,
     loader=_CHARLM.loader,
     max_validation=_CHARLM.max_validation,
+    counterfactual_samples=_CHARLM.counterfactual_samples,
 )
 _TASKS = (_DIGITS, _DIGITS_NARROW, *_TASKS[1:3], _CHARLM_NARROW, _CHARLM_LAYERWISE, *_TASKS[3:])
 
