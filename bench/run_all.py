@@ -18,6 +18,7 @@ SCRIPTS = (
     "live_seeds_overhead.py",
     "counterfactual_noise.py",
     "incubation_overhead.py",
+    "compile_overhead.py",
     "policy_step.py",
     "controller_step.py",
     "env_scaling.py",

@@ -203,3 +203,15 @@ def test_seed_width_is_recorded_and_sizes_the_seeds(tmp_path: Path) -> None:
         env.step(canonical_action(LifecycleOp.GERMINATE, 0, BlueprintAction.CONV_HEAVY))
         germinated = [e.payload for e in sink.events if e.event_type is TelemetryEventType.SEED_GERMINATED]
         assert [g.params for g in germinated] == [2 * 8 + 2 * (9 * 8 * 8 + 2 * 8) + 8 * 2]
+
+
+@pytest.mark.parametrize("flags", [[], ["--compile"]])
+def test_compile_is_recorded_and_read_back(tmp_path: Path, flags: list[str]) -> None:
+    """--compile lands in config.json and, from there (as a resume reads it), in the backend the environments get."""
+    args = build_parser().parse_args(["train", "ppo", "--run-dir", str(tmp_path / "r"), *flags])
+    plan = plan_from_flags(args, PolicyKind.PPO)
+    write_config(plan)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["compile"] is bool(flags)
+    again = resolve(read_config(tmp_path / "r"), tmp_path / "r")
+    for resolved in (plan, again):
+        assert resolved.compile_backend == ("inductor" if flags else None)

@@ -102,6 +102,7 @@ def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, se
         heuristic=HeuristicConfig() if policy is PolicyKind.HEURISTIC else None,
         ppo=ppo,
         evaluates=None,
+        compile=False,
     )
     return resolve(config, run_dir, f"pack {pack.name}, arm {arm.name}")
 

@@ -38,6 +38,11 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, help="output directory (default runs/<run_id>)")
     parser.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
     parser.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the host and every seed (pays on a GPU; see docs/performance.md)",
+    )
 
 
 def add_train_parser(sub: Sub) -> None:

@@ -15,6 +15,7 @@ import torch
 
 from esper.cli.common import UsageError, read_json_file
 from esper.kasmina import QualityGates
+from esper.kasmina.compiled import DEFAULT_BACKEND as COMPILE_BACKEND
 from esper.leyline import (
     BlueprintAction,
     ParallelMode,
@@ -54,6 +55,11 @@ class RunPlan:
     @property
     def slots(self) -> tuple[str, ...]:
         return slot_ids(self.slot_config)
+
+    @property
+    def compile_backend(self) -> str | None:
+        """The torch.compile backend of the run's environments (None: eager)."""
+        return COMPILE_BACKEND if self.config.compile else None
 
     @property
     def epochs(self) -> int:
@@ -204,6 +210,7 @@ def plan_from_flags(
         heuristic=HeuristicConfig() if policy is PolicyKind.HEURISTIC else None,
         ppo=ppo,
         evaluates=None,
+        compile=args.compile,
     )
     return resolve(config, run_dir)
 

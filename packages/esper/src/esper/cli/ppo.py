@@ -211,6 +211,7 @@ def _trainer(start: PpoStart, hub: TelemetryHub) -> VectorizedTrainer:
         ppo=ppo.ppo,
         reward=plan.config.reward,
         policy=ppo.policy,
+        compile_backend=plan.compile_backend,
     )
     return VectorizedTrainer(config, start.data, hub, start.group)
 

@@ -78,8 +78,9 @@ def _host_only(plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int,
     slot dormant. Each epoch goes into the run's log as HOST_BASELINE_EPOCH (env 0, this episode), so Karn can draw
     the host's own curve beside the grown one; the baseline environment's own events stay out of it. Its final
     accuracy; None when a stop was requested first."""
+    emitter = TelemetryHub(f"{plan.config.run_id}-baseline").emitter(0)
     env = Environment(
-        plan.task, data, plan.slots, TelemetryHub(f"{plan.config.run_id}-baseline").emitter(0), plan.seed, plan.device
+        plan.task, data, plan.slots, emitter, plan.seed, plan.device, compile_backend=plan.compile_backend
     )
     env.reset(episode)
     emitter = hub.emitter(0)
@@ -128,7 +129,14 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
     hub = TelemetryHub(plan.config.run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
     started = time.perf_counter()
     env = Environment(
-        plan.task, data, plan.slots, hub.emitter(0), plan.seed, plan.device, max_seeds=plan.config.max_seeds
+        plan.task,
+        data,
+        plan.slots,
+        hub.emitter(0),
+        plan.seed,
+        plan.device,
+        max_seeds=plan.config.max_seeds,
+        compile_backend=plan.compile_backend,
     )
     hub.emit(training_started(plan, n_envs=1))
     controller = _controller(plan)

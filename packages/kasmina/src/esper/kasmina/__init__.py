@@ -19,6 +19,13 @@ from esper.kasmina.blueprints import (
     spec_for,
 )
 from esper.kasmina.cohort import can_stack, cohort_forward
+from esper.kasmina.compiled import (
+    CompileCounters,
+    compile_model,
+    compile_targets,
+    is_compiled,
+    recompile_count,
+)
 from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
@@ -46,6 +53,7 @@ __all__ = [
     "BlueprintSpec",
     "CNNHost",
     "ChannelLadderSeed",
+    "CompileCounters",
     "ConvLadderSeed",
     "LoraLadderSeed",
     "ForwardMode",
@@ -70,12 +78,16 @@ __all__ = [
     "build_seed",
     "channel_groups",
     "classification_accuracy",
+    "compile_model",
+    "compile_targets",
     "count_trainable",
     "cross_entropy",
     "LOCAL",
     "RankSymmetry",
     "data_parallel",
     "ease",
+    "is_compiled",
+    "recompile_count",
     "seed_group_size",
     "spec_for",
 ]

@@ -303,7 +303,10 @@ class EpisodeLoop:
 def _twin(env: Environment) -> Environment:
     """A host-only twin of an environment: same task, data, slots, seed and device; its telemetry goes nowhere."""
     hub = TelemetryHub(f"host-only-twin-{env.emitter.env_id}")
-    return Environment(env.task, env.data, env.slot_ids, hub.emitter(env.emitter.env_id), env.seed, env.device)
+    emitter = hub.emitter(env.emitter.env_id)
+    return Environment(
+        env.task, env.data, env.slot_ids, emitter, env.seed, env.device, compile_backend=env.compile_backend
+    )
 
 
 def seed_window(

@@ -51,6 +51,7 @@ class TrainerConfig:
     ppo: PpoConfig
     reward: RewardConfig
     policy: LstmPolicyConfig
+    compile_backend: str | None = None  # torch.compile the environments' hosts and seeds with it (None: eager)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class VectorizedTrainer:
                 config.device,
                 data_parallel=data_parallel,
                 max_seeds=config.masks.limits.max_seeds,
+                compile_backend=config.compile_backend,
             )
             for i in env_ids
         ]

@@ -29,6 +29,7 @@ from esper.kasmina import (
     ValidationResult,
     can_stack,
     cohort_forward,
+    compile_model,
     cross_entropy,
 )
 from esper.kasmina import data_parallel as kasmina_data_parallel
@@ -103,11 +104,14 @@ class Environment:
         embargo_epochs: int = 5,
         data_parallel: bool = False,
         max_seeds: int | None = None,
+        compile_backend: str | None = None,
     ) -> None:
         """`data_parallel`: this process is one rank of a torch.distributed group that trains this same environment
         (launched by torchrun). Each rank trains on its shard of every batch through DistributedDataParallel, and
         every action, gate verdict, internal-level change and governor verdict is decided on rank 0 and broadcast,
-        so all ranks hold the same topology and weights (the DDP symmetry invariant)."""
+        so all ranks hold the same topology and weights (the DDP symmetry invariant). `compile_backend`: run the
+        host's ops and head and every seed through torch.compile with this backend (esper.kasmina.compiled; None:
+        eager); a compiled environment trains alone, not stacked with others."""
         self.task = task
         self.data = data.to(device)
         # The slot head's index i is slot_ids[i]: it must be the host's action order, which the masks and the
@@ -122,6 +126,7 @@ class Environment:
         self.gates = gates if gates is not None else QualityGates()
         self.limits = self.gates.limits(max_seeds)  # the structural rule set's limits, as the masks apply them
         self.embargo_epochs = embargo_epochs
+        self.compile_backend = compile_backend
         self.symmetry = kasmina_data_parallel() if data_parallel else LOCAL
         self.world_size = dist.get_world_size() if data_parallel else 1
         self.rank = dist.get_rank() if data_parallel else 0
@@ -167,6 +172,7 @@ class Environment:
             seed_width=self.task.config.seed_width,
         ).to(self.device)
         self._ddp, self._ddp_params = None, ()
+        self._compile_new_modules()
         self.host_params = self.model.host_param_count()
         self.governor = Governor(self.task.config.baseline_loss)
         self._new_host_optimizer()
@@ -189,6 +195,11 @@ class Environment:
         self._last_op, self._last_success = OP.WAIT, True
         self._train_loss, self._train_accuracy = first.loss, first.accuracy
         return self._signals(first), self.model.reports()
+
+    def _compile_new_modules(self) -> None:
+        """Under `compile_backend`, compile what is not compiled yet (the host at reset, a seed once germinated)."""
+        if self.compile_backend is not None:
+            compile_model(self.model, self.compile_backend)
 
     def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         # foreach: one multi-tensor update instead of a Python loop over tensors (torch picks it only on CUDA).
@@ -305,6 +316,7 @@ class Environment:
         self.emitter.set_epoch(self.epoch)
         with self.own_random_stream():
             result = self.apply(self.symmetry.decide(action))
+        self._compile_new_modules()
         self._tally()
         self._sync_seed_optimizers()
         self.model.train()
@@ -535,7 +547,8 @@ def step_together(envs: Sequence[Environment], actions: Sequence[FactoredAction]
     float rounding where stacked: tests/test_cohort.py states the tolerance)."""
     started = time.perf_counter()
     results = [env._begin_epoch(action) for env, action in zip(envs, actions, strict=True)]
-    together = all(env.world_size == 1 for env in envs) and can_stack([env.model for env in envs])
+    alone = [env.world_size > 1 or env.compile_backend is not None for env in envs]
+    together = not any(alone) and can_stack([env.model for env in envs])
     if together:  # stacked CNN hosts: their training draws no random numbers
         _train_epochs(list(envs))
     else:

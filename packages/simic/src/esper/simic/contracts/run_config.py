@@ -79,3 +79,7 @@ class RunConfig:
     """
     An evaluation run (`esper evaluate`): the PPO checkpoint whose trained policy acts here, deterministically and without learning (policy is ppo, ppo holds the trained run's section, episodes counts this run's episodes); null for every other run.
     """
+    compile: bool
+    """
+    `--compile`: the host's ops and head and every seed run through torch.compile (esper.kasmina.compiled, inductor); the environments then train one at a time instead of stacked. Pays on a GPU; measured in docs/performance.md.
+    """
