@@ -22,6 +22,7 @@ SCRIPTS = (
     "policy_step.py",
     "controller_step.py",
     "env_scaling.py",
+    "env_batching.py",
     "distributed_throughput.py",
     "karn_store.py",
 )

@@ -26,8 +26,8 @@ from esper.kasmina.model import MorphogeneticModel, TrainingForward
 
 
 def can_stack(models: Sequence[MorphogeneticModel]) -> bool:
-    """Whether the models can train as one cohort: more than one, CNN hosts of one configuration with the same slots,
-    on one device."""
+    """Whether the models can train as one cohort: more than one, CNN hosts of one configuration with the same slots
+    (on one device: torch refuses to concatenate across devices)."""
     if len(models) < 2:
         return False
     first = models[0]
@@ -36,7 +36,6 @@ def can_stack(models: Sequence[MorphogeneticModel]) -> bool:
         and isinstance(first.host, CNNHost)
         and m.host.config == first.host.config
         and m.execution == first.execution
-        and next(m.parameters()).device == next(first.parameters()).device
         for m in models
     )
 
