@@ -22,44 +22,26 @@ import statistics
 import time
 from collections.abc import Callable
 
+import live_seeds_overhead  # this folder: python puts a script's own folder on the path
 import torch
 
 from esper.kasmina import (
     CNNHost,
     CompileCounters,
-    GateThresholds,
     MorphogeneticModel,
-    QualityGates,
     SeedSlot,
     compile_model,
     cross_entropy,
 )
-from esper.kasmina.contracts.cnn_host_config import CnnHostConfig
-from esper.leyline import BlueprintAction, GerminationStyle, LifecycleOp, SeedStage, TelemetryHub
+from esper.leyline import BlueprintAction, GerminationStyle, LifecycleOp, SeedStage
 
-CONFIG = CnnHostConfig(in_channels=3, image_size=32, num_classes=10, base_channels=8, num_blocks=3, pool_layers=3)
-SEEDS = (BlueprintAction.CONV_LIGHT, BlueprintAction.CONV_SMALL, BlueprintAction.DEPTHWISE)
-GRADIENT_STRIDE = 4  # as esper.tolaria's environment: seed gradient statistics every 4th batch
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 Validation = tuple[torch.Tensor, torch.Tensor]
 
 
 def build_seeded(host: CNNHost) -> MorphogeneticModel:
-    """Three seeds blending at the first three points (as live_seeds_overhead builds them)."""
-    slots = [spec.slot_id for spec in host.injection_specs()]
-    gates = QualityGates(thresholds=GateThresholds(min_training_epochs=0))
-    model = MorphogeneticModel(host, slots, TelemetryHub("bench").emitter(0), gates=gates)
-    chosen = model.execution[: len(SEEDS)]
-    for slot_id, blueprint in zip(chosen, SEEDS, strict=True):
-        model.slot(slot_id).germinate(blueprint, slot_id, GerminationStyle.LINEAR_ADD, 3, 1.0, model.host_param_count())
-        model.slot(slot_id).advance()  # TRAINING
-    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    model(x, incubate=True).losses(cross_entropy, y)[1].backward()  # the seeds learn (incubation)
-    model.record_gradients()
-    for slot_id in chosen:
-        model.slot(slot_id).advance()  # BLENDING
-    model.step_epoch()  # alpha > 0: the seeds now change the output
-    assert all(model.slot(s).stage is SeedStage.BLENDING for s in chosen)
+    """Three seeds blending at the first three points, as live_seeds_overhead builds them."""
+    model, _ = live_seeds_overhead.build_seeded(host)
     return model
 
 
@@ -72,7 +54,7 @@ def epoch(model: MorphogeneticModel, batches: Batches, val: Validation) -> float
         optimizer.zero_grad(set_to_none=True)
         loss, total = model(x, incubate=True).losses(cross_entropy, y)
         total.backward()
-        if i % GRADIENT_STRIDE == 0:
+        if i % live_seeds_overhead.GRADIENT_STRIDE == 0:
             model.record_gradients()
         optimizer.step()
         float(loss.detach())
@@ -96,7 +78,7 @@ def timings(
 
 def lifecycle(model: MorphogeneticModel, backend: str, short: Callable[[], None]) -> list[tuple[str, CompileCounters]]:
     """The compiled model's seeds move on; (step, graphs and recompilations it compiled), in order."""
-    ladder = model.slot(model.execution[len(SEEDS)])
+    ladder = model.slot(model.execution[len(live_seeds_overhead.SEEDS)])
     steps: list[tuple[str, CompileCounters]] = []
 
     def step(name: str, action: Callable[[], object]) -> None:
@@ -148,7 +130,7 @@ def main() -> None:
     torch.manual_seed(0)
     batches = [(torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))) for _ in range(20)]
     val = (torch.randn(1280, 3, 32, 32), torch.randint(0, 10, (1280,)))
-    host = CNNHost(CONFIG)
+    host = CNNHost(live_seeds_overhead.CONFIG)
     torch.manual_seed(1)
     eager = build_seeded(copy.deepcopy(host))
     torch.manual_seed(1)
