@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from esper.kasmina import can_stack, cohort_forward, cross_entropy
+from esper.kasmina import can_stack, cohort_forward, cohort_validation, cross_entropy
 from esper.leyline import BlueprintAction, SeedStage, Topology
 
 S = SeedStage
@@ -76,3 +76,21 @@ def test_only_like_cnn_models_stack(make_rig: Any) -> None:
     assert not can_stack(transformers)
     with pytest.raises(ValueError, match="a cohort needs two or more CNN hosts"):
         cohort_forward(transformers, [torch.zeros(2, 10, dtype=torch.long)] * 2)
+
+
+def test_cohort_validation_equals_each_models_own(make_rig: Any) -> None:
+    """Models with nothing to measure a counterfactual of (empty, incubating, a fossil before an incubating seed):
+    the stacked validation gives each its own fused_validation's loss and accuracy. A blending seed is refused."""
+    rigs = grown_rigs(make_rig)
+    plain = [rigs[0].model, rigs[1].model, rigs[3].model]
+    x = torch.randn(24, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    y = torch.randint(0, 4, (24,), generator=torch.Generator().manual_seed(6))
+    rigs[1].model.slot("r1c0").state.alpha.alpha = 0.0  # its blending seed no longer changes the output
+    for model in plain:
+        model.eval()
+    for model, stacked in zip(plain, cohort_validation(plain, x, y), strict=True):
+        own = model.fused_validation(x, y)
+        assert own.contributions == stacked.contributions == {}
+        assert abs(own.loss - stacked.loss) < TOLERANCE and abs(own.accuracy - stacked.accuracy) < TOLERANCE
+    with pytest.raises(ValueError, match="a model has a seed to measure a counterfactual of"):
+        cohort_validation([rigs[0].model, rigs[2].model], x, y)

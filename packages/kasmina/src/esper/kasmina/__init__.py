@@ -18,7 +18,7 @@ from esper.kasmina.blueprints import (
     seed_group_size,
     spec_for,
 )
-from esper.kasmina.cohort import can_stack, cohort_forward
+from esper.kasmina.cohort import can_stack, cohort_forward, cohort_validation
 from esper.kasmina.compiled import (
     CompileCounters,
     compile_model,
@@ -74,6 +74,7 @@ __all__ = [
     "call_frozen",
     "can_stack",
     "cohort_forward",
+    "cohort_validation",
     "blend",
     "build_seed",
     "channel_groups",

@@ -15,14 +15,21 @@ to float rounding, not bit for bit (the tolerance is in the tests).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from esper.kasmina.hosts import CNNHost, ConvBlock, PooledClassifier
-from esper.kasmina.model import MorphogeneticModel, TrainingForward
+from esper.kasmina.model import (
+    LossFn,
+    MorphogeneticModel,
+    TrainingForward,
+    ValidationResult,
+    classification_accuracy,
+    cross_entropy,
+)
 
 
 def can_stack(models: Sequence[MorphogeneticModel]) -> bool:
@@ -67,6 +74,38 @@ def cohort_forward(models: Sequence[MorphogeneticModel], inputs: Sequence[torch.
     path_logits = _readout([hosts[i] for i in order], _joined(paths), frozen=True) if paths else []
     incubation = dict(zip(order, path_logits, strict=True))
     return [TrainingForward(own, incubation[i] if i in incubation else None) for i, own in enumerate(logits)]
+
+
+@torch.no_grad()
+def cohort_validation(
+    models: Sequence[MorphogeneticModel],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: LossFn = cross_entropy,
+    accuracy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = classification_accuracy,
+) -> list[ValidationResult]:
+    """Each model's validation on the same data as one stacked pass, for models (in eval mode) without a seed whose
+    counterfactual is measured: what each one's `fused_validation` returns then (no contributions)."""
+    if not can_stack(models):
+        raise ValueError("a cohort needs two or more CNN hosts of one configuration with the same slots")
+    if any(slot.counterfactual_eligible() for model in models for slot in model.iter_slots()):
+        raise ValueError("a model has a seed to measure a counterfactual of: validate it with fused_validation")
+    hosts = [_cnn_host(m) for m in models]
+    n, first = len(models), models[0]
+    x, done = torch.cat([inputs] * n, dim=1), 0
+    for slot_id in first.execution:
+        position = first.host.position(slot_id)
+        x = _run_ops(hosts, x, done, position)
+        if any(m.slot(slot_id).seed is not None for m in models):
+            parts = list(x.chunk(n, dim=1))
+            for i, model in enumerate(models):
+                parts[i], _ = model.through_slot(slot_id, parts[i], None, incubate=False)
+            x = torch.cat(parts, dim=1)
+        done = position
+    logits = _readout(hosts, _run_ops(hosts, x, done, len(first.host.ops)))
+    return [
+        ValidationResult(float(loss_fn(own, targets)), 100.0 * float(accuracy_fn(own, targets)), {}) for own in logits
+    ]
 
 
 def _joined(paths: dict[int, torch.Tensor]) -> torch.Tensor:

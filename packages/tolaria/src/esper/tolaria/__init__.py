@@ -6,7 +6,7 @@ Its contracts (task config) are generated into `esper.tolaria.contracts` and re-
 from esper.tolaria.contracts import *  # noqa: F403
 from esper.tolaria.contracts import __all__ as CONTRACT_NAMES
 from esper.tolaria.data import DataError, TensorData
-from esper.tolaria.environment import ActionResult, Environment, StepResult, step_together
+from esper.tolaria.environment import ActionResult, Environment, StepResult, step_optimizers, step_together
 from esper.tolaria.governor import Governor, GovernorConfig, Verdict
 from esper.tolaria.tasks import COUNTERFACTUAL_SAMPLES, TASKS, TaskSpec, get_task
 
@@ -25,5 +25,6 @@ __all__ = [
     "TensorData",
     "Verdict",
     "get_task",
+    "step_optimizers",
     "step_together",
 ]

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.sgd import sgd as sgd_update
 
 from esper.kasmina import (
     LOCAL,
@@ -29,6 +30,7 @@ from esper.kasmina import (
     ValidationResult,
     can_stack,
     cohort_forward,
+    cohort_validation,
     compile_model,
     cross_entropy,
 )
@@ -324,13 +326,13 @@ class Environment:
         self._train_correct, self._train_samples = 0.0, 0
         return result
 
-    def _finish_epoch(self, result: ActionResult, seconds: float) -> StepResult:
-        """The epoch after training: validation, the governor, the slots' tick, EPOCH_COMPLETED. `seconds`: this
-        environment's share of the epoch's wall time so far."""
+    def _finish_epoch(self, result: ActionResult, seconds: float, validation: ValidationResult | None) -> StepResult:
+        """The epoch after training: validation (unless `step_together` validated this model with others), the
+        governor, the slots' tick, EPOCH_COMPLETED. `seconds`: this environment's share of the epoch's wall time so
+        far."""
         started = time.perf_counter()
-        self._close_training()
-        self.model.eval()
-        validation = self._validate()
+        if validation is None:
+            validation = self._validate()
         self.model.record_validation(validation)
         verdict = self.symmetry.decide(self.governor.check(validation.loss))
         rolled_back = verdict is not None
@@ -471,11 +473,10 @@ class Environment:
         return [self.host_optimizer, *self.seed_optimizers.values()]
 
     def _after_backward(self, out: TrainingForward, loss: torch.Tensor, y: torch.Tensor, batch: int) -> None:
-        """A training batch's gradients are in: seed statistics, the optimizer steps, the epoch's figures."""
+        """A training batch's gradients are in (its optimizer steps not yet taken): seed gradient statistics and the
+        epoch's figures."""
         if batch % GRADIENT_STRIDE == 0:
             self.model.record_gradients()
-        for optimizer in self._optimizers():
-            optimizer.step()
         self.global_step += 1
         self._batch_losses.append(float(loss.detach()))
         self._train_correct += float((out.logits.argmax(-1) == y).float().sum())
@@ -555,8 +556,32 @@ def step_together(envs: Sequence[Environment], actions: Sequence[FactoredAction]
         for env in envs:
             with env.own_random_stream():  # dropout
                 _train_epochs([env])
+    for env in envs:
+        env._close_training()
+        env.model.eval()
+    validations = _validate_together(envs) if together else {}
     share = (time.perf_counter() - started) / len(envs)
-    return [env._finish_epoch(result, share) for env, result in zip(envs, results, strict=True)]
+    return [
+        env._finish_epoch(result, share, validations[i] if i in validations else None)
+        for i, (env, result) in enumerate(zip(envs, results, strict=True))
+    ]
+
+
+def _validate_together(envs: Sequence[Environment]) -> dict[int, ValidationResult]:
+    """One stacked validation (kasmina.cohort_validation) for the environments, by index, that have no seed whose
+    counterfactual is measured and share one validation set; the others validate alone."""
+    plain = [
+        i
+        for i, env in enumerate(envs)
+        if env.data.val_x is envs[0].data.val_x
+        and env.data.val_y is envs[0].data.val_y
+        and not any(slot.counterfactual_eligible() for slot in env.model.iter_slots())
+    ]
+    if len(plain) < 2:
+        return {}
+    data = envs[0].data
+    results = cohort_validation([envs[i].model for i in plain], data.val_x, data.val_y)
+    return dict(zip(plain, results, strict=True))
 
 
 def _train_epochs(envs: list[Environment]) -> None:
@@ -586,7 +611,53 @@ def _train_epochs(envs: list[Environment]) -> None:
         torch.autograd.backward(torch.stack([total for _, _, _, total, _ in stepping]).sum())
         for env, out, loss, _, y in stepping:
             env._after_backward(out, loss, y, batch)
+        step_optimizers([optimizer for env, *_ in stepping for optimizer in env._optimizers()])
         active = [env for env, *_ in stepping]
+
+
+SgdKey = tuple[float, float, float, float, bool, bool]  # lr, momentum, dampening, weight decay, nesterov, maximize
+
+
+def step_optimizers(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Step every optimizer. SGD parameter groups that share their hyperparameters take one foreach update together
+    (exactly what each one's step() computes, in one multi-tensor call instead of one call per optimizer: a host and
+    its seeds, or every environment of a batch); any other optimizer steps by itself."""
+    together: dict[SgdKey, list[tuple[torch.optim.Optimizer, torch.Tensor]]] = {}
+    for optimizer in optimizers:
+        if not isinstance(optimizer, torch.optim.SGD):
+            optimizer.step()
+            continue
+        for group in optimizer.param_groups:
+            key: SgdKey = (
+                float(group["lr"]),
+                float(group["momentum"]),
+                float(group["dampening"]),
+                float(group["weight_decay"]),
+                bool(group["nesterov"]),
+                bool(group["maximize"]),
+            )
+            together.setdefault(key, []).extend((optimizer, p) for p in group["params"] if p.grad is not None)
+    for (lr, momentum, dampening, weight_decay, nesterov, maximize), members in together.items():
+        params = [p for _, p in members]
+        grads = [p.grad for p in params if p.grad is not None]
+        states = [optimizer.state[p] for optimizer, p in members]
+        buffers = [state["momentum_buffer"] if "momentum_buffer" in state else None for state in states]
+        with torch.no_grad():  # fills in the momentum buffers a first step creates
+            sgd_update(
+                params,
+                grads,
+                buffers,
+                foreach=True,
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            )
+        if momentum != 0:
+            for state, buffer in zip(states, buffers, strict=True):
+                state["momentum_buffer"] = buffer
 
 
 def _gate_refusal(result: GateResult) -> ActionResult:
