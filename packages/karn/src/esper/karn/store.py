@@ -192,7 +192,20 @@ _SEED_EPOCH = _EPOCH_SEEDS.items("seeds", alias="seed")
 _STAGED = (E.SEED_STAGE_CHANGED, E.SEED_PRUNED)  # the seed_lifecycle events with a from_stage
 _ENDING = (E.SEED_FOSSILIZED, E.SEED_PRUNED)
 
+
 # name -> (description, SQL). Order matters: later views use earlier ones.
+def _per_episode(view: str, count: str, rate: str) -> str:
+    """A per-run rate: rows of `view` counted as `count`, finished episodes, and `rate` = count per episode (NULL: no
+    finished episode); every run appears, with 0 where it has no such row."""
+    return f"""
+        WITH e AS (SELECT run_id, count(*) AS episodes FROM episode_outcomes GROUP BY run_id),
+             c AS (SELECT run_id, count(*) AS {count} FROM {view} GROUP BY run_id)
+        SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(c.{count}, 0) AS {count},
+          coalesce(c.{count}, 0) / nullif(e.episodes, 0) AS {rate}
+        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN c USING (run_id)
+        """
+
+
 VIEWS: Final[dict[str, tuple[str, str]]] = {
     "events": ("Every event: envelope columns and the payload as JSON.", "SELECT * FROM raw_events"),
     "runs": (
@@ -542,13 +555,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     ),
     "rollback_rate": (
         "Governor rollbacks per finished episode.",
-        """
-        WITH e AS (SELECT run_id, count(*) AS episodes FROM episode_outcomes GROUP BY run_id),
-             g AS (SELECT run_id, count(*) AS rollbacks FROM governor_rollbacks GROUP BY run_id)
-        SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(g.rollbacks, 0) AS rollbacks,
-          coalesce(g.rollbacks, 0) / nullif(e.episodes, 0) AS rollbacks_per_episode
-        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN g USING (run_id)
-        """,
+        _per_episode("governor_rollbacks", "rollbacks", "rollbacks_per_episode"),
     ),
     "overshoot_prunes": (
         f"Overshoot prunes: seeds pruned within OVERSHOOT_WINDOW = {OVERSHOOT_WINDOW} epochs of first reaching their "
@@ -569,13 +576,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
     "overshoot_prune_rate": (
         "Overshoot prunes (overshoot_prunes) per finished episode: episodes, overshoot_prunes, per_episode (NULL: no "
         "finished episode).",
-        """
-        WITH e AS (SELECT run_id, count(*) AS episodes FROM episode_outcomes GROUP BY run_id),
-             o AS (SELECT run_id, count(*) AS overshoot_prunes FROM overshoot_prunes GROUP BY run_id)
-        SELECT r.run_id, coalesce(e.episodes, 0) AS episodes, coalesce(o.overshoot_prunes, 0) AS overshoot_prunes,
-          coalesce(o.overshoot_prunes, 0) / nullif(e.episodes, 0) AS per_episode
-        FROM (SELECT DISTINCT run_id FROM runs) r LEFT JOIN e USING (run_id) LEFT JOIN o USING (run_id)
-        """,
+        _per_episode("overshoot_prunes", "overshoot_prunes", "per_episode"),
     ),
     "roi": (
         "Accuracy gain over the host-only baseline per 1000 added trainable parameters (NULL without a baseline "

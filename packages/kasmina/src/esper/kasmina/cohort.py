@@ -50,26 +50,9 @@ def can_stack(models: Sequence[MorphogeneticModel]) -> bool:
 def cohort_forward(models: Sequence[MorphogeneticModel], inputs: Sequence[torch.Tensor]) -> list[TrainingForward]:
     """Each model's training forward (`model(x, incubate=True)`) on its own inputs (equal shapes), as one stacked
     computation. The models must pass `can_stack`."""
-    if not can_stack(models):
-        raise ValueError("a cohort needs two or more CNN hosts of one configuration with the same slots")
+    _check_stackable(models)
     hosts = [_cnn_host(m) for m in models]
-    n, first = len(models), models[0]
-    x, done = torch.cat(list(inputs), dim=1), 0
-    paths: dict[int, torch.Tensor] = {}  # model index -> its incubation path, from its first incubating slot on
-    for slot_id in first.execution:
-        position = first.host.position(slot_id)
-        x = _run_ops(hosts, x, done, position)
-        paths = _run_paths(hosts, paths, done, position)
-        if paths or any(m.slot(slot_id).seed is not None for m in models):
-            parts = list(x.chunk(n, dim=1))
-            for i, model in enumerate(models):
-                parts[i], path = model.through_slot(slot_id, parts[i], paths[i] if i in paths else None, incubate=True)
-                if path is not None:
-                    paths[i] = path
-            x = torch.cat(parts, dim=1)
-        done = position
-    logits = _readout(hosts, _run_ops(hosts, x, done, len(first.host.ops)))
-    paths = _run_paths(hosts, paths, done, len(first.host.ops))
+    logits, paths = _stacked_pass(models, hosts, torch.cat(list(inputs), dim=1), incubate=True)
     order = sorted(paths)
     path_logits = _readout([hosts[i] for i in order], _joined(paths), frozen=True) if paths else []
     incubation = dict(zip(order, path_logits, strict=True))
@@ -86,26 +69,43 @@ def cohort_validation(
 ) -> list[ValidationResult]:
     """Each model's validation on the same data as one stacked pass, for models (in eval mode) without a seed whose
     counterfactual is measured: what each one's `fused_validation` returns then (no contributions)."""
-    if not can_stack(models):
-        raise ValueError("a cohort needs two or more CNN hosts of one configuration with the same slots")
+    _check_stackable(models)
     if any(slot.counterfactual_eligible() for model in models for slot in model.iter_slots()):
         raise ValueError("a model has a seed to measure a counterfactual of: validate it with fused_validation")
     hosts = [_cnn_host(m) for m in models]
-    n, first = len(models), models[0]
-    x, done = torch.cat([inputs] * n, dim=1), 0
-    for slot_id in first.execution:
-        position = first.host.position(slot_id)
-        x = _run_ops(hosts, x, done, position)
-        if any(m.slot(slot_id).seed is not None for m in models):
-            parts = list(x.chunk(n, dim=1))
-            for i, model in enumerate(models):
-                parts[i], _ = model.through_slot(slot_id, parts[i], None, incubate=False)
-            x = torch.cat(parts, dim=1)
-        done = position
-    logits = _readout(hosts, _run_ops(hosts, x, done, len(first.host.ops)))
+    logits, _ = _stacked_pass(models, hosts, torch.cat([inputs] * len(models), dim=1), incubate=False)
     return [
         ValidationResult(float(loss_fn(own, targets)), 100.0 * float(accuracy_fn(own, targets)), {}) for own in logits
     ]
+
+
+def _check_stackable(models: Sequence[MorphogeneticModel]) -> None:
+    if not can_stack(models):
+        raise ValueError("a cohort needs two or more CNN hosts of one configuration with the same slots")
+
+
+def _stacked_pass(
+    models: Sequence[MorphogeneticModel], hosts: Sequence[CNNHost], x: torch.Tensor, incubate: bool
+) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
+    """The stacked stream through every host and slot: each model's logits and, with `incubate`, the incubation
+    paths (by model index) that reached the end of the ops, still before the head."""
+    n, first = len(models), models[0]
+    done = 0
+    paths: dict[int, torch.Tensor] = {}  # model index -> its incubation path, from its first incubating slot on
+    for slot_id in first.execution:
+        position = first.host.position(slot_id)
+        x = _run_ops(hosts, x, done, position)
+        paths = _run_paths(hosts, paths, done, position)
+        if paths or any(m.slot(slot_id).seed is not None for m in models):
+            parts = list(x.chunk(n, dim=1))
+            for i, model in enumerate(models):
+                parts[i], path = model.through_slot(slot_id, parts[i], paths[i] if i in paths else None, incubate)
+                if path is not None:
+                    paths[i] = path
+            x = torch.cat(parts, dim=1)
+        done = position
+    end = len(first.host.ops)
+    return _readout(hosts, _run_ops(hosts, x, done, end)), _run_paths(hosts, paths, done, end)
 
 
 def _joined(paths: dict[int, torch.Tensor]) -> torch.Tensor:
