@@ -1,6 +1,7 @@
 """Controller logic after validation, per environment-epoch (DESIGN.md section 7: <= 1 ms): turning the policy's
 action into a FactoredAction, the reward with all its components, and the step's telemetry (ACTION_TAKEN,
-REWARD_COMPUTED, EPOCH_COMPLETED validated and appended to events.jsonl). Host training and validation excluded.
+REWARD_COMPUTED, EPOCH_COMPLETED with its system metrics read, validated and appended to events.jsonl). Host training
+and validation excluded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from esper.leyline import (
 from esper.simic import InternalOpWindow, RewardConfig, StepOutcome, compute_reward
 from esper.tamiyo import EnvView, FeatureExtractor, MaskConfig, RandomPolicy, compute_masks
 from esper.tolaria import Environment, get_task
+from esper.tolaria.system import read_system_metrics
 
 
 def main() -> None:
@@ -96,6 +98,7 @@ def main() -> None:
                     epoch_seconds=0.05,
                     governor_rollback=False,
                     seeds=(),
+                    system=read_system_metrics(env.device),
                 )
             )
             times.append(time.perf_counter() - started)

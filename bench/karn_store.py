@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from esper.cli.provenance import provenance
 from esper.karn import JsonlSink, RunStore, evaluate
 from esper.karn.eventlog import read_event_log
 from esper.karn.live import LiveRun
@@ -23,6 +24,7 @@ from esper.leyline import (
     RewardComponents,
     RewardComputedPayload,
     SurfaceType,
+    SystemMetrics,
     TelemetryHub,
     Topology,
     TrainingStartedPayload,
@@ -57,6 +59,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
             host_params=1702,
             world_size=1,
             parallel_mode=ParallelMode.NONE,
+            provenance=provenance(),
         )
     )
     action = canonical_action(LifecycleOp.WAIT)
@@ -94,6 +97,7 @@ def write_log(path: Path, envs: int, episodes: int, epochs: int) -> None:
                         epoch_seconds=0.1,
                         governor_rollback=False,
                         seeds=(),
+                        system=SystemMetrics(rss_mb=512.0, cpu_seconds=float(epoch), cuda_peak_mb=None),
                     )
                 )
                 emitter.emit(

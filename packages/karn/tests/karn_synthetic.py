@@ -50,6 +50,7 @@ from esper.leyline import (
     ParallelMode,
     PolicyKind,
     PpoUpdateCompletedPayload,
+    Provenance,
     PruneInitiator,
     RewardComponents,
     RewardComputedPayload,
@@ -64,6 +65,7 @@ from esper.leyline import (
     SeedStageChangedPayload,
     SlotConfig,
     SurfaceType,
+    SystemMetrics,
     TelemetryHub,
     Topology,
     TrainingCompletedPayload,
@@ -124,6 +126,16 @@ TOPOLOGY_SLOTS = {Topology.CNN: CNN_SLOTS, Topology.TRANSFORMER: LATTICE}
 LADDERS = {Topology.CNN: "conv_ladder", Topology.TRANSFORMER: "lora_ladder"}
 HOST_PARAMS = 1702
 FOSSILIZED_CONTRIBUTION = 0.4
+PROVENANCE = Provenance(
+    git_commit="0123456789abcdef0123456789abcdef01234567",
+    git_dirty=False,
+    command_line=("esper", "train", "heuristic", "--task", "digits"),
+    esper_version="0.1.0",
+    torch_version="2.9.1",
+    python_version="3.11.7",
+    host_name="synthetic-host",
+    platform="Linux-synthetic",
+)
 
 
 def delta_ratio(number: int, reported: int) -> float:
@@ -202,6 +214,7 @@ class SyntheticRun:
                 host_params=HOST_PARAMS,
                 world_size=self.world_size,
                 parallel_mode=ParallelMode.NONE if self.world_size == 1 else ParallelMode.ENVS,
+                provenance=PROVENANCE,
             )
         )
 
@@ -251,6 +264,7 @@ class SyntheticRun:
                 epoch_seconds=0.01,
                 governor_rollback=False,
                 seeds=tuple(seed.record(slot) for slot, seed in self._in_slots(env)),
+                system=SystemMetrics(rss_mb=300.0 + epoch, cpu_seconds=2.0 * epoch, cuda_peak_mb=None),
             )
         )
 

@@ -1,13 +1,21 @@
 """LiveRun over a heuristic-style run: the host-only baseline's epochs and the seed events of each environment's
-current episode, and the host-only final accuracy joined to each episode's outcome."""
+current episode (and of the episodes before it, kept for the accuracy chart), the host-only final accuracy joined to
+each episode's outcome, the latest process reading and what the run comparison overlays."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from karn_synthetic import HEURISTIC_SEED_MARKS, heuristic_episode, heuristic_start
+from karn_synthetic import (
+    HEURISTIC_EPISODE_LENGTH,
+    HEURISTIC_SEED_MARKS,
+    PROVENANCE,
+    heuristic_episode,
+    heuristic_run,
+    heuristic_start,
+)
 
-from esper.karn.live import LiveRun
+from esper.karn.live import HISTORY_EPISODES, LiveRun
 
 
 def test_live_run_keeps_the_baseline_and_seed_marks_of_the_current_episode(tmp_path: Path) -> None:
@@ -44,3 +52,45 @@ def test_live_run_keeps_the_baseline_and_seed_marks_of_the_current_episode(tmp_p
     snap = live.snapshot()
     assert snap["status"] == "finished" and [p[1] for p in snap["envs"][0]["baseline"]][-1] == 56.0
     assert [o["baseline_accuracy"] for o in snap["episodes"]] == [46.0, 56.0]
+
+
+def test_live_run_keeps_past_episodes_for_the_chart_and_the_latest_process_reading(tmp_path: Path) -> None:
+    heuristic_run(tmp_path / "h", episodes=3)
+    live = LiveRun(tmp_path / "h")
+    live.refresh()
+    snap = live.snapshot()
+    (env,) = snap["envs"]
+    # The current episode (2) in the env's own fields, the two before it as traces with their baselines and marks.
+    assert env["episode"] == 2
+    assert [trace["episode"] for trace in env["past_episodes"]] == [0, 1]
+    first = env["past_episodes"][0]
+    assert [point[1] for point in first["baseline"]] == [41.0, 42.0, 43.0, 44.0, 45.0, 46.0]
+    assert len(first["accuracy"]) == HEURISTIC_EPISODE_LENGTH
+    assert [(m["epoch"], m["kind"], m["slot"]) for m in first["seed_marks"]] == list(HEURISTIC_SEED_MARKS)
+    # karn_synthetic: each epoch reports RSS 300 + epoch MiB and CPU 2 * epoch s, off CUDA; the provenance rides in
+    # `started`.
+    assert snap["system"] == {"rss_mb": 306.0, "cpu_seconds": 12.0, "cuda_peak_mb": None}
+    assert snap["started"]["provenance"]["git_commit"] == PROVENANCE.git_commit
+    # What the run comparison overlays: every outcome with its host-only final, env 0's traces oldest first.
+    compared = live.comparison()
+    assert compared["run_id"] == "h" and compared["status"] == "finished"
+    assert [(o["final_accuracy"], o["baseline_accuracy"]) for o in compared["episodes"]] == [
+        (60.0, 46.0),
+        (61.0, 56.0),
+        (62.0, 66.0),
+    ]
+    assert [trace["episode"] for trace in compared["accuracy"]] == [0, 1, 2]
+    assert compared["accuracy"][2]["baseline"][-1] == (6, 66.0)
+
+
+def test_live_run_bounds_the_past_episodes_it_keeps(tmp_path: Path) -> None:
+    run = heuristic_start(tmp_path / "long")
+    for episode in range(HISTORY_EPISODES + 3):  # one epoch each is enough to make an episode a trace
+        run.start_episode(0, episode)
+        run.epoch(0, 1, accuracy=50.0 + episode)
+    live = LiveRun(tmp_path / "long")
+    live.refresh()
+    past = live.snapshot()["envs"][0]["past_episodes"]
+    assert len(past) == HISTORY_EPISODES
+    assert [trace["episode"] for trace in past] == list(range(2, HISTORY_EPISODES + 2))  # the oldest dropped
+    assert past[0]["accuracy"] == [(1, 52.0)]

@@ -6,14 +6,21 @@ import asyncio
 import re
 from pathlib import Path
 
-from karn_synthetic import OP, SyntheticRun, channel_run, lattice_run
+from karn_synthetic import OP, PROVENANCE, SyntheticRun, channel_run, lattice_run
 from textual.widgets import DataTable, RichLog, Static
 
-from esper.karn.tui import KarnApp
+from esper.karn.tui import KarnApp, provenance_text
+from esper.leyline import to_wire
 
 
 def _text(app: KarnApp, selector: str) -> str:
     return str(app.query_one(selector, Static).render())
+
+
+def _shown(app: KarnApp, selector: str) -> list[str]:
+    """The lines a widget shows on screen, as the terminal gets them (cut to its width, padding stripped)."""
+    widget = app.query_one(selector, Static)
+    return [strip.text.strip() for strip in widget.render_lines(widget.region.reset_offset)]
 
 
 def ladder_run(run_dir: Path, *, finish: bool = True) -> SyntheticRun:
@@ -40,6 +47,13 @@ def test_the_tui_shows_every_panel_of_a_finished_run(tmp_path: Path) -> None:
             await pilot.pause()
             assert "r · digits / ppo · finished" in _text(app, "#header")
             assert "1 rollback(s)" in _text(app, "#header")
+            # Where the run came from (karn_synthetic.PROVENANCE) and the latest epoch's process reading (env 0's
+            # epoch 3: RSS 300 + 3 MiB, CPU 2 * 3 s; no CUDA peak off CUDA), as the terminal shows them.
+            assert _shown(app, "#header")[1:] == [
+                "commit 0123456 · esper train heuristic --task digits",
+                "RSS 303 MiB · CPU 6.0 s · device cpu · esper 0.1.0 · torch 2.9.1 · Python 3.11.7 · synthetic-host "
+                "(Linux-synthetic)",
+            ]
             table = app.query_one("#envs", DataTable)
             assert table.row_count == 2
             assert table.get_row_at(0)[7] == "ADVANCE (invalid)"
@@ -159,6 +173,34 @@ def test_a_narrow_terminal_stacks_the_panels(tmp_path: Path) -> None:
             assert "GROW_INTERNAL" in _text(app, "#actions")
 
     asyncio.run(drive())
+
+
+def test_a_narrow_header_cuts_each_line_at_its_end(tmp_path: Path) -> None:
+    ladder_run(tmp_path / "n")
+
+    async def drive() -> None:
+        app = KarnApp(tmp_path / "n")
+        async with app.run_test(size=(50, 60)) as pilot:
+            await pilot.pause()
+            lines = _shown(app, "#header")
+            assert len(lines) == 3 and all(len(line) <= 48 for line in lines)
+            assert lines[1].startswith("commit 0123456 · esper train") and lines[1].endswith("…")
+            assert lines[2].startswith("RSS 303 MiB · CPU 6.0 s · device cpu") and lines[2].endswith("…")
+
+    asyncio.run(drive())
+
+
+def test_the_provenance_line_marks_a_dirty_checkout_no_checkout_and_the_cuda_peak() -> None:
+    started = {"device": "cuda:0", "provenance": to_wire(PROVENANCE)}
+    started["provenance"] |= {"git_dirty": True, "command_line": ["/venv/bin/esper", "train", "ppo"]}
+    system = {"rss_mb": 1024.4, "cpu_seconds": 3.25, "cuda_peak_mb": 512.6}
+    commit, machine = provenance_text(started, system).split("\n")
+    assert commit == "commit 0123456 (dirty) · esper train ppo"
+    assert machine.startswith("RSS 1024 MiB · CPU 3.2 s · CUDA peak 513 MiB · device cuda:0 · esper 0.1.0")
+    started["provenance"] |= {"git_commit": None, "git_dirty": None}
+    assert provenance_text(started, None).split("\n")[0] == "no git checkout · esper train ppo"
+    assert provenance_text(started, None).split("\n")[1].startswith("no epoch yet · device cuda:0")
+    assert provenance_text(None, None) == "no TRAINING_STARTED yet"
 
 
 def test_an_empty_run_directory_waits_for_events(tmp_path: Path) -> None:

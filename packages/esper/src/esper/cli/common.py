@@ -1,5 +1,5 @@
 """What every `esper` command shares, without torch: the usage error (exit 2), reading a JSON file named by a flag,
-the progress line, and the stop request that SIGINT/SIGTERM raise for a run to end at its next epoch boundary."""
+and the stop request that SIGINT/SIGTERM raise for a run to end at its next epoch boundary."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
@@ -38,28 +38,6 @@ def read_json_file(flag: str, path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:  # name the flag, the file, the line and the column
         raise UsageError(f"{flag}: {path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-
-
-class Progress:
-    """One live line on a terminal; a line per episode otherwise."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.live = stream.isatty()
-
-    def update(self, text: str) -> None:
-        if self.live:
-            self.stream.write("\r\033[2K" + text)
-            self.stream.flush()
-
-    def clear(self) -> None:
-        if self.live:
-            self.stream.write("\r\033[2K")
-            self.stream.flush()
-
-    def done(self, text: str) -> None:
-        self.stream.write(("\r\033[2K" if self.live else "") + text + "\n")
-        self.stream.flush()
 
 
 class StopRequest:

@@ -16,9 +16,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, UsageError
 from esper.cli.plan import RunPlan, read_config, resolve
 from esper.cli.ppo import CHECKPOINT
+from esper.cli.progress import progress_for
 from esper.cli.train import run_policy
 from esper.karn import format_mean_ci
 from esper.karn.contracts.run_summary import RunSummary
@@ -130,10 +131,11 @@ def evaluation_plans(args: argparse.Namespace) -> list[RunPlan]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     plans = evaluation_plans(args)
     summaries: list[RunSummary] = []
-    with STOP.armed():
+    with STOP.armed(), progress_for(sys.stderr) as progress:
+        bar = progress.bar("seeds", len(plans))  # each seed's run opens its bars inside it
         for i, plan in enumerate(plans):
-            print(f"[{i + 1}/{len(plans)}] seed {plan.seed} -> {plan.run_dir}", file=sys.stderr, flush=True)
-            result = run_policy(plan, Progress(sys.stderr))
+            bar.update(i, f"seed {plan.seed}", line=f"[{i + 1}/{len(plans)}] seed {plan.seed} -> {plan.run_dir}")
+            result = run_policy(plan, progress)
             if isinstance(result, Interrupted):
                 print(
                     f"esper evaluate: {result.reason} at seed {plan.seed}, {result.where}; {len(summaries)} of "

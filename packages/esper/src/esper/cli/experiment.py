@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, UsageError
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, UsageError
 from esper.cli.evaluate import evaluation_config
 from esper.cli.plan import RunPlan, resolve
 from esper.cli.ppo import CHECKPOINT, PpoStart, run_ppo
+from esper.cli.progress import Progress, progress_for
 from esper.cli.train import run_policy
 from esper.karn import RunStore, evaluate
 from esper.karn.comparison import (
@@ -103,17 +104,18 @@ def arm_plan(pack: ExperimentPack, size: ExperimentScale, arm: ExperimentArm, se
         ppo=ppo,
         evaluates=None,
         compile=False,
+        save_model=False,
     )
     return resolve(config, run_dir, f"pack {pack.name}, arm {arm.name}")
 
 
-def run_arm(plan: RunPlan) -> bool:
+def run_arm(plan: RunPlan, progress: Progress) -> bool:
     """One run of an arm (a seed, or a PPO arm's training), written as an ordinary run; False when a stop request
     ended it early."""
     if plan.config.policy is PolicyKind.PPO and plan.config.evaluates is None:
-        result = run_ppo(PpoStart(plan, plan.task.load(None), resume=False, group=None))
+        result = run_ppo(PpoStart(plan, plan.task.load(None), resume=False, group=None), progress)
     else:
-        result = run_policy(plan, Progress(sys.stderr))
+        result = run_policy(plan, progress)
     return not isinstance(result, Interrupted)
 
 
@@ -169,17 +171,21 @@ def plan_pack(pack: ExperimentPack, size: ExperimentScale, out: Path) -> PackRun
     return PackRuns(size, out, plans, trainings)
 
 
-def run_pack(runs: PackRuns) -> dict[tuple[str, int], Path] | None:
+def run_pack(runs: PackRuns, progress: Progress) -> dict[tuple[str, int], Path] | None:
     """Every run of the pack (PPO arms: training, then one evaluation per seed); None when a stop request ended it."""
     run_dirs: dict[tuple[str, int], Path] = {}
     done = 0
+    bar = progress.bar("runs", runs.total)  # each run's own bars open inside it
 
     def run(plan: RunPlan, what: str) -> bool:
         nonlocal done
         done += 1
-        print(f"[{done}/{runs.total}] {what} -> {plan.run_dir}", file=sys.stderr, flush=True)
-        if run_arm(plan):
+        bar.update(
+            done - 1, f"{what} (run {done}/{runs.total})", line=f"[{done}/{runs.total}] {what} -> {plan.run_dir}"
+        )
+        if run_arm(plan, progress):
             return True
+        bar.close()
         print(
             f"esper experiment: {STOP.describe()} during {what}; {done - 1} of {runs.total} runs finished in "
             f"{runs.out}; no comparison was written",
@@ -199,6 +205,7 @@ def run_pack(runs: PackRuns) -> dict[tuple[str, int], Path] | None:
             if not run(plan, f"{name} evaluation, seed {seed}"):
                 return None
             run_dirs[(name, seed)] = plan.run_dir
+    bar.close()
     return run_dirs
 
 
@@ -212,8 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: {out} exists and is not empty")
     runs = plan_pack(pack, size, out)  # every arm checked (blueprints, policy) before anything runs
     out.mkdir(parents=True, exist_ok=True)
-    with STOP.armed():
-        run_dirs = run_pack(runs)
+    with STOP.armed(), progress_for(sys.stderr) as progress:
+        run_dirs = run_pack(runs, progress)
     if run_dirs is None:
         return EXIT_INTERRUPTED
     stores = {key: RunStore(path) for key, path in run_dirs.items()}

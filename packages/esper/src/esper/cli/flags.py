@@ -39,9 +39,20 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="data directory for cifar10 / tinystories")
     parser.add_argument("--tui", action="store_true", help="watch the run in the Karn TUI while it trains")
     parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="also write TensorBoard records under DIR/<run_id>/ while it trains (`tensorboard --logdir DIR`)",
+    )
+    parser.add_argument(
         "--compile",
         action="store_true",
         help="torch.compile the host and every seed (pays on a GPU; see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--save-model",
+        action="store_true",
+        help="save each episode's grown model (host + fossils) under RUN_DIR/models/ (see `esper export`)",
     )
 
 
@@ -132,11 +143,18 @@ def add_karn_parser(sub: Sub) -> None:
     views = commands.add_parser("views", help="list the DuckDB views a query can use")
     _command(views, "esper.cli.karn:cmd_views")
 
-    sql = commands.add_parser("sql", help="run a SQL query over a run's views (see `esper karn views`)")
-    sql.add_argument("run", help="run directory or run id under --runs-dir")
-    sql.add_argument("query", help='e.g. "SELECT op, count(*) FROM actions GROUP BY op"')
+    sql = commands.add_parser(
+        "sql", help="run a SQL query over the views of one run, several or all in --runs-dir (`esper karn views`)"
+    )
+    sql.add_argument(
+        "runs", nargs="*", metavar="RUN", help="run directories or run ids under --runs-dir (none: every run there)"
+    )
+    sql.add_argument("query", help='e.g. "SELECT run_id, op, count(*) FROM actions GROUP BY ALL"')
     _runs_dir(sql)
-    sql.add_argument("--json", action="store_true", help="print the rows as JSON records")
+    output = sql.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the rows as JSON records")
+    output.add_argument("--csv", type=Path, metavar="FILE", help="write the rows to FILE as CSV, with a header")
+    output.add_argument("--parquet", type=Path, metavar="FILE", help="write the rows to FILE as Parquet")
     _command(sql, "esper.cli.karn:cmd_sql")
 
     tui = commands.add_parser("tui", help="terminal view of a running or finished run")
@@ -155,6 +173,13 @@ def add_karn_parser(sub: Sub) -> None:
     report.add_argument("--baseline-accuracy", type=float, help="host-only accuracy for ROI (default: summary.json)")
     _command(report, "esper.cli.karn:cmd_report")
 
+    export = commands.add_parser("export", help="export a run's telemetry for another viewer (TensorBoard)")
+    _run_arg(export)
+    export.add_argument(
+        "--tensorboard", type=Path, metavar="DIR", help="write TensorBoard event files under DIR/<run_id>/"
+    )
+    _command(export, "esper.cli.tensorboard:cmd_export")
+
 
 def add_gates_parser(sub: Sub) -> None:
     gates = sub.add_parser("gates", help="evaluate the exit gates (exit 0 only when all that apply pass)")
@@ -169,6 +194,15 @@ def add_gates_parser(sub: Sub) -> None:
     gates.add_argument("--control-baseline-accuracy", type=float, help="host-only accuracy for the control's ROI")
     gates.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     _command(gates, "esper.cli.karn:cmd_gates")
+
+
+def add_export_parser(sub: Sub) -> None:
+    export = sub.add_parser("export", help="copy a run's grown model (saved with --save-model) out for inference")
+    _run_arg(export)
+    export.add_argument("--out", type=Path, required=True, help="directory to create with the model")
+    export.add_argument("--episode", type=int, help="episode whose model to export (default: the run's last)")
+    export.add_argument("--env", type=int, help="environment whose model to export (default: the best of the episode)")
+    _command(export, "esper.cli.export:cmd_export")
 
 
 def add_inspect_parsers(sub: Sub) -> None:
@@ -189,5 +223,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_karn_parser(sub)
     add_gates_parser(sub)
     add_experiment_parser(sub)
+    add_export_parser(sub)
     add_inspect_parsers(sub)
     return parser

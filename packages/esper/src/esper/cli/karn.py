@@ -15,7 +15,7 @@ from esper.cli.common import UsageError
 from esper.karn import GateReport, GateThresholds, QueryError, RunStore, evaluate, list_run_dirs
 from esper.karn.render import format_cell
 from esper.karn.runs import RunListing, describe_run
-from esper.karn.store import VIEWS, is_run_dir
+from esper.karn.store import VIEWS, CopyFormat, DuplicateRunIdError, is_run_dir
 from esper.leyline import WireError, loads
 
 
@@ -70,8 +70,55 @@ def cmd_views(args: argparse.Namespace) -> int:
     return 0
 
 
+def sql_run_dirs(args: argparse.Namespace) -> list[Path]:
+    """The runs `esper karn sql` spans: each RUN given, or every run in --runs-dir."""
+    if args.runs:
+        return [resolve_run(run, args.runs_dir) for run in args.runs]
+    if not args.runs_dir.is_dir():
+        raise UsageError(f"--runs-dir: {args.runs_dir} is not a directory")
+    run_dirs = list_run_dirs(args.runs_dir)
+    if not run_dirs:
+        raise UsageError(f"--runs-dir: no runs in {args.runs_dir} (no directory with events.jsonl); name a RUN")
+    return run_dirs
+
+
+def open_runs(run_dirs: Sequence[Path]) -> RunStore:
+    """One store over the runs, warning of each run's torn last line."""
+    try:
+        store = RunStore.of_runs(run_dirs)
+    except DuplicateRunIdError as exc:  # two RUNs that are one run (or a copy of it): misuse, exit 2
+        raise UsageError(f"RUN: {exc}") from exc
+    for run in store.runs:
+        if run.log.torn_tail is not None:
+            print(f"esper karn: warning: {run.log.torn_tail.describe(run.log.path)}", file=sys.stderr)
+    return store
+
+
+def _copy_target(args: argparse.Namespace) -> tuple[str, Path, CopyFormat]:
+    if args.csv is not None:
+        return "--csv", args.csv, "csv"
+    return "--parquet", args.parquet, "parquet"
+
+
+def write_rows(store: RunStore, args: argparse.Namespace) -> int:
+    """`--csv FILE` / `--parquet FILE`: DuckDB writes the rows (to a temporary file renamed to FILE)."""
+    flag, out, file_format = _copy_target(args)
+    if not out.parent.is_dir() or out.is_dir():
+        raise UsageError(f"{flag}: {out} is not a file in an existing directory")
+    try:
+        count = store.copy_query(args.query, out, file_format)
+    except QueryError as exc:  # a bad query is the user's input: name it, exit 2
+        raise UsageError(f"query: {exc}") from exc
+    except OSError as exc:  # the file cannot be written there: name the flag and the file
+        raise UsageError(f"{flag}: cannot write {out}: {exc}") from exc
+    print(f"wrote {count} row{'s' if count != 1 else ''} to {out} ({file_format})")
+    return 0
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
-    with open_store(resolve_run(args.run, args.runs_dir)) as store:
+    with open_runs(sql_run_dirs(args)) as store:
+        if args.csv is not None or args.parquet is not None:
+            return write_rows(store, args)
         try:
             result = store.query(args.query)
         except QueryError as exc:  # a bad query is the user's input: name it, exit 2

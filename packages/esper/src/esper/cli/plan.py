@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from esper.cli.common import UsageError, read_json_file
+from esper.cli.provenance import provenance
 from esper.kasmina import QualityGates
 from esper.kasmina.compiled import DEFAULT_BACKEND as COMPILE_BACKEND
 from esper.leyline import (
@@ -37,6 +38,7 @@ from esper.tamiyo import HeuristicConfig, LstmPolicyConfig, MaskConfig
 from esper.tolaria import TaskSpec, get_task
 
 CONFIG_FILE = "config.json"
+MODELS_DIR = "models"  # RUN_DIR/models/<episode-env>/: the grown models of a --save-model run
 DEFAULT_ROUNDS = 10
 PPO_SECTIONS: dict[str, type] = {"ppo": PpoConfig, "reward": RewardConfig, "policy": LstmPolicyConfig}
 
@@ -60,6 +62,11 @@ class RunPlan:
     def compile_backend(self) -> str | None:
         """The torch.compile backend of the run's environments (None: eager)."""
         return COMPILE_BACKEND if self.config.compile else None
+
+    @property
+    def models_dir(self) -> Path | None:
+        """Where each episode's grown model is saved (None: the run saves none)."""
+        return self.run_dir / MODELS_DIR if self.config.save_model else None
 
     @property
     def epochs(self) -> int:
@@ -211,6 +218,7 @@ def plan_from_flags(
         ppo=ppo,
         evaluates=None,
         compile=args.compile,
+        save_model=args.save_model,
     )
     return resolve(config, run_dir)
 
@@ -300,4 +308,5 @@ def training_started(plan: RunPlan, n_envs: int) -> TrainingStartedPayload:
         host_params=sum(p.numel() for p in plan.task.build_host().parameters()),
         world_size=1 if ppo is None else ppo.world_size,
         parallel_mode=ParallelMode.NONE if ppo is None else ppo.distributed,
+        provenance=provenance(),
     )

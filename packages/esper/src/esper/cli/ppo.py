@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, StopRequest, UsageError
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, StopRequest, UsageError
 from esper.cli.karn import train_with_tui
 from esper.cli.plan import (
     RunPlan,
@@ -28,7 +28,9 @@ from esper.cli.plan import (
     with_rounds,
     write_config,
 )
+from esper.cli.progress import Progress, progress_for
 from esper.cli.record import summarize, summary_table, write_summary
+from esper.cli.tensorboard import check_tensorboard_dir, tensorboard_sinks
 from esper.karn import JsonlSink, read_events, rewind_to_checkpoint
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
@@ -65,6 +67,7 @@ class PpoStart:
     data: TensorData
     resume: bool
     group: WorkerGroup | None
+    tensorboard: Path | None = None  # --tensorboard DIR: rank 0's live TensorBoard sink (not in the run's config)
 
     @property
     def main(self) -> bool:
@@ -107,11 +110,12 @@ def _start(args: argparse.Namespace) -> PpoStart:
     """Everything checked before anything is written (a misuse leaves the process group too)."""
     group = None
     try:
+        tensorboard = check_tensorboard_dir(args.tensorboard)
         group = _join_group(args) if args.distributed is not None else None
         plan = _plan(args, group)
         if group is not None:
             group.local_envs(plan.ppo.envs)  # environment-parallel: --envs must split evenly over the ranks
-        return PpoStart(plan, plan.task.load(plan.data_dir), args.resume is not None, group)
+        return PpoStart(plan, plan.task.load(plan.data_dir), args.resume is not None, group, tensorboard)
     except (ValueError, DataError) as exc:  # misuse found below the CLI: exit 2, nothing written
         close_group()
         raise UsageError(str(exc)) from exc
@@ -125,10 +129,10 @@ def cmd_train_ppo(args: argparse.Namespace) -> int:
     if args.tui:
         return train_with_tui(args, start.plan.run_dir)
     if start.group is None:
-        with STOP.armed():
-            return _finish(start, run_ppo(start))
-    with STOP.armed():
-        code = _finish(start, _run_distributed(start, start.group))
+        with STOP.armed(), progress_for(sys.stderr) as progress:
+            return _finish(start, run_ppo(start, progress))
+    with STOP.armed(), progress_for(sys.stderr if start.main else None) as progress:  # rank 0 alone shows it
+        code = _finish(start, _run_distributed(start, start.group, progress))
     exit_rank(code)  # a rank of a torchrun job ends here, without the interpreter's teardown (exit_rank)
 
 
@@ -149,12 +153,12 @@ def _finish(start: PpoStart, result: RunSummary | Interrupted | int) -> int:
     return 0
 
 
-def _run_distributed(start: PpoStart, group: WorkerGroup) -> RunSummary | Interrupted | int:
+def _run_distributed(start: PpoStart, group: WorkerGroup, progress: Progress) -> RunSummary | Interrupted | int:
     """run_ppo on one rank of a torchrun job; a lost peer ends this rank with one line and exit 1. The process
     group is always torn down here, whatever happened."""
     try:
         group.barrier()  # every rank has validated before rank 0 creates the run directory
-        result = run_ppo(start)
+        result = run_ppo(start, progress)
         # Leave together: a rank that tears gloo down while its peer is still finishing a collective or its
         # teardown can abort at exit (seen once here as SIGABRT on rank 1 of a 2-rank run that had completed).
         group.barrier()
@@ -212,24 +216,28 @@ def _trainer(start: PpoStart, hub: TelemetryHub) -> VectorizedTrainer:
         reward=plan.config.reward,
         policy=ppo.policy,
         compile_backend=plan.compile_backend,
+        save_models=plan.models_dir,
     )
     return VectorizedTrainer(config, start.data, hub, start.group)
 
 
 def _hub(start: PpoStart, events: Path) -> TelemetryHub:
-    """Rank 0 writes events.jsonl; the other ranks relay theirs to it (ENVS) or repeat its own (DATA: none)."""
+    """Rank 0 writes events.jsonl (and, with --tensorboard, TensorBoard); the other ranks relay theirs to it (ENVS)
+    or repeat its own (DATA: none)."""
     group = start.group
     sinks: tuple[TelemetrySink, ...] = (JsonlSink(events),)
     if group is not None and not group.is_main:
         sinks = (group.relay_sink,) if group.mode is ParallelMode.ENVS else ()
+    else:
+        sinks += tensorboard_sinks(start.tensorboard)
     return TelemetryHub(start.plan.config.run_id, sinks=sinks, rank=0 if group is None else group.rank)
 
 
-def run_ppo(start: PpoStart, stop: StopRequest = STOP) -> RunSummary | Interrupted:
+def run_ppo(start: PpoStart, progress: Progress, stop: StopRequest = STOP) -> RunSummary | Interrupted:
     """One PPO run. A stop request ends it at the next epoch boundary (every rank agrees on which): the unfinished
     round is dropped, the checkpoint of the last finished round is written, the log closes with
     TRAINING_COMPLETED(interrupted) and no summary.json is written."""
-    plan, progress = start.plan, Progress(sys.stderr)
+    plan = start.plan
     events = plan.run_dir / "events.jsonl"
     loaded = _load_checkpoint(start, events, progress) if start.resume else None
     if start.main:
@@ -271,6 +279,7 @@ def _rounds(
     checkpoints the last finished round (with the log's size at that round boundary, so resume drops the rest)."""
     ppo, checkpoint = start.plan.ppo, start.plan.run_dir / CHECKPOINT
     results: list[RoundResult] = []
+    bar = progress.bar("rounds", ppo.rounds, completed=trainer.round)  # a resumed run starts at its checkpoint
     boundary = events.stat().st_size if start.main else 0  # the log's size at the last round boundary
     while trainer.round < ppo.rounds:
         result = trainer.run_round(stop=lambda: stop.requested)
@@ -278,14 +287,17 @@ def _rounds(
             break
         results.append(result)
         boundary = events.stat().st_size if start.main else 0
-        if start.main:
-            progress.done(
-                f"round {result.round}/{ppo.rounds}: reward {result.mean_reward:+.3f}, accuracy "
-                f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s"
-            )
+        steps = len(result.outcomes) * start.plan.epochs / result.round_seconds  # every rank's environments
+        bar.update(  # rank 0 alone prints: the progress of the other ranks shows nothing
+            result.round,
+            f"{steps:,.1f} env-steps/s, mean reward {result.mean_reward:+.3f}",
+            line=f"round {result.round}/{ppo.rounds}: reward {result.mean_reward:+.3f}, accuracy "
+            f"{result.mean_accuracy:.1f}%, update {result.update_seconds:.2f}s of {result.round_seconds:.1f}s",
+        )
         if result.round % ppo.checkpoint_every == 0 or result.round == ppo.rounds:
             trainer.save(checkpoint, boundary)
             saved_round = trainer.round
     if trainer.round < ppo.rounds and saved_round != trainer.round:
         trainer.save(checkpoint, boundary)  # stopped early: the last finished round is resumable
+    bar.close()
     return results

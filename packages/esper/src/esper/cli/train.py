@@ -17,10 +17,12 @@ from pathlib import Path
 
 import torch
 
-from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, Progress, StopRequest, UsageError
+from esper.cli.common import EXIT_INTERRUPTED, STOP, Interrupted, StopRequest, UsageError
 from esper.cli.karn import train_with_tui
 from esper.cli.plan import RunPlan, plan_from_flags, training_started, write_config
+from esper.cli.progress import Bar, Progress, progress_for
 from esper.cli.record import summarize, summary_table, write_summary
+from esper.cli.tensorboard import check_tensorboard_dir, tensorboard_sinks
 from esper.karn import JsonlSink
 from esper.karn.contracts.run_summary import RunSummary
 from esper.leyline import (
@@ -39,6 +41,9 @@ from esper.tolaria import TASKS, DataError, Environment, StepResult, TensorData
 
 WAIT = canonical_action(LifecycleOp.WAIT)
 GAMMA = PpoConfig().gamma  # the discount a heuristic run's rewards are computed with: what PPO would use
+# The part of an episode's time its host-only baseline takes, for the run's ETA: the host alone, without seeds, policy
+# or counterfactual passes (measured on digits: 0.06-0.27; a larger host's own training weighs more).
+BASELINE_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +78,13 @@ def _controller(plan: RunPlan) -> Controller:
     return Controller(policy, act, None)
 
 
-def _host_only(plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int, stop: StopRequest) -> float | None:
+def _host_only(
+    plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int, stop: StopRequest, bar: Bar
+) -> float | None:
     """The host-only baseline of one episode: the same host, seeded alike, trained for the same epochs with every
     slot dormant. Each epoch goes into the run's log as HOST_BASELINE_EPOCH (env 0, this episode), so Karn can draw
-    the host's own curve beside the grown one; the baseline environment's own events stay out of it. Its final
-    accuracy; None when a stop was requested first."""
+    the host's own curve beside the grown one; the baseline environment's own events stay out of it; `bar` shows its
+    epochs. Its final accuracy; None when a stop was requested first."""
     emitter = TelemetryHub(f"{plan.config.run_id}-baseline").emitter(0)
     env = Environment(
         plan.task, data, plan.slots, emitter, plan.seed, plan.device, compile_backend=plan.compile_backend
@@ -100,10 +107,11 @@ def _host_only(plan: RunPlan, data: TensorData, hub: TelemetryHub, episode: int,
             )
         )
         accuracy = metrics.val_accuracy
+        bar.update(metrics.epoch, f"acc {accuracy:5.1f}%")
     return accuracy
 
 
-def _progress_line(progress: Progress, episode: str, epochs: int) -> StepHook:
+def _progress_line(bar: Bar) -> StepHook:
     best = 0.0
 
     def show(epoch: int, results: Sequence[StepResult]) -> None:
@@ -112,21 +120,25 @@ def _progress_line(progress: Progress, episode: str, epochs: int) -> StepHook:
         accuracy = result.signals.metrics.val_accuracy
         best = max(best, accuracy)
         live = sum(1 for r in result.reports if r.stage in LIVE_STAGES)
-        progress.update(f"{episode} epoch {epoch}/{epochs} acc {accuracy:5.1f}% (best {best:5.1f}) seeds live {live}")
+        bar.update(epoch, f"acc {accuracy:5.1f}% (best {best:5.1f}) seeds live {live}")
 
     return show
 
 
-def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> RunSummary | Interrupted:
+def run_policy(
+    plan: RunPlan, progress: Progress, stop: StopRequest = STOP, tensorboard: Path | None = None
+) -> RunSummary | Interrupted:
     """A heuristic or random run: config.json, the episodes through the EpisodeLoop with their host-only
     baselines, summary.json. A stop request ends it at the next epoch boundary: the log closes with
-    TRAINING_COMPLETED(interrupted) and no summary.json is written."""
+    TRAINING_COMPLETED(interrupted) and no summary.json is written. `tensorboard` (--tensorboard DIR, not part of
+    the run's config) adds a live TensorBoard sink beside events.jsonl."""
     episodes = plan.config.episodes
     assert episodes is not None, "resolve() checked that a heuristic or random run has its episode count"
     torch.manual_seed(plan.seed)
     data = plan.task.load(plan.data_dir)
     write_config(plan)
-    hub = TelemetryHub(plan.config.run_id, sinks=(JsonlSink(plan.run_dir / "events.jsonl"),))
+    sinks = (JsonlSink(plan.run_dir / "events.jsonl"), *tensorboard_sinks(tensorboard))
+    hub = TelemetryHub(plan.config.run_id, sinks=sinks)
     started = time.perf_counter()
     env = Environment(
         plan.task,
@@ -140,31 +152,37 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
     )
     hub.emit(training_started(plan, n_envs=1))
     controller = _controller(plan)
-    loop = EpisodeLoop(
-        LoopConfig(plan.slot_config, plan.masks, plan.config.reward, GAMMA, plan.epochs), [env], controller.policy
-    )
+    config = LoopConfig(plan.slot_config, plan.masks, plan.config.reward, GAMMA, plan.epochs, plan.models_dir)
+    loop = EpisodeLoop(config, [env], controller.policy)
 
     outcomes: list[EpisodeOutcome] = []
     baselines: list[float] = []
+    run_bar = progress.bar("episodes", episodes)
     for episode in range(episodes):
         name = f"episode {episode + 1}/{episodes}"
-        ran = loop.run(
-            episode,
-            controller.act,
-            prepare=controller.prepare,
-            stop=lambda: stop.requested,
-            on_step=_progress_line(progress, name, plan.epochs),
-        )
-        baseline = None if ran is None else _host_only(plan, data, hub, episode, stop)
+        # The episode's epochs and then its baseline's fill one unit of the run's bar, in proportion to their time.
+        with progress.bar(f"{name} epoch", plan.epochs, share=1 - BASELINE_SHARE) as bar:
+            ran = loop.run(
+                episode,
+                controller.act,
+                prepare=controller.prepare,
+                stop=lambda: stop.requested,
+                on_step=_progress_line(bar),
+            )
+        with progress.bar(
+            f"{name} host-only epoch", plan.epochs, share=BASELINE_SHARE, offset=1 - BASELINE_SHARE
+        ) as bar:
+            baseline = None if ran is None else _host_only(plan, data, hub, episode, stop, bar)
         if ran is None or baseline is None:
             break
         (outcome,) = ran.outcomes
         outcomes.append(outcome)
         baselines.append(baseline)
-        progress.done(
-            f"{name}: accuracy {outcome.final_accuracy:.1f}% (host-only {baseline:.1f}%), germinated "
+        run_bar.update(
+            episode + 1,
+            line=f"{name}: accuracy {outcome.final_accuracy:.1f}% (host-only {baseline:.1f}%), germinated "
             f"{outcome.germinated}, fossilized {outcome.fossilized}, pruned {outcome.pruned}, level changes "
-            f"{outcome.internal_level_changes}"
+            f"{outcome.internal_level_changes}",
         )
     hub.emit(
         TrainingCompletedPayload(
@@ -172,8 +190,8 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
         )
     )
     hub.close()
+    run_bar.close()
     if stop.requested:
-        progress.clear()
         return Interrupted(stop.describe(), f"episode {len(outcomes) + 1}/{episodes}")
     summary = summarize(plan, outcomes, outcomes, baselines)
     write_summary(plan, summary)
@@ -182,11 +200,12 @@ def run_policy(plan: RunPlan, progress: Progress, stop: StopRequest = STOP) -> R
 
 def cmd_train_heuristic(args: argparse.Namespace) -> int:
     plan = plan_from_flags(args, PolicyKind.HEURISTIC)
+    tensorboard = check_tensorboard_dir(args.tensorboard)
     if args.tui:
         return train_with_tui(args, plan.run_dir)
-    with STOP.armed():
+    with STOP.armed(), progress_for(sys.stderr) as progress:
         try:
-            result = run_policy(plan, Progress(sys.stderr))
+            result = run_policy(plan, progress, tensorboard=tensorboard)
         except DataError as exc:  # the data directory does not hold the task's files: a usage error (exit 2)
             raise UsageError(str(exc)) from exc
     if isinstance(result, Interrupted):

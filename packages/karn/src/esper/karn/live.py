@@ -5,9 +5,15 @@ Curves keep every point of the long horizon (per-episode outcomes, PPO updates) 
 environment's current episode, so a long run's page stays small: the |delta| / |x| of each seed (SeedEpoch's
 delta_ratio, from EPOCH_COMPLETED) too, as do the host-only baseline's epochs of that episode
 (HOST_BASELINE_EPOCH, written after the episode's own events) and its seed events (germinate, internal level change,
-fossilize, prune) at their epochs. The host-only final accuracy of each episode joins its outcome. The slots come
-from TRAINING_STARTED's slot config, in action order, each lane with its surface (`post_attn`, `block_end`, ...)
-and, for a channel ladder, its channels per group (`group_size`, 0 for every other seed).
+fossilize, prune) at their epochs. The accuracy chart also draws the last HISTORY_EPISODES episodes before the
+current one (their accuracy, baseline and seed events: `past_episodes`), so episode boundaries show. The host-only
+final accuracy of each episode joins its outcome. The slots come from TRAINING_STARTED's slot config, in action
+order, each lane with its surface (`post_attn`, `block_end`, ...) and, for a channel ladder, its channels per group
+(`group_size`, 0 for every other seed). TRAINING_STARTED's provenance rides in `started`; `system` is the latest
+EPOCH_COMPLETED's process reading (RSS, CPU time, CUDA peak).
+
+`comparison()` is the smaller record the dashboard's run comparison overlays: the outcome of every episode and env
+0's accuracy traces.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from esper.leyline import TelemetryEventType, assert_covers
 
 E = TelemetryEventType
 LOG_LENGTH: Final = 400
+HISTORY_EPISODES: Final = 20  # finished episodes kept per environment for the accuracy chart: a long run stays small
 REWARD_PARTS: Final = tuple(part for part in STORE_REWARD_PARTS if part != "total")  # shown per component
 PPO_FIELDS: Final = (
     "round",
@@ -83,6 +90,15 @@ class EnvState:
     baseline: list[tuple[int, float]] = field(default_factory=list)  # host-only val accuracy per epoch (env 0 only)
     seed_marks: list[dict[str, Any]] = field(default_factory=list)  # epoch, kind (a SEED_MARKS name), slot, seed
 
+    def trace(self) -> dict[str, Any]:
+        """The episode as the accuracy charts draw it: its accuracy, its host-only baseline and its seed events."""
+        return {
+            "episode": self.episode,
+            "accuracy": self.accuracy,
+            "baseline": self.baseline,
+            "seed_marks": self.seed_marks,
+        }
+
 
 class LiveRun:
     def __init__(self, run_dir: Path) -> None:
@@ -94,6 +110,8 @@ class LiveRun:
         self.slot_ids: list[str] = []  # in action order
         self.surfaces: dict[str, str] = {}  # slot id -> surface name (lower case)
         self.envs: dict[int, EnvState] = {}
+        self.past: dict[int, deque[dict[str, Any]]] = {}  # env -> its last HISTORY_EPISODES episodes' traces
+        self.system: dict[str, Any] | None = None  # the latest EPOCH_COMPLETED's SystemMetrics
         self.ops: Counter[str] = Counter()
         self.invalid = 0
         self.gate_refusals = 0
@@ -121,6 +139,8 @@ class LiveRun:
         env = self.envs[env_id]
         episode = event["episode"]
         if episode is not None and episode != env.episode:  # a new episode starts with fresh lanes and curves
+            if env.accuracy or env.baseline or env.seed_marks:  # not the placeholder of an env seen mid-run
+                self.past.setdefault(env_id, deque(maxlen=HISTORY_EPISODES)).append(env.trace())
             self.envs[env_id] = env = EnvState(episode=episode, slots=self._lanes())
         return env
 
@@ -180,6 +200,7 @@ class LiveRun:
         env.epoch = event["epoch"]
         env.val_accuracy, env.val_loss, env.train_loss = p["val_accuracy"], p["val_loss"], p["train_loss"]
         env.live_seeds, env.seed_params = p["live_seeds"], p["seed_params"]
+        self.system = p["system"]
         env.accuracy.append((env.epoch, p["val_accuracy"]))
         env.losses.append((env.epoch, p["train_loss"], p["val_loss"]))
         reported = {seed["slot_id"]: seed for seed in p["seeds"]}
@@ -283,17 +304,41 @@ class LiveRun:
             "completed": self.completed,
             "slot_ids": self.slot_ids,
             "surfaces": self.surfaces,
-            "envs": [_env_snapshot(env_id, env) for env_id, env in sorted(self.envs.items())],
+            "system": self.system,
+            "envs": [
+                _env_snapshot(env_id, env) | {"past_episodes": self._past(env_id)}
+                for env_id, env in sorted(self.envs.items())
+            ],
             "ops": dict(self.ops.most_common()),
             "invalid_actions": self.invalid,
             "gate_refusals": self.gate_refusals,
             "internal_level_changes": self.internal_levels,
             "governor_rollbacks": self.rollbacks,
             "reward_means": self.reward_means(),
-            "episodes": [outcome | {"baseline_accuracy": self._baseline_final(outcome)} for outcome in self.episodes],
+            "episodes": self.outcomes(),
             "ppo": self.ppo,
             "log": [entry for entry in self.log if entry["seq"] > log_after],
         }
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Every episode's outcome, in the order they ended, with its host-only final accuracy."""
+        return [outcome | {"baseline_accuracy": self._baseline_final(outcome)} for outcome in self.episodes]
+
+    def comparison(self) -> dict[str, Any]:
+        """What the dashboard overlays when it compares runs: the run's identity, the outcome of every episode and
+        env 0's accuracy traces (its past episodes kept for the chart, then the current one)."""
+        traces = [*self._past(0), self.envs[0].trace()] if 0 in self.envs else []
+        return {
+            "run_id": self.run_dir.name,
+            "status": self.status,
+            "started": self.started,
+            "episodes": self.outcomes(),
+            "accuracy": traces,
+        }
+
+    def _past(self, env_id: int) -> list[dict[str, Any]]:
+        """The traces of the episodes an environment finished before its current one (kept: HISTORY_EPISODES)."""
+        return list(self.past[env_id]) if env_id in self.past else []
 
     def _baseline_final(self, outcome: dict[str, Any]) -> float | None:
         """The host-only final val accuracy of an outcome's episode (None: no baseline, or not finished yet)."""

@@ -6,210 +6,89 @@ of each seed, and the event counts per type."""
 from __future__ import annotations
 
 import html
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+import re
+import shlex
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from esper.karn import svgchart
 from esper.karn.gates import evaluate
 from esper.karn.render import SEED_MARKS, format_cell, render_event
-from esper.karn.store import OVERSHOOT_WINDOW, RunStore
-from esper.leyline import TelemetryEventType
+from esper.karn.store import HEADS, OVERSHOOT_WINDOW, RunStore
+from esper.karn.svgchart import Boundary, LineChart, Marker, Point, Series
+from esper.leyline import (
+    EpochCompletedPayload,
+    Provenance,
+    TelemetryEventType,
+    TrainingStartedPayload,
+    from_wire,
+)
 
-COLORS: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#17becf", "#8c564b", "#7f7f7f")
-BASELINE_COLOR: Final = "#7f7f7f"  # the host-only baseline, drawn dashed
+E = TelemetryEventType
 MARK_COLORS: Final = {"germinate": "#2ca02c", "level": "#9467bd", "fossilize": "#c9a000", "prune": "#d62728"}
-Point = tuple[float, float]
-Mark = tuple[float, str]  # a seed event at x: (x, kind of MARK_COLORS)
-Boundary = tuple[float, int]  # where an episode starts: (x, episode)
+MARK_LANES: Final = svgchart.lanes_for(MARK_COLORS)
 
 CSS: Final = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; }
 h1 { margin-bottom: 0; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
-.facts { color: #555; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(500px, 1fr)); gap: 16px; }
-figure { margin: 0; } figcaption { color: #555; font-size: 13px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-variant-numeric: tabular-nums; font-size: 13px; }
-th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 10px; text-align: left; }
-th { background: #f5f5f5; }
+.facts { color: #555; overflow-wrap: anywhere; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 480px), 1fr)); gap: 20px; }
+figure { margin: 0; min-width: 0; } figcaption { color: #555; font-size: 13px; }
+svg.chart { display: block; max-width: 100%; height: auto; }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 8px 0 16px; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: 3px 10px; text-align: left; vertical-align: top; }
+td, th { white-space: nowrap; } th { background: #f5f5f5; }
+td.wrap { white-space: normal; min-width: 18em; overflow-wrap: break-word; }
 .pass { color: #1a7f37; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
 .skip { color: #8a6d00; font-weight: bold; }
 .empty { color: #888; font-style: italic; }
+dl.provenance { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 16px; margin: 12px 0 4px; }
+dl.provenance dt { color: #555; } dl.provenance dd { margin: 0; overflow-wrap: anywhere; }
+code { font-size: 12.5px; }
 """
+# Cells up to this long stay on one line (ids, numbers: a table too wide for the page scrolls in its wrapper);
+# longer ones (renderings, notes, paths) wrap, and a token this long also gets a line-break opportunity after
+# each separator.
+WRAP_AT: Final = 32
 
 
 def _esc(value: object) -> str:
     return html.escape(str(value))
 
 
+def _breakable(text: str) -> str:
+    """`text` escaped, with <wbr> after the separators of each token longer than WRAP_AT."""
+    return " ".join(
+        re.sub(r"([-_/.:,=])", r"\1<wbr>", _esc(token)) if len(token) > WRAP_AT else _esc(token)
+        for token in text.split(" ")
+    )
+
+
+def _cell(value: object) -> str:
+    text = format_cell(value)
+    return f'<td class="wrap">{_breakable(text)}</td>' if len(text) > WRAP_AT else f"<td>{_esc(text)}</td>"
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A table in its own horizontally scrolling wrapper, so a wide one never widens the page."""
     if not rows:
         return '<p class="empty">no rows</p>'
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(format_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """A chart's plot area: data ranges and pixel margins, mapping data to SVG coordinates."""
-
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-    width: int
-    height: int
-    left: int = 56
-    right: int = 12
-    top: int = 12
-    bottom: int = 56
-
-    def sx(self, x: float) -> float:
-        return self.left + (x - self.x0) / (self.x1 - self.x0) * (self.width - self.left - self.right)
-
-    def sy(self, y: float) -> float:
-        return self.height - self.bottom - (y - self.y0) / (self.y1 - self.y0) * (self.height - self.top - self.bottom)
-
-
-def _span(values: Sequence[float]) -> tuple[float, float]:
-    low, high = min(values), max(values)
-    return (low - 1, high + 1) if low == high else (low, high)
-
-
-def line_chart(
-    series: Sequence[tuple[str, Sequence[Point]]],
-    *,
-    x_label: str,
-    y_label: str,
-    dashed: Collection[str] = (),
-    marks: Sequence[Mark] = (),
-    boundaries: Sequence[Boundary] = (),
-    width: int = 520,
-    height: int = 260,
-) -> str:
-    """An inline SVG line chart; series with no points are left out, and no points at all says so. Series named in
-    `dashed` are drawn dashed in grey (a baseline); `marks` (x, kind of MARK_COLORS) are ticks along the bottom of
-    the plot, one row per kind; `boundaries` (x, episode) dotted vertical lines where an episode starts. Each line
-    says what it is (`data-series` and `data-points`, `data-mark`, `data-boundary`); marks and boundaries get a
-    second legend line."""
-    series = [(name, points) for name, points in series if points]
-    if not series:
-        return '<p class="empty">no data</p>'
-    x0, x1 = _span([x for _, pts in series for x, _ in pts] + [x for x, _ in (*marks, *boundaries)])
-    y0, y1 = _span([y for _, pts in series for _, y in pts])
-    extra = bool(marks or boundaries)
-    frame = _Frame(x0, x1, y0, y1, width, height, bottom=72 if extra else 56)
-    return "".join(
-        [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">',
-            *_axes(frame, x_label, y_label),
-            *_boundary_lines(frame, boundaries),
-            *_series_lines(frame, series, dashed, legend_y=height - (29 if extra else 13)),
-            *_mark_ticks(frame, marks),
-            *_extra_legend(frame, marks, boundaries),
-            "</svg>",
-        ]
-    )
-
-
-def _axes(frame: _Frame, x_label: str, y_label: str) -> list[str]:
-    f = frame
-    parts = []
-    for i in range(5):
-        y = f.y0 + (f.y1 - f.y0) * i / 4
-        parts.append(
-            f'<line x1="{f.left}" x2="{f.width - f.right}" y1="{f.sy(y):.1f}" y2="{f.sy(y):.1f}" stroke="#eee"/>'
-        )
-        parts.append(f'<text x="4" y="{f.sy(y) + 4:.1f}" fill="#555">{y:.4g}</text>')
-    below = f.height - f.bottom + 16
-    parts.append(f'<text x="{f.left}" y="{below}" fill="#555">{f.x0:g}</text>')
-    parts.append(f'<text x="{f.width - f.right}" y="{below}" fill="#555" text-anchor="end">{f.x1:g}</text>')
-    parts.append(
-        f'<text x="{(f.left + f.width) / 2:.0f}" y="{below}" fill="#555" text-anchor="middle">{_esc(x_label)}</text>'
-    )
-    parts.append(f'<text x="{f.left}" y="{f.top - 2 + 10}" fill="#555">{_esc(y_label)}</text>')
-    return parts
-
-
-def _series_lines(
-    frame: _Frame, series: Sequence[tuple[str, Sequence[Point]]], dashed: Collection[str], *, legend_y: int
-) -> list[str]:
-    parts = []
-    legend_x = frame.left
-    colors = iter(COLORS * len(series))
-    for name, points in series:
-        color, dash = (BASELINE_COLOR, ' stroke-dasharray="6 4"') if name in dashed else (next(colors), "")
-        path = " ".join(f"{frame.sx(x):.1f},{frame.sy(y):.1f}" for x, y in points)
-        if len(points) == 1:
-            x, y = points[0]
-            parts.append(f'<circle cx="{frame.sx(x):.1f}" cy="{frame.sy(y):.1f}" r="3" fill="{color}"/>')
-        parts.append(
-            f'<polyline data-series="{_esc(name)}" data-points="{len(points)}" points="{path}" fill="none" '
-            f'stroke="{color}" stroke-width="1.5"{dash}/>'
-        )
-        parts.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 12}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="{color}" '
-            f'stroke-width="2"{dash}/>'
-        )
-        parts.append(f'<text x="{legend_x + 16}" y="{legend_y}" fill="#333">{_esc(name)}</text>')
-        legend_x += 16 + 7 * len(name) + 16
-    return parts
-
-
-def _mark_ticks(frame: _Frame, marks: Sequence[Mark]) -> list[str]:
-    rows = {kind: frame.height - frame.bottom - 7 * row for row, kind in enumerate(MARK_COLORS)}
-    return [
-        f'<line data-mark="{kind}" x1="{frame.sx(x):.1f}" x2="{frame.sx(x):.1f}" y1="{rows[kind] - 1}" '
-        f'y2="{rows[kind] - 7}" stroke="{MARK_COLORS[kind]}" stroke-width="2"/>'
-        for x, kind in marks
-    ]
-
-
-def _boundary_lines(frame: _Frame, boundaries: Sequence[Boundary]) -> list[str]:
-    return [
-        f'<line data-boundary="{episode}" x1="{frame.sx(x):.1f}" x2="{frame.sx(x):.1f}" y1="{frame.top}" '
-        f'y2="{frame.height - frame.bottom}" stroke="#999" stroke-dasharray="2 3"/>'
-        for x, episode in boundaries
-    ]
-
-
-def _extra_legend(frame: _Frame, marks: Sequence[Mark], boundaries: Sequence[Boundary]) -> list[str]:
-    """The second legend line: the kinds of seed event marked, and the episode starts."""
-    entries = [(kind, color, "") for kind, color in MARK_COLORS.items() if any(k == kind for _, k in marks)]
-    if boundaries:
-        entries.append(("episode start", "#999", ' stroke-dasharray="2 3"'))
-    parts = []
-    legend_x, y = frame.left, frame.height - 13
-    for name, color, dash in entries:
-        parts.append(
-            f'<line x1="{legend_x + 4}" x2="{legend_x + 4}" y1="{y + 1}" y2="{y - 9}" stroke="{color}" '
-            f'stroke-width="2"{dash}/>'
-        )
-        parts.append(f'<text x="{legend_x + 12}" y="{y}" fill="#333">{_esc(name)}</text>')
-        legend_x += 12 + 7 * len(name) + 16
-    return parts
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def bar_chart(items: Sequence[tuple[str, float]], *, unit: str = "", width: int = 520) -> str:
-    if not items:
-        return '<p class="empty">no data</p>'
-    row, label_width = 20, 150
-    top = max(value for _, value in items) or 1.0
-    height = row * len(items) + 4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12">']
-    for i, (label, value) in enumerate(items):
-        y = i * row + 2
-        length = (width - label_width - 90) * value / top
-        parts.append(f'<text x="0" y="{y + 13}" fill="#333">{_esc(label)}</text>')
-        parts.append(f'<rect x="{label_width}" y="{y + 3}" width="{length:.1f}" height="12" fill="{COLORS[0]}"/>')
-        parts.append(f'<text x="{label_width + length + 6:.1f}" y="{y + 13}" fill="#555">{value:.4g}{unit}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    """svgchart.bar_chart, saying so when there are no bars (the comparison report keeps its panels)."""
+    return svgchart.bar_chart(items, unit=unit, width=width) or '<p class="empty">no data</p>'
 
 
 def _figure(caption: str, body: str) -> str:
-    return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>"
+    """A chart with its caption; nothing at all for a chart with nothing to draw (no empty boxes)."""
+    return f"<figure>{body}<figcaption>{_esc(caption)}</figcaption></figure>" if body else ""
 
 
 def _points(store: RunStore, sql: str) -> list[Point]:
@@ -243,6 +122,7 @@ def build_report(store: RunStore) -> str:
 <style>{CSS}</style></head><body>
 <h1>Run {_esc(run_id)}</h1>
 <p class="facts">{_esc(run_facts(store))}</p>{_torn_tail_notice(store)}
+{provenance_section(store)}
 <h2>Slots and surfaces</h2>{slots_section(store)}
 <h2>Curves</h2><div class="grid">{"".join(curves(store))}</div>
 <h2>Exit gates (this run alone; comparative gates need <code>esper gates RUN --control CONTROL</code>)</h2>
@@ -272,6 +152,84 @@ def run_facts(store: RunStore) -> str:
         return facts
     interrupted = " (interrupted)" if run["interrupted"] else ""
     return facts + f" · {run['episodes_completed']} episode(s) in {run['wall_seconds']:.1f}s{interrupted}"
+
+
+def provenance_section(store: RunStore) -> str:
+    """Where the latest training start came from (its TRAINING_STARTED's provenance and device), and what the
+    training processes used (system_line)."""
+    starts = [e for e in store.log.events if e["event_type"] == E.TRAINING_STARTED.name]
+    if not starts:
+        return ""
+    started = from_wire(TrainingStartedPayload, starts[-1]["payload"])
+    provenance = started.provenance
+    versions = (
+        f"esper {provenance.esper_version} · torch {provenance.torch_version} · python {provenance.python_version}"
+    )
+    rows = [
+        ("commit", _commit(provenance)),
+        ("command", f"<code>{_esc(shlex.join(provenance.command_line))}</code>"),
+        ("versions", _esc(versions)),
+        ("host", _esc(provenance.host_name)),
+        ("platform", _esc(provenance.platform)),
+        ("device", _esc(started.device)),
+    ]
+    if len(starts) > 1:  # a resumed run: each start records its own provenance
+        rows.append(("starts", _esc(f"{len(starts)} (resumed); the latest start's provenance is shown")))
+    items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    system = system_line(store)
+    return f'<dl class="provenance">{items}</dl>' + (f'<p class="facts">{_esc(system)}</p>' if system else "")
+
+
+def _commit(provenance: Provenance) -> str:
+    """The commit's first 12 hex digits (all 40 as its tooltip) and whether the checkout had uncommitted changes."""
+    if provenance.git_commit is None:
+        return '<span class="empty">not run from a git checkout</span>'
+    dirty = {True: " (dirty: uncommitted changes)", False: " (clean)", None: ""}[provenance.git_dirty]
+    return f'<code title="{_esc(provenance.git_commit)}">{_esc(provenance.git_commit[:12])}</code>{_esc(dirty)}'
+
+
+def _json_path(record: type, *names: str) -> str:
+    """The JSON path of nested contract fields ('$.system.rss_mb'), each checked against its record's fields, so a
+    renamed field fails at import instead of reading NULL (DuckDB reads a missing path as NULL)."""
+    for name in names:
+        hints = typing.get_type_hints(record)
+        if name not in hints:
+            raise ValueError(f"{record.__name__} has no field {name!r}")
+        record = hints[name]
+    return "$." + ".".join(names)
+
+
+def _system(field: str) -> str:
+    return f"CAST(payload->>'{_json_path(EpochCompletedPayload, 'system', field)}' AS DOUBLE)"
+
+
+# Per process (a rank of a training start: a resumed run starts new processes): peak RSS, its last CPU-time
+# reading (cumulative), peak CUDA memory; then over the processes. `start` numbers the training starts in file order.
+SYSTEM_TOTALS: Final = f"""
+WITH e AS (
+  SELECT run_id, seq, rank, event_type, {_system("rss_mb")} AS rss_mb, {_system("cpu_seconds")} AS cpu_seconds,
+    {_system("cuda_peak_mb")} AS cuda_peak_mb,
+    sum(CASE WHEN event_type = '{E.TRAINING_STARTED.name}' THEN 1 ELSE 0 END)
+      OVER (PARTITION BY run_id ORDER BY seq) AS start
+  FROM events WHERE event_type IN ('{E.TRAINING_STARTED.name}', '{E.EPOCH_COMPLETED.name}')),
+p AS (
+  SELECT max(rss_mb) AS rss_mb, arg_max(cpu_seconds, seq) AS cpu_seconds, max(cuda_peak_mb) AS cuda_peak_mb
+  FROM e WHERE event_type = '{E.EPOCH_COMPLETED.name}' GROUP BY run_id, start, rank)
+SELECT count(*) AS processes, max(rss_mb) AS rss_mb, sum(cpu_seconds) AS cpu_seconds,
+  max(cuda_peak_mb) AS cuda_peak_mb
+FROM p"""
+
+
+def system_line(store: RunStore) -> str:
+    """Peak resident memory, total CPU time and (on CUDA) peak GPU memory from the EPOCH_COMPLETED readings ('' with
+    none). CPU time is cumulative per process, so the total adds the last reading of each process."""
+    totals = store.one(SYSTEM_TOTALS)
+    if totals is None or not totals["processes"]:
+        return ""
+    parts = [f"peak RSS {totals['rss_mb']:,.0f} MiB", f"CPU time {totals['cpu_seconds']:,.1f} s"]
+    if totals["cuda_peak_mb"] is not None:  # NULL off CUDA
+        parts.append(f"CUDA peak {totals['cuda_peak_mb']:,.0f} MiB")
+    return f"System: {' · '.join(parts)} ({totals['processes']} process(es), read at each epoch's end)"
 
 
 SLOT_COLUMNS: Final = ("action index", "slot", "surface", "order", "channels", "position")
@@ -320,64 +278,27 @@ def _bars(store: RunStore, sql: str) -> list[tuple[str, float]]:
     return [(str(label), float(value)) for label, value in store.query(sql).rows]
 
 
-PPO_CURVES: Final = (("policy loss", "policy_loss"), ("value loss", "value_loss"), ("op entropy", "entropy_op"))
-
-
-def curves(store: RunStore) -> list[str]:
-    """The report's figures: accuracy, reward and PPO curves, then the op and blueprint distributions."""
-    ppo = [
-        (name, _points(store, f"SELECT round, {column} FROM ppo_updates ORDER BY seq")) for name, column in PPO_CURVES
-    ]
-    return [
-        accuracy_figure(store),
-        _figure(
-            "Final validation accuracy per episode (all environments, in finishing order), and the host-only "
-            "baseline's (dashed; heuristic and random runs train one for env 0).",
-            line_chart(
-                [
-                    ("final acc", _points(store, _in_order("final_accuracy", "episode_outcomes"))),
-                    (HOST_ONLY_FINAL, _points(store, BASELINE_FINALS)),
-                ],
-                x_label="episode",
-                y_label="%",
-                dashed=(HOST_ONLY_FINAL,),
-            ),
-        ),
-        _figure(
-            "Episode reward (policies trained by reward only).",
-            line_chart(
-                [("episode reward", _points(store, _in_order("episode_reward", "episode_outcomes")))],
-                x_label="episode",
-                y_label="reward",
-            ),
-        ),
-        _figure("PPO losses and op-head entropy per update.", line_chart(ppo, x_label="PPO round", y_label="")),
-        _figure(
-            "Decisions per op.",
-            bar_chart(_bars(store, "SELECT op, decisions FROM action_distribution ORDER BY decisions DESC")),
-        ),
-        _figure(
-            "Applied germinations per blueprint (share).",
-            bar_chart(_bars(store, "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC")),
-        ),
-    ]
-
-
 HOST_ONLY: Final = "host-only baseline"
 HOST_ONLY_FINAL: Final = "host-only final acc"
 # Env 0's epochs numbered in file order across episodes (x), once per (rank, episode, epoch): the x axis of the
-# accuracy chart, which the baseline's epochs and the seed events join on.
+# accuracy and loss charts, which the baseline's epochs and the seed events join on.
 _EPOCH_X: Final = """WITH x AS (
   SELECT min(n) AS x, rank, episode, epoch
   FROM (SELECT row_number() OVER (ORDER BY seq) AS n, rank, episode, epoch FROM epochs WHERE env_id = 0)
   GROUP BY rank, episode, epoch)"""
-BASELINE_POINTS: Final = f"""{_EPOCH_X}
-SELECT x.x, b.val_accuracy FROM host_baseline b JOIN x USING (rank, episode, epoch) WHERE b.env_id = 0 ORDER BY b.seq"""
+
+
+def baseline_points(column: str) -> str:
+    """SQL: (x, `column` of host_baseline) for env 0's baseline epochs, each at the x of its grown epoch."""
+    return f"""{_EPOCH_X}
+SELECT x.x, b.{column} FROM host_baseline b JOIN x USING (rank, episode, epoch) WHERE b.env_id = 0 ORDER BY b.seq"""
+
+
 _MARK_KIND: Final = (
     "CASE e.event_type " + " ".join(f"WHEN '{t.name}' THEN '{k}'" for t, k in SEED_MARKS.items()) + " END"
 )
 SEED_MARK_POINTS: Final = f"""{_EPOCH_X}
-SELECT x.x, {_MARK_KIND} FROM events e JOIN x USING (rank, episode, epoch)
+SELECT x.x, {_MARK_KIND}, e.seq FROM events e JOIN x USING (rank, episode, epoch)
 WHERE e.env_id = 0 AND e.event_type IN ({", ".join(f"'{t.name}'" for t in SEED_MARKS)}) ORDER BY e.seq"""
 EPISODE_STARTS: Final = f"""{_EPOCH_X}
 SELECT min(x) - 0.5, episode FROM x GROUP BY rank, episode HAVING min(x) > 1 ORDER BY 1"""
@@ -389,23 +310,128 @@ SELECT o.x, b.val_accuracy FROM o JOIN host_baseline b USING (rank, env_id, epis
 WHERE b.epoch = (SELECT episode_length FROM runs ORDER BY seq DESC LIMIT 1) ORDER BY o.x"""
 
 
+def curves(store: RunStore) -> list[str]:
+    """The report's figures, each left out when it has nothing to draw: accuracy and loss over env 0's epochs,
+    final accuracy and reward per episode, the PPO curves, then the op and blueprint distributions."""
+    return [
+        accuracy_figure(store),
+        loss_figure(store),
+        _figure(
+            "Final validation accuracy per episode (all environments, in finishing order), and the host-only "
+            "baseline's (dashed; heuristic and random runs train one for env 0).",
+            svgchart.line_chart(
+                LineChart(
+                    [
+                        Series("final acc", _points(store, _in_order("final_accuracy", "episode_outcomes"))),
+                        Series(HOST_ONLY_FINAL, _points(store, BASELINE_FINALS), dashed=True),
+                    ],
+                    x_label="episode (finishing order)",
+                    y_label="val accuracy (%)",
+                )
+            ),
+        ),
+        _figure(
+            "Episode reward (what a PPO policy is trained on).",
+            svgchart.line_chart(
+                LineChart(
+                    [Series("episode reward", _points(store, _in_order("episode_reward", "episode_outcomes")))],
+                    x_label="episode (finishing order)",
+                    y_label="reward",
+                )
+            ),
+        ),
+        *ppo_figures(store),
+        _figure(
+            "Decisions per op.",
+            svgchart.bar_chart(_bars(store, "SELECT op, decisions FROM action_distribution ORDER BY decisions DESC")),
+        ),
+        _figure(
+            "Applied germinations per blueprint (share).",
+            svgchart.bar_chart(
+                _bars(store, "SELECT blueprint_id, frequency FROM blueprint_frequency ORDER BY frequency DESC")
+            ),
+        ),
+    ]
+
+
+def _update_chart(store: RunStore, columns: Sequence[tuple[str, str]], y_label: str, *, log: bool) -> str:
+    """PPO curves over the updates in file order: one series per (name, ppo_updates column)."""
+    series = [Series(name, _points(store, _in_order(column, "ppo_updates"))) for name, column in columns]
+    return svgchart.line_chart(LineChart(series, x_label="PPO update", y_label=y_label, log_y=log))
+
+
+def ppo_figures(store: RunStore) -> list[str]:
+    """Policy loss (linear: it is often negative), value loss (log: it falls by decades) and the per-head
+    entropies; a run without PPO updates has none of them."""
+    heads = [(head, f"entropy_{head}") for head in HEADS]
+    return [
+        _figure(
+            "PPO policy loss per update.", _update_chart(store, [("policy loss", "policy_loss")], "loss", log=False)
+        ),
+        _figure(
+            "PPO value loss per update (log scale).",
+            _update_chart(store, [("value loss", "value_loss")], "loss (log)", log=True),
+        ),
+        _figure("Policy entropy per action head, per PPO update.", _update_chart(store, heads, "entropy", log=False)),
+    ]
+
+
+def _episode_starts(store: RunStore) -> list[Boundary]:
+    return [Boundary(float(x), f"ep {episode}") for x, episode in store.query(EPISODE_STARTS).rows]
+
+
+def seed_markers(store: RunStore) -> list[Marker]:
+    """Env 0's seed events at their epoch's x, each with its rendering (where, then what) as its tooltip."""
+    by_seq = {event["seq"]: event for event in store.log.events}
+    markers = []
+    for x, kind, seq in store.query(SEED_MARK_POINTS).rows:
+        event = by_seq[seq]
+        where = f"episode {event['episode']} epoch {event['epoch']} {event['slot_id'] or ''}".rstrip()
+        markers.append(Marker(float(x), str(kind), f"{where}: {render_event(event)}"))
+    return markers
+
+
 def accuracy_figure(store: RunStore) -> str:
     """Env 0's validation accuracy over every epoch of every episode, the host-only baseline's beside it, the seed
     events at their epochs and the episode starts."""
-    grown = _points(store, _in_order("val_accuracy", "epochs", "WHERE env_id = 0"))
-    marks = [(float(x), str(kind)) for x, kind in store.query(SEED_MARK_POINTS).rows]
-    starts = [(float(x), int(episode)) for x, episode in store.query(EPISODE_STARTS).rows]
     return _figure(
-        "Validation accuracy of env 0, every epoch of every episode (x: epoch across episodes); dashed: the host-only "
-        "baseline of each episode (same host, seeded alike, every slot dormant; heuristic and random runs); ticks: "
-        "seed events at their epochs; dotted: where an episode starts.",
-        line_chart(
-            [("env 0 val acc", grown), (HOST_ONLY, _points(store, BASELINE_POINTS))],
-            x_label="epoch (all episodes)",
-            y_label="%",
-            dashed=(HOST_ONLY,),
-            marks=marks,
-            boundaries=starts,
+        "Validation accuracy of env 0, every epoch of every episode; dashed: the host-only baseline of each episode "
+        "(same host, seeded alike, every slot dormant; heuristic and random runs); markers above the plot: seed "
+        "events at their epochs (hover for what happened); dotted: where an episode starts.",
+        svgchart.line_chart(
+            LineChart(
+                [
+                    Series("env 0 val acc", _points(store, _in_order("val_accuracy", "epochs", "WHERE env_id = 0"))),
+                    Series(HOST_ONLY, _points(store, baseline_points("val_accuracy")), dashed=True),
+                ],
+                x_label="epoch (all episodes)",
+                y_label="val accuracy (%)",
+                lanes=MARK_LANES,
+                markers=seed_markers(store),
+                boundaries=_episode_starts(store),
+            )
+        ),
+    )
+
+
+def loss_figure(store: RunStore) -> str:
+    """Env 0's training and validation loss over every epoch (log scale: losses fall by decades), and the host-only
+    baseline's validation loss."""
+    return _figure(
+        "Loss of env 0, every epoch of every episode (log scale); dashed: the host-only baseline's validation loss; "
+        "dotted: where an episode starts.",
+        svgchart.line_chart(
+            LineChart(
+                [
+                    Series("train loss", _points(store, _in_order("train_loss", "epochs", "WHERE env_id = 0"))),
+                    Series("val loss", _points(store, _in_order("val_loss", "epochs", "WHERE env_id = 0"))),
+                    Series("host-only val loss", _points(store, baseline_points("val_loss")), dashed=True),
+                ],
+                x_label="epoch (all episodes)",
+                y_label="loss (log)",
+                log_y=True,
+                boundaries=_episode_starts(store),
+            )
         ),
     )
 
@@ -421,14 +447,20 @@ def gates_table(store: RunStore) -> str:
 
 
 def analytics_sections(store: RunStore) -> list[str]:
-    """One table per analytics view (at most 200 rows, without the timestamp and JSON columns)."""
-    sections = []
+    """One table per analytics view with rows (at most 200, without the timestamp and JSON columns); the views
+    without rows named together in one line at the end."""
+    sections, empty = [], []
     for title, view in ANALYTICS_SECTIONS:
         result = store.view(view)
+        if not result.rows:
+            empty.append(f"{title} ({view})")
+            continue
         columns = [c for c in result.columns if c not in ("timestamp", "op_probabilities", "op_q_values")]
         keep = [result.columns.index(c) for c in columns]
         rows = [[row[i] for i in keep] for row in result.rows[:200]]
         sections.append(f"<h3>{_esc(title)} <small>({_esc(view)})</small></h3>{table(columns, rows)}")
+    if empty:
+        sections.append(f'<p class="empty">No rows in: {_esc("; ".join(empty))}.</p>')
     return sections
 
 

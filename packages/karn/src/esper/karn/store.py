@@ -232,7 +232,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           {_COMPLETED.integer("episodes_completed", sql_type="INTEGER")} AS episodes_completed,
           {_COMPLETED.number("wall_seconds")} AS wall_seconds,
           {_COMPLETED.boolean("interrupted")} AS interrupted
-        FROM s ASOF LEFT JOIN c ON c.seq >= s.seq
+        FROM s ASOF LEFT JOIN c ON c.run_id = s.run_id AND c.seq >= s.seq
         """,
     ),
     "slots": (
@@ -586,7 +586,7 @@ VIEWS: Final[dict[str, tuple[str, str]]] = {
           avg(o.final_accuracy) - any_value(b.baseline_accuracy) AS accuracy_gain,
           (avg(o.final_accuracy) - any_value(b.baseline_accuracy)) / nullif(avg(o.added_params) / 1000.0, 0)
             AS roi_per_kparam
-        FROM episode_outcomes o CROSS JOIN baseline b GROUP BY o.run_id""",
+        FROM episode_outcomes o LEFT JOIN baseline b USING (run_id) GROUP BY o.run_id""",
     ),
 }
 
@@ -655,24 +655,107 @@ def read_baseline_accuracy(run_dir: Path) -> float | None:
     return loads(RunSummary, path.read_text(encoding="utf-8")).baseline_accuracy
 
 
-class RunStore:
-    """One run directory in an in-memory DuckDB: `raw_events` plus the views in VIEWS."""
+class DuplicateRunIdError(ValueError):
+    """Two run directories of one store hold events of the same run id: a query could not tell them apart."""
 
-    def __init__(self, run_dir: Path, *, baseline_accuracy: float | None = None) -> None:
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run directory of a store: its event log (with its torn last line, if any) and its host-only baseline
+    accuracy (summary.json's unless given)."""
+
+    run_dir: Path
+    log: EventLog
+    baseline_accuracy: float | None
+
+    @classmethod
+    def read(cls, run_dir: Path, baseline_accuracy: float | None = None) -> StoredRun:
         if not is_run_dir(run_dir):
             raise FileNotFoundError(f"{run_dir}: not a run directory (no {EVENTS_FILE})")
-        self.run_dir = run_dir
-        self.log: EventLog = read_event_log(run_dir / EVENTS_FILE)
-        self.baseline_accuracy = baseline_accuracy if baseline_accuracy is not None else read_baseline_accuracy(run_dir)
+        log = read_event_log(run_dir / EVENTS_FILE)
+        return cls(
+            run_dir, log, baseline_accuracy if baseline_accuracy is not None else read_baseline_accuracy(run_dir)
+        )
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The run ids its events carry, in order of first appearance (one, for a run Esper wrote)."""
+        return list(dict.fromkeys(str(event["run_id"]) for event in self.log.events))
+
+
+def _check_distinct(runs: Sequence[StoredRun]) -> None:
+    """Every run id belongs to one run directory (the views tell runs apart by run_id alone)."""
+    owner: dict[str, Path] = {}
+    for run in runs:
+        for run_id in run.run_ids:
+            if run_id in owner:
+                raise DuplicateRunIdError(
+                    f"run id {run_id!r} is in both {owner[run_id]} and {run.run_dir}: a query over both could not "
+                    "tell their events apart"
+                )
+            owner[run_id] = run.run_dir
+
+
+CopyFormat = Literal["csv", "parquet"]
+_COPY_OPTIONS: Final[Mapping[CopyFormat, str]] = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet"}
+_COPY_SOURCE: Final = "karn_copy_source"  # the query being written, registered under this name
+
+
+class RunStore:
+    """Run directories in an in-memory DuckDB: `raw_events` plus the views in VIEWS. `RunStore(run_dir)` holds one
+    run; `RunStore.of_runs(run_dirs)` holds several, every view spanning them. Each view keeps `run_id` and computes
+    per run (joins, windows and aggregates go by run_id), so a query over several runs filtered to one run id reads
+    what that run's own store reads. `seq` is a line number of its own run's log: (run_id, seq) identifies an
+    event."""
+
+    runs: tuple[StoredRun, ...]  # in the order given; `raw_events` holds their events in that order
+    con: duckdb.DuckDBPyConnection
+
+    def __init__(self, run_dir: Path, *, baseline_accuracy: float | None = None) -> None:
+        self._open((StoredRun.read(run_dir, baseline_accuracy),))
+
+    @classmethod
+    def of_runs(cls, run_dirs: Sequence[Path]) -> RunStore:
+        """One store over several run directories, each with its own summary.json baseline; DuplicateRunIdError
+        when two hold the same run id (the same directory twice, or a copy)."""
+        if not run_dirs:
+            raise ValueError("RunStore.of_runs: no run directories given")
+        store = cls.__new__(cls)
+        store._open(tuple(StoredRun.read(run_dir) for run_dir in run_dirs))
+        return store
+
+    def _open(self, runs: tuple[StoredRun, ...]) -> None:
+        _check_distinct(runs)
+        self.runs = runs
         self.con = duckdb.connect(":memory:")
-        load_events(self.con, self.log.events)
-        self.con.execute("CREATE TABLE baseline (baseline_accuracy DOUBLE)")
-        self.con.execute("INSERT INTO baseline VALUES (?)", [self.baseline_accuracy])
+        load_events(self.con, [run.log.events for run in runs])
+        self.con.execute("CREATE TABLE baseline (run_id VARCHAR, baseline_accuracy DOUBLE)")
+        baselines = [(run_id, run.baseline_accuracy) for run in runs for run_id in run.run_ids]
+        if baselines:
+            self.con.executemany("INSERT INTO baseline VALUES (?, ?)", baselines)
         create_views(self.con)
+
+    def _only(self) -> StoredRun:
+        """The run of a single-run store; a store of several has no one run directory (read `runs`)."""
+        if len(self.runs) != 1:
+            raise ValueError(f"this store holds {len(self.runs)} runs, not one: read RunStore.runs")
+        return self.runs[0]
+
+    @property
+    def run_dir(self) -> Path:
+        return self._only().run_dir
+
+    @property
+    def log(self) -> EventLog:
+        return self._only().log
+
+    @property
+    def baseline_accuracy(self) -> float | None:
+        return self._only().baseline_accuracy
 
     @property
     def torn_tail(self) -> TornTail | None:
-        return self.log.torn_tail
+        return self._only().log.torn_tail
 
     def query(self, sql: str, params: Sequence[object] = ()) -> QueryResult:
         try:
@@ -681,6 +764,36 @@ class RunStore:
             raise QueryError(str(exc)) from exc
         columns = [d[0] for d in cursor.description] if cursor.description else []
         return QueryResult(columns, cursor.fetchall())
+
+    def copy_query(self, sql: str, out: Path, file_format: CopyFormat) -> int:
+        """Write the rows of a query to `out` as CSV (with a header) or Parquet through DuckDB's COPY, and return how
+        many. The file is written beside `out` under a temporary name and renamed: a failed query or write leaves no
+        half-written file (and an existing `out` untouched)."""
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        try:
+            count = self._copy(sql, Path(name), file_format)
+            os.replace(name, out)
+        except BaseException:  # the temporary file goes; the error goes on
+            os.unlink(name)
+            raise
+        return count
+
+    def _copy(self, sql: str, path: Path, file_format: CopyFormat) -> int:
+        # DuckDB parses the query as `query` would (comments, a trailing semicolon); COPY then writes its rows
+        target = str(path).replace("'", "''")
+        try:
+            relation = self.con.sql(sql)
+            if relation is None:
+                raise QueryError(f"the query returns no rows to write: {sql}")
+            self.con.register(_COPY_SOURCE, relation)
+            try:
+                rows = self.con.execute(f"COPY {_COPY_SOURCE} TO '{target}' ({_COPY_OPTIONS[file_format]})").fetchall()
+            finally:
+                self.con.unregister(_COPY_SOURCE)
+        except duckdb.Error as exc:  # re-raised as the store's own error type, with DuckDB's message
+            raise QueryError(str(exc)) from exc
+        return int(rows[0][0])
 
     def view(self, name: str) -> QueryResult:
         if name not in VIEWS:
@@ -703,17 +816,21 @@ class RunStore:
         self.close()
 
 
-def load_events(con: duckdb.DuckDBPyConnection, events: Sequence[WireEvent]) -> None:
-    """Create `raw_events` from validated wire events with one bulk read of a temporary NDJSON file."""
-    columns = ", ".join(f"{name}: '{sql_type}'" for name, sql_type in _RAW_COLUMNS.items())
+def load_events(con: duckdb.DuckDBPyConnection, runs: Sequence[Sequence[WireEvent]]) -> None:
+    """Create `raw_events` from the validated wire events of each run (in the runs' order, each in file order) with
+    one bulk read of a temporary NDJSON file."""
+    columns = ", ".join(f"{name}: '{sql_type}'" for name, sql_type in {**_RAW_COLUMNS, "run_order": "INTEGER"}.items())
     fd, name = tempfile.mkstemp(prefix="karn-", suffix=".jsonl")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for event in events:
-                out.write(json.dumps(event) + "\n")
-        if events:
+            for order, events in enumerate(runs):
+                for event in events:
+                    out.write(json.dumps({**event, "run_order": order}) + "\n")
+        if any(runs):
             source = f"read_json('{name}', format = 'newline_delimited', columns = {{{columns}}})"
-            con.execute(f"CREATE TABLE raw_events AS SELECT * FROM {source} ORDER BY seq")
+            con.execute(
+                f"CREATE TABLE raw_events AS SELECT * EXCLUDE (run_order) FROM {source} ORDER BY run_order, seq"
+            )
         else:
             fields = ", ".join(f"{n} {t}" for n, t in _RAW_COLUMNS.items())
             con.execute(f"CREATE TABLE raw_events ({fields})")

@@ -1,8 +1,9 @@
 """`esper karn tui RUN`: a Textual view of a running or finished run, polling its events.jsonl twice a second.
 
-Panels: run header, environment table, action distribution, per-slot seed swimlanes (slot and its surface, blueprint,
-internal level and, for a channel ladder, its channels per group (`L2/4 x2ch`), the seed's latest |delta| / |x|, stage
-per epoch of the current episode), reward components, PPO health, event log.
+Panels: run header (and two more lines: where the run came from, TRAINING_STARTED's provenance, and what the
+process used at its latest epoch), environment table, action distribution, per-slot seed swimlanes (slot and its
+surface, blueprint, internal level and, for a channel ladder, its channels per group (`L2/4 x2ch`), the seed's latest
+|delta| / |x|, stage per epoch of the current episode), reward components, PPO health, event log.
 Below 100 columns the panels stack vertically. Keys: q quit, p pause/resume polling, e next environment in the
 swimlanes.
 """
@@ -41,6 +42,39 @@ STAGE_GLYPHS: Final[dict[str, tuple[str, str]]] = {
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
     return "-" if value is None else format(value, fmt)
+
+
+def provenance_text(started: dict[str, Any] | None, system: dict[str, Any] | None) -> str:
+    """The header's second and third lines: `commit 0123456 (dirty) · esper train ...`, then `RSS 827 MiB · CPU
+    11.5 s · device cpu · esper 0.1.0 · torch 2.9.1 · Python 3.11.7 · host (platform)`: each line's least needed
+    part last, where a narrow terminal cuts it."""
+    if started is None:
+        return "no TRAINING_STARTED yet"
+    p = started["provenance"]
+    commit = "no git checkout" if p["git_commit"] is None else f"commit {p['git_commit'][:7]}"
+    if p["git_dirty"]:
+        commit += " (dirty)"
+    program, *args = p["command_line"]
+    command = " ".join([Path(program).name, *args])  # the program by name, not the virtual environment's path to it
+    machine = [
+        system_text(system),
+        f"device {started['device']}",
+        f"esper {p['esper_version']}",
+        f"torch {p['torch_version']}",
+        f"Python {p['python_version']}",
+        f"{p['host_name']} ({p['platform']})",
+    ]
+    return f"{commit} · {command}\n" + " · ".join(machine)
+
+
+def system_text(system: dict[str, Any] | None) -> str:
+    """The latest epoch's process reading: `RSS 827 MiB · CPU 11.5 s` (and `· CUDA peak 512 MiB` on CUDA)."""
+    if system is None:
+        return "no epoch yet"
+    text = f"RSS {system['rss_mb']:.0f} MiB · CPU {system['cpu_seconds']:.1f} s"
+    if system["cuda_peak_mb"] is not None:
+        text += f" · CUDA peak {system['cuda_peak_mb']:.0f} MiB"
+    return text
 
 
 def bar(fraction: float, width: int) -> str:
@@ -122,7 +156,8 @@ class KarnApp(App[None]):
     TITLE = "Esper · Karn"
     CSS = """
     Screen { layout: vertical; overflow-y: auto; }
-    #header { dock: top; height: 1; background: $primary; color: $text; padding: 0 1; }
+    #header { dock: top; height: 3; background: $primary; color: $text; padding: 0 1; text-wrap: nowrap;
+              text-overflow: ellipsis; }
     .row { height: auto; }
     #envs { width: 2fr; height: auto; max-height: 12; }
     #actions { width: 1fr; height: auto; padding: 0 1; }
@@ -192,10 +227,13 @@ class KarnApp(App[None]):
             what += f" · {started['world_size']} ranks ({started['parallel_mode']})"
         state = "PAUSED" if self.paused else snap["status"]
         episodes = len(snap["episodes"])
-        self.query_one("#header", Static).update(
+        header = Text()
+        header.append(
             f"{snap['run_id']} · {what} · {state} · {snap['events']} events · {episodes} episode(s) done · "
-            f"{snap['governor_rollbacks']} rollback(s)"
+            f"{snap['governor_rollbacks']} rollback(s)\n"
         )
+        header.append(provenance_text(started, snap["system"]), style="dim")
+        self.query_one("#header", Static).update(header)
         table = self.query_one("#envs", DataTable)
         table.clear()
         for env in snap["envs"]:

@@ -1,11 +1,13 @@
 """`esper karn serve`: a local web dashboard over every run in a runs directory.
 
-A stdlib HTTP server (no framework, no network access: the page, script and styles ship in `esper/karn/static/`).
+A stdlib HTTP server (no framework, no network access: the page, script and styles ship in `esper/karn/static/`,
+with the vendored uPlot charting library and its licence).
 The page polls `/api/runs/<run_id>?log_after=N` once a second; each poll folds the run's newly written events into
 its LiveRun, so a run in progress updates live. Binds to 127.0.0.1 unless told otherwise.
 
 Routes: `/` the page; `/static/<file>` its assets; `/api/runs` the run listing; `/api/runs/<run_id>` a run's
-snapshot (the event log only after `log_after`).
+snapshot (the event log only after `log_after`); `/api/compare?runs=a,b` what the run comparison overlays for each
+named run (LiveRun.comparison), in the order named.
 """
 
 from __future__ import annotations
@@ -25,8 +27,22 @@ from esper.karn.runs import describe_run
 from esper.karn.store import is_run_dir, list_run_dirs
 from esper.leyline import WireError
 
-STATIC_TYPES: Final = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+STATIC_TYPES: Final = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain",  # uPlot.LICENSE.txt: the vendored library's licence ships and is served with it
+}
 RUN_ID: Final = re.compile(r"^[A-Za-z0-9._-]+$")
+MAX_COMPARED: Final = 8  # runs one comparison overlays: one colour each, a legend that still reads
+
+
+class NoRun(LookupError):
+    """A run id that names no run directory under the dashboard's runs directory."""
+
+    def __init__(self, run_id: str, runs_dir: Path) -> None:
+        super().__init__(f"no run {run_id!r} in {runs_dir}")
 
 
 class Dashboard:
@@ -41,15 +57,49 @@ class Dashboard:
     def runs(self) -> list[dict[str, object]]:
         return [describe_run(path).as_dict() for path in reversed(list_run_dirs(self.runs_dir))]
 
-    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any] | None:
+    def _refreshed(self, run_id: str) -> LiveRun | None:
+        """The run's LiveRun with its newly written events folded (the caller holds the lock); None: no such run."""
         run_dir = self.runs_dir / run_id
         if not RUN_ID.match(run_id) or not is_run_dir(run_dir):
             return None
+        live = self._live.setdefault(run_id, LiveRun(run_dir))
+        live.refresh()
+        return live
+
+    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any] | None:
         with self._lock:  # one fold at a time per dashboard: LiveRun is not thread-safe
-            live = self._live.setdefault(run_id, LiveRun(run_dir))
-            live.refresh()
+            live = self._refreshed(run_id)
+            if live is None:
+                return None
             self.snapshots_served += 1
             return live.snapshot(log_after=log_after)
+
+    def compare(self, run_ids: list[str]) -> dict[str, Any]:
+        """What the comparison overlays for each run, in the order given; NoRun names the first that is missing."""
+        with self._lock:
+            found = []
+            for run_id in run_ids:
+                live = self._refreshed(run_id)
+                if live is None:
+                    raise NoRun(run_id, self.runs_dir)
+                found.append(live.comparison())
+            return {"runs": found}
+
+
+def compared_runs(query: str) -> list[str]:
+    """The run ids of `/api/compare?runs=a,b`; ValueError says what is wrong with them."""
+    values = parse_qs(query, keep_blank_values=True)
+    if "runs" not in values or len(values["runs"]) != 1:
+        raise ValueError("give the runs to compare once, as runs=a,b")
+    run_ids = values["runs"][0].split(",")
+    bad = [run_id for run_id in run_ids if not RUN_ID.match(run_id)]
+    if bad:
+        raise ValueError(f"not a run id: {bad[0]!r}")
+    if len(set(run_ids)) != len(run_ids):
+        raise ValueError(f"a run is named twice in {values['runs'][0]!r}")
+    if len(run_ids) > MAX_COMPARED:
+        raise ValueError(f"at most {MAX_COMPARED} runs are compared at once, got {len(run_ids)}")
+    return run_ids
 
 
 def static_file(name: str) -> tuple[bytes, str] | None:
@@ -95,6 +145,9 @@ class DashboardHandler(BaseHTTPRequestHandler):
         if path == "/api/runs":
             self._json(self.server.dashboard.runs())
             return
+        if path == "/api/compare":
+            self._compare(url.query)
+            return
         if path.startswith("/api/runs/"):
             query = parse_qs(url.query)
             raw = query["log_after"][0] if "log_after" in query else "0"
@@ -113,6 +166,19 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._json(snapshot)
             return
         self._json({"error": f"no route {path}"}, HTTPStatus.NOT_FOUND)
+
+    def _compare(self, query: str) -> None:
+        try:
+            run_ids = compared_runs(query)
+        except ValueError as exc:  # the page or a script asked badly: say how
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+            return
+        try:
+            self._json(self.server.dashboard.compare(run_ids))
+        except NoRun as exc:
+            self._json({"error": str(exc)}, HTTPStatus.NOT_FOUND)
+        except WireError as exc:  # a corrupt event log in one of the runs: its file and line number
+            self._json({"error": str(exc)}, HTTPStatus.UNPROCESSABLE_ENTITY)
 
 
 class DashboardServer(ThreadingHTTPServer):

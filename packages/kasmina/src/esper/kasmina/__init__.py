@@ -30,6 +30,16 @@ from esper.kasmina.contracts import *  # noqa: F403
 from esper.kasmina.contracts import __all__ as CONTRACT_NAMES
 from esper.kasmina.ddp import LOCAL, RankSymmetry, data_parallel
 from esper.kasmina.gates import GATE_FOR_TARGET, MEASURED_CHECKS, GateMode, GateThresholds, QualityGates
+from esper.kasmina.grown import (
+    GrownModel,
+    GrownSlot,
+    evaluate,
+    fossils,
+    grown_from,
+    load_grown_model,
+    read_record,
+    save_grown_model,
+)
 from esper.kasmina.hosts import AttentionSublayer, CNNHost, HostProtocol, MlpSublayer, TransformerHost
 from esper.kasmina.model import (
     MorphogeneticModel,
@@ -58,6 +68,8 @@ __all__ = [
     "LoraLadderSeed",
     "ForwardMode",
     "GateMode",
+    "GrownModel",
+    "GrownSlot",
     "MEASURED_CHECKS",
     "GateThresholds",
     "GatedBlend",
@@ -87,8 +99,14 @@ __all__ = [
     "RankSymmetry",
     "data_parallel",
     "ease",
+    "evaluate",
+    "fossils",
+    "grown_from",
     "is_compiled",
+    "load_grown_model",
+    "read_record",
     "recompile_count",
+    "save_grown_model",
     "seed_group_size",
     "spec_for",
 ]

@@ -191,6 +191,10 @@ class EnvEmitter:
         self.episode: int | None = None
         self.epoch: int | None = None
 
+    @property
+    def run_id(self) -> str:
+        return self._hub.run_id
+
     def start_episode(self, episode: int) -> None:
         self.episode = episode
         self.epoch = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +66,7 @@ class LoopConfig:
     reward: RewardConfig
     gamma: float  # PPO's discount, which the reward's potential-based shaping must use
     episode_length: int
+    save_models: Path | None = None  # each episode's grown model is saved under it, one directory per episode
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +297,17 @@ class EpisodeLoop:
         )
 
     def _finish(self, lane: _Lane) -> EpisodeOutcome:
-        outcome = lane.env.outcome(reward_components=sum_components(lane.components))
+        env = lane.env
+        outcome = env.outcome(reward_components=sum_components(lane.components))
+        if self.config.save_models is not None:
+            env.save_grown_model(self.config.save_models / grown_model_name(env.episode, env.emitter.env_id))
         lane.env.emitter.emit(EpisodeOutcomePayload(outcome=outcome))
         return outcome
+
+
+def grown_model_name(episode: int, env_id: int) -> str:
+    """The directory of one episode's grown model under the run's models directory."""
+    return f"episode{episode:04d}-env{env_id:02d}"
 
 
 def _twin(env: Environment) -> Environment:

@@ -52,6 +52,7 @@ class TrainerConfig:
     reward: RewardConfig
     policy: LstmPolicyConfig
     compile_backend: str | None = None  # torch.compile the environments' hosts and seeds with it (None: eager)
+    save_models: Path | None = None  # each episode's grown model is saved under it (None: none are)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,9 @@ class VectorizedTrainer:
             group.broadcast_module(self.policy.network)
         self.ppo = PpoTrainer(self.policy, config.ppo, seed=config.seed)
         self.normalizer = RunningMeanStd(obs_dim(len(config.slots.slots)))
-        loop = LoopConfig(config.slots, config.masks, config.reward, config.ppo.gamma, config.episode_length)
+        loop = LoopConfig(
+            config.slots, config.masks, config.reward, config.ppo.gamma, config.episode_length, config.save_models
+        )
         self.loop = EpisodeLoop(loop, self.envs, self.policy)
         # Action sampling: each environment-parallel rank draws its own stream (rank 0 keeps the single-process one).
         rank_offset = 0 if group is None or data_parallel else 7919 * group.rank

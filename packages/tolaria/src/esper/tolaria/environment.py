@@ -8,11 +8,13 @@ must), tick every slot, and return the training signals and the seed reports Tam
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 
 import torch
@@ -33,8 +35,13 @@ from esper.kasmina import (
     cohort_validation,
     compile_model,
     cross_entropy,
+    evaluate,
+    fossils,
+    grown_from,
+    save_grown_model,
 )
 from esper.kasmina import data_parallel as kasmina_data_parallel
+from esper.kasmina.contracts import GrownModelRecord
 from esper.leyline import (
     ALPHA_CURVE_SHAPES,
     ALPHA_SPEED_STEPS,
@@ -66,6 +73,7 @@ from esper.leyline import (
 from esper.leyline import slot_ids as slot_ids_of
 from esper.tolaria.data import TensorData
 from esper.tolaria.governor import Governor
+from esper.tolaria.system import read_system_metrics
 from esper.tolaria.tasks import TaskSpec
 
 OP = LifecycleOp
@@ -377,6 +385,7 @@ class Environment:
                 epoch_seconds=seconds + time.perf_counter() - started,
                 governor_rollback=rolled_back,
                 seeds=self.model.epoch_records(),
+                system=read_system_metrics(self.device),
             )
         )
         return StepResult(self._signals(validation), self.model.reports(), result, validation, rolled_back)
@@ -424,6 +433,35 @@ class Environment:
             gate_refusals=tally["gate_refusals"],
             governor_rollbacks=tally["governor_rollbacks"],
         )
+
+    def save_grown_model(self, directory: Path) -> GrownModelRecord:
+        """The host and its fossils now (the end of an episode) into `directory` (kasmina.grown), measured on the
+        validation set as the grown model itself: live seeds are left out, so this can differ from the episode's
+        last validation when a seed was still blending."""
+        fossilized, live = fossils(self.model)
+        config = self.task.config
+        record = GrownModelRecord(
+            task=self.task.name,
+            topology=config.topology,
+            cnn_host=config.cnn_host,
+            transformer_host=config.transformer_host,
+            slot_ids=self.model.slot_order,
+            seed_width=config.seed_width,
+            seeds=fossilized,
+            live_seeds_left_out=live,
+            run_id=self.emitter.run_id,
+            env_id=self.emitter.env_id,
+            episode=self.episode,
+            epoch=self.epoch,
+            val_loss=0.0,
+            val_accuracy=0.0,
+        )
+        # the record's measurements are filled in once the grown model built from it has been measured
+        grown = grown_from(self.model, record).to(self.device)
+        loss, accuracy = evaluate(grown, self.data.val_x, self.data.val_y)
+        grown.record = record = dataclasses.replace(record, val_loss=loss, val_accuracy=accuracy)
+        save_grown_model(grown, directory)
+        return record
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.task.config.batch_size

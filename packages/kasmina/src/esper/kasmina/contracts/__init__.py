@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 from .cnn_host_config import CnnHostConfig
+from .grown_model_record import GrownModelRecord, SlotId
+from .grown_seed import GrownSeed
 from .transformer_host_config import TransformerHostConfig
 
 __all__ = [
     "CnnHostConfig",
+    "GrownModelRecord",
+    "GrownSeed",
+    "SlotId",
     "TransformerHostConfig",
 ]

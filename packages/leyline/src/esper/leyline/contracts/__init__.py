@@ -31,6 +31,7 @@ from .lifecycle_op import LifecycleOp
 from .parallel_mode import ParallelMode
 from .policy_kind import PolicyKind
 from .ppo_update_completed_payload import PpoUpdateCompletedPayload
+from .provenance import Provenance
 from .prune_initiator import PruneInitiator
 from .reward_components import RewardComponents
 from .reward_computed_payload import RewardComputedPayload
@@ -48,6 +49,7 @@ from .seed_state_report import SeedStateReport
 from .severity import Severity
 from .slot_config import SlotConfig
 from .surface_type import SurfaceType
+from .system_metrics import SystemMetrics
 from .telemetry_event import TelemetryEvent
 from .telemetry_event_type import TelemetryEventType
 from .tempo_action import TempoAction
@@ -87,6 +89,7 @@ __all__ = [
     "ParallelMode",
     "PolicyKind",
     "PpoUpdateCompletedPayload",
+    "Provenance",
     "PruneInitiator",
     "RewardComponents",
     "RewardComputedPayload",
@@ -104,6 +107,7 @@ __all__ = [
     "Severity",
     "SlotConfig",
     "SurfaceType",
+    "SystemMetrics",
     "TelemetryEvent",
     "TelemetryEventType",
     "TempoAction",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .seed_epoch import SeedEpoch
+from .system_metrics import SystemMetrics
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,4 +59,8 @@ class EpochCompletedPayload:
     seeds: Sequence[SeedEpoch]
     """
     Every seed in a slot after the epoch (live, fossilized, and pruned ones until their slot resets), in slot order.
+    """
+    system: SystemMetrics
+    """
+    Memory and CPU time of the process when the epoch ended.
     """

@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 from .parallel_mode import ParallelMode
 from .policy_kind import PolicyKind
+from .provenance import Provenance
 from .slot_config import SlotConfig
 from .topology import Topology
 
@@ -72,4 +73,8 @@ class TrainingStartedPayload:
     parallel_mode: ParallelMode
     """
     How the run uses its processes.
+    """
+    provenance: Provenance
+    """
+    Code, command and machine of the run.
     """

@@ -83,3 +83,7 @@ class RunConfig:
     """
     `--compile`: the host's ops and head and every seed run through torch.compile (esper.kasmina.compiled, inductor); the environments then train one at a time instead of stacked. Pays on a GPU; measured in docs/performance.md.
     """
+    save_model: bool
+    """
+    `--save-model`: at the end of every episode each environment saves its grown model (the host and its fossilized seeds) under RUN_DIR/models/ (esper.kasmina.grown: model.safetensors + model.json); `esper export` copies one out, `esper.kasmina.load_grown_model` loads it.
+    """
