@@ -25,6 +25,7 @@ SCRIPTS = (
     "env_batching.py",
     "distributed_throughput.py",
     "karn_store.py",
+    "tensorboard_sink.py",
 )
 
 
