@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from esper.karn import RunStore
-from esper.kasmina import data_parallel
+from esper.kasmina import data_parallel, read_record
 from esper.leyline import ParallelMode
 from esper.simic import DistributedError, WorkerGroup, init_group, is_peer_failure, read_checkpoint
 
@@ -107,7 +107,8 @@ def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_p
         "--master-port",
         str(free_port()),
     ]
-    command = [*torchrun, *PPO[1:], "--envs", "2", "--episode-length", "4", "--rounds", "1", "--run-dir", str(run_dir)]
+    command = [*torchrun, *PPO[1:], "--envs", "2", "--episode-length", "4", "--rounds", "1", "--save-model"]
+    command += ["--run-dir", str(run_dir)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("final accuracy (mean of episodes)") == 1  # rank 0 alone prints the summary
@@ -117,6 +118,9 @@ def test_cli_writes_one_stream_and_a_dead_rank_stops_the_run_with_an_error(tmp_p
     assert store.one("SELECT world_size, parallel_mode FROM runs") == {"world_size": 2, "parallel_mode": "envs"}
     assert store.query("SELECT count(*) FROM events WHERE event_type = 'TRAINING_STARTED'").rows[0][0] == 1
     assert json.loads((run_dir / "summary.json").read_text())["episodes"] == 2
+    # --save-model: each rank saves the grown models of its own environments, one directory each
+    saved_models = [read_record(path) for path in sorted((run_dir / "models").iterdir())]
+    assert sorted((r.env_id, r.episode) for r in saved_models) == [(0, 0), (1, 0)]
 
     # 2. Rank 1 dies during the resumed run: rank 0 stops with a clear error instead of hanging.
     procs = launch([*PPO, "--resume", str(run_dir), "--rounds", "30"])

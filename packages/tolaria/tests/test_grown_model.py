@@ -115,22 +115,28 @@ def test_a_saved_model_holds_no_pickle_and_each_weight_is_the_trained_one(
     assert ladder.get_extra_state() == {"level": 2, "max_level": 4}
 
 
-def test_saving_refuses_an_existing_directory_and_loading_names_what_is_missing(
+def test_saving_replaces_a_saved_model_refuses_anything_else_and_loading_names_what_is_missing(
     grown_episode: tuple[Environment, StepResult], tmp_path: Path
 ) -> None:
     env, _ = grown_episode
     (tmp_path / "taken").mkdir()
-    with pytest.raises(FileExistsError, match="taken already exists"):
+    with pytest.raises(FileExistsError, match="taken already exists and is not a saved grown model"):
         env.save_grown_model(tmp_path / "taken")
     assert list(tmp_path.iterdir()) == [tmp_path / "taken"]  # nothing half-written beside it
     with pytest.raises(FileNotFoundError, match=f"holds no {RECORD_FILE}"):
         load_grown_model(tmp_path / "taken")
+    # A resumed run plays an unfinished round's episodes again: their models replace the earlier ones whole.
     env.save_grown_model(tmp_path / "model")
+    (tmp_path / "model" / "stale").write_text("from the earlier try")
+    record = env.save_grown_model(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == sorted([WEIGHTS_FILE, RECORD_FILE])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "taken"]
+    assert load_grown_model(tmp_path / "model").record == record
     (tmp_path / "model" / WEIGHTS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=f"holds no {WEIGHTS_FILE}"):
         load_grown_model(tmp_path / "model")
-    record = tmp_path / "model" / RECORD_FILE
-    record.write_text(record.read_text(encoding="utf-8").replace('"val_accuracy"', '"val_acc"'), encoding="utf-8")
+    path = tmp_path / "model" / RECORD_FILE
+    path.write_text(path.read_text(encoding="utf-8").replace('"val_accuracy"', '"val_acc"'), encoding="utf-8")
     with pytest.raises(WireError, match="model.json"):
         load_grown_model(tmp_path / "model")
 

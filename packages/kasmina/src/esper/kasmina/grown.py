@@ -137,10 +137,11 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> t
 
 
 def save_grown_model(grown: GrownModel, directory: Path) -> None:
-    """model.safetensors and model.json into `directory`, which must not exist yet; both appear at once (written
-    into a temporary directory beside it, then renamed), so a reader never sees half a model."""
-    if directory.exists():
-        raise FileExistsError(f"{directory} already exists")
+    """model.safetensors and model.json into `directory`; both appear at once (written into a temporary directory
+    beside it, then renamed), so a reader never sees half a model. A directory holding a saved model is replaced
+    (a resumed run plays the episodes of its unfinished round again); any other existing path is refused."""
+    if directory.exists() and not (directory / RECORD_FILE).is_file():
+        raise FileExistsError(f"{directory} already exists and is not a saved grown model")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -149,10 +150,22 @@ def save_grown_model(grown: GrownModel, directory: Path) -> None:
         }
         save_file(tensors, str(staging / WEIGHTS_FILE))
         (staging / RECORD_FILE).write_text(dumps(grown.record) + "\n", encoding="utf-8")
-        staging.rename(directory)
+        _swap_in(staging, directory)
     except BaseException:  # nothing half-written: the staging directory goes, then the error goes on
-        shutil.rmtree(staging)
+        if staging.exists():
+            shutil.rmtree(staging)
         raise
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    """Rename `staging` to `directory`; an earlier model there is moved aside first and removed after."""
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    old = staging.with_name(staging.name + ".old")
+    directory.rename(old)
+    staging.rename(directory)
+    shutil.rmtree(old)
 
 
 def read_record(directory: Path) -> GrownModelRecord:

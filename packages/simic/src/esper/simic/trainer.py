@@ -153,9 +153,9 @@ class VectorizedTrainer:
             group.broadcast_module(self.policy.network)
         self.ppo = PpoTrainer(self.policy, config.ppo, seed=config.seed)
         self.normalizer = RunningMeanStd(obs_dim(len(config.slots.slots)))
-        loop = LoopConfig(
-            config.slots, config.masks, config.reward, config.ppo.gamma, config.episode_length, config.save_models
-        )
+        # Data-parallel ranks hold the same environments: rank 0 alone saves their grown models.
+        saves = None if data_parallel and group is not None and group.rank != 0 else config.save_models
+        loop = LoopConfig(config.slots, config.masks, config.reward, config.ppo.gamma, config.episode_length, saves)
         self.loop = EpisodeLoop(loop, self.envs, self.policy)
         # Action sampling: each environment-parallel rank draws its own stream (rank 0 keeps the single-process one).
         rank_offset = 0 if group is None or data_parallel else 7919 * group.rank
