@@ -62,23 +62,24 @@ from esper.leyline import (
 )
 
 
-def _import_summary_writer() -> Any:
-    """tensorboardX's SummaryWriter, imported without torch. tensorboardX's writer module runs `import torch` only
-    to accept tensors (Karn passes plain floats); where torch is installed that import costs seconds and would break
-    the rule that `esper karn ...` never imports torch. A None entry in sys.modules makes that import fail as if
-    torch were absent; a process that already holds torch (a training run) keeps it."""
+def _import_tensorboardx() -> tuple[Any, Any]:
+    """tensorboardX's FileWriter and summary builders, imported without torch. tensorboardX's writer module runs
+    `import torch` only to accept tensors (Karn passes plain floats); where torch is installed that import costs
+    seconds and would break the rule that `esper karn ...` never imports torch. A None entry in sys.modules makes
+    that import fail as if torch were absent; a process that already holds torch (a training run) keeps it."""
     hide = "torch" not in sys.modules
     if hide:
         sys.modules["torch"] = None  # type: ignore[assignment]  # None is the documented "import fails" marker
     try:
-        from tensorboardX import SummaryWriter  # type: ignore[import-untyped]  # ships no type information
+        from tensorboardX import summary  # type: ignore[import-untyped]  # ships no type information
+        from tensorboardX.writer import FileWriter  # type: ignore[import-untyped]
     finally:
         if hide:
             del sys.modules["torch"]
-    return SummaryWriter
+    return FileWriter, summary
 
 
-SummaryWriter: Final = _import_summary_writer()
+FileWriter, tb_summary = _import_tensorboardx()
 E = TelemetryEventType
 P = TypeVar("P")
 FLUSH_SECONDS: Final = 5  # how stale a live TensorBoard may be; the sink flushes on close too
@@ -120,21 +121,27 @@ class Written:
 
 
 class _Writer:
-    """One TensorBoard run: a SummaryWriter on its directory, counting what it wrote."""
+    """One TensorBoard run: a FileWriter on its directory, counting what it wrote. An event's scalars go out as one
+    record holding every value (one queue hand-off to the writer thread instead of one per scalar: about 8x fewer
+    records per epoch); TensorBoard reads each value under its own tag."""
 
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
-        self._writer: Any = SummaryWriter(logdir=str(logdir), max_queue=MAX_QUEUE, flush_secs=FLUSH_SECONDS)
+        self._writer: Any = FileWriter(str(logdir), max_queue=MAX_QUEUE, flush_secs=FLUSH_SECONDS)
         self.scalars = 0
         self.texts = 0
         self.histograms = 0
 
-    def scalar(self, tag: str, value: float, step: int, wall: float) -> None:
-        self._writer.add_scalar(tag, float(value), global_step=step, walltime=wall)
-        self.scalars += 1
+    def add_scalars(self, values: Mapping[str, float], step: int, wall: float) -> None:
+        if not values:
+            return
+        Value = tb_summary.Summary.Value
+        record = tb_summary.Summary(value=[Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
+        self._writer.add_summary(record, global_step=step, walltime=wall)
+        self.scalars += len(values)
 
     def text(self, tag: str, text: str, step: int, wall: float) -> None:
-        self._writer.add_text(tag, text, global_step=step, walltime=wall)
+        self._writer.add_summary(tb_summary.text(tag, text), global_step=step, walltime=wall)
         self.texts += 1
 
     def histogram(self, tag: str, values: Sequence[float], step: int, wall: float) -> None:
@@ -153,7 +160,7 @@ class _Writer:
         self, tag: str, values: Sequence[float], limits: list[float], counts: list[int], step: int, wall: float
     ) -> None:
         """TensorBoard's histogram record: bucket i holds the values in (limits[i-1], limits[i]]."""
-        self._writer.add_histogram_raw(
+        record = tb_summary.histogram_raw(
             tag,
             min=min(values),
             max=max(values),
@@ -162,9 +169,8 @@ class _Writer:
             sum_squares=sum(v * v for v in values),
             bucket_limits=limits,
             bucket_counts=counts,
-            global_step=step,
-            walltime=wall,
         )
+        self._writer.add_summary(record, global_step=step, walltime=wall)
         self.histograms += 1
 
     def written(self) -> Written:
@@ -272,9 +278,7 @@ class TensorBoardSink:
 
     def _scalars(self, writer: _Writer, values: Mapping[str, float | None], step: int, wall: float) -> None:
         """Each value under its tag; None (not measured) writes nothing."""
-        for tag, value in values.items():
-            if value is not None:
-                writer.scalar(tag, value, step, wall)
+        writer.add_scalars({tag: value for tag, value in values.items() if value is not None}, step, wall)
 
     # ---------------------------------------------------------------- run-level events
 
