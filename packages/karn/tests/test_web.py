@@ -448,7 +448,7 @@ class AppendingDashboard(Dashboard):
         super().__init__(runs_dir)
         self.run = run
 
-    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any] | None:
+    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any]:
         snap = super().snapshot(run_id, log_after)
         if self.snapshots_served == 1:
             self.run.decide(0, 4, OP.SHRINK_INTERNAL)

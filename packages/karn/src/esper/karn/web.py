@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -57,33 +58,26 @@ class Dashboard:
     def runs(self) -> list[dict[str, object]]:
         return [describe_run(path).as_dict() for path in reversed(list_run_dirs(self.runs_dir))]
 
-    def _refreshed(self, run_id: str) -> LiveRun | None:
-        """The run's LiveRun with its newly written events folded (the caller holds the lock); None: no such run."""
+    def _refreshed(self, run_id: str) -> LiveRun:
+        """The run's LiveRun with its newly written events folded (the caller holds the lock); NoRun: no such run."""
         run_dir = self.runs_dir / run_id
         if not RUN_ID.match(run_id) or not is_run_dir(run_dir):
-            return None
+            raise NoRun(run_id, self.runs_dir)
         live = self._live.setdefault(run_id, LiveRun(run_dir))
         live.refresh()
         return live
 
-    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any] | None:
+    def snapshot(self, run_id: str, log_after: int) -> dict[str, Any]:
+        """The run's state for the page (NoRun: no such run)."""
         with self._lock:  # one fold at a time per dashboard: LiveRun is not thread-safe
             live = self._refreshed(run_id)
-            if live is None:
-                return None
             self.snapshots_served += 1
             return live.snapshot(log_after=log_after)
 
     def compare(self, run_ids: list[str]) -> dict[str, Any]:
         """What the comparison overlays for each run, in the order given; NoRun names the first that is missing."""
         with self._lock:
-            found = []
-            for run_id in run_ids:
-                live = self._refreshed(run_id)
-                if live is None:
-                    raise NoRun(run_id, self.runs_dir)
-                found.append(live.comparison())
-            return {"runs": found}
+            return {"runs": [self._refreshed(run_id).comparison() for run_id in run_ids]}
 
 
 def compared_runs(query: str) -> list[str]:
@@ -155,15 +149,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
                 self._json({"error": f"log_after must be a non-negative integer, got {raw!r}"}, HTTPStatus.BAD_REQUEST)
                 return
             run_id = path.removeprefix("/api/runs/")
-            try:
-                snapshot = self.server.dashboard.snapshot(run_id, int(raw))
-            except WireError as exc:  # a corrupt event log: the page shows the error with its line number
-                self._json({"error": str(exc)}, HTTPStatus.UNPROCESSABLE_ENTITY)
-                return
-            if snapshot is None:
-                self._json({"error": f"no run {run_id!r} in {self.server.dashboard.runs_dir}"}, HTTPStatus.NOT_FOUND)
-                return
-            self._json(snapshot)
+            self._answer(lambda: self.server.dashboard.snapshot(run_id, int(raw)))
             return
         self._json({"error": f"no route {path}"}, HTTPStatus.NOT_FOUND)
 
@@ -173,12 +159,19 @@ class DashboardHandler(BaseHTTPRequestHandler):
         except ValueError as exc:  # the page or a script asked badly: say how
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
             return
+        self._answer(lambda: self.server.dashboard.compare(run_ids))
+
+    def _answer(self, read: Callable[[], dict[str, Any]]) -> None:
+        """What `read` gives about runs, or the error the page shows: each is an answer, not a swallowed failure."""
         try:
-            self._json(self.server.dashboard.compare(run_ids))
-        except NoRun as exc:
+            body = read()
+        except NoRun as exc:  # a run id that names no run: 404 naming it and the runs directory
             self._json({"error": str(exc)}, HTTPStatus.NOT_FOUND)
-        except WireError as exc:  # a corrupt event log in one of the runs: its file and line number
+            return
+        except WireError as exc:  # a corrupt event log: the page shows its file and line number
             self._json({"error": str(exc)}, HTTPStatus.UNPROCESSABLE_ENTITY)
+            return
+        self._json(body)
 
 
 class DashboardServer(ThreadingHTTPServer):
